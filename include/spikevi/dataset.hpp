@@ -1,0 +1,74 @@
+#pragma once
+// A data set in the layout of shared/DATA_FORMAT.md, held in memory trial by trial. A process
+// may hold only a contiguous block of trials (MPI sharding); metadata covers all trials.
+#include <Eigen/Dense>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace spikevi {
+
+struct Split {
+  std::vector<int> train_trials;            // 0-based, as in /split/train_trials
+  std::vector<int> test_trials;             // 0-based
+  std::vector<int> heldout_neurons;         // 0-based
+  std::vector<int> heldin_neurons() const;  // the complement, ascending (needs neuron count)
+  int neurons = 0;                          // total neuron count, for heldin_neurons()
+};
+
+// Ground truth of a simulated data set (/truth). Per-trial arrays only for the held trials.
+struct Truth {
+  std::string observation = "poisson";   // attribute `observation`
+  Eigen::MatrixXd C;                     // N x D
+  Eigen::VectorXd d;                     // N
+  Eigen::MatrixXd A;                     // D x D
+  Eigen::VectorXd b;                     // D
+  Eigen::MatrixXd Q;                     // D x D
+  Eigen::VectorXd mu0;                   // D
+  Eigen::MatrixXd Sigma0;                // D x D
+  Eigen::VectorXd dispersion;            // N, negative binomial only (else empty)
+  std::vector<Eigen::MatrixXd> latents;  // per held trial: D x T_k
+  std::vector<Eigen::MatrixXd> rates;    // per held trial: N x T_k, expected counts per bin
+  int dim() const { return static_cast<int>(A.rows()); }
+};
+
+struct Dataset {
+  std::string path;  // file it came from ("" if made in memory)
+  int trials = 0;    // in the file
+  int bins = 0;      // padded length (second dimension of /counts)
+  int neurons = 0;
+  double bin_width_s = 0.0;
+  std::vector<int> trial_lengths;  // all trials, 1..bins
+
+  int first_trial = 0;  // the held trials are first_trial .. first_trial + held() - 1
+  std::vector<Eigen::MatrixXd> counts;  // per held trial: N x T_k (column t = bin t), as doubles
+  // per modality NAME of /continuous/NAME, per held trial: channels x T_k, NaN = missing
+  std::map<std::string, std::vector<Eigen::MatrixXd>> continuous;
+  std::vector<Eigen::MatrixXd> inputs;  // per held trial: inputs x T_k, empty if none
+
+  std::optional<Split> split;
+  std::optional<Truth> truth;
+
+  int held() const { return static_cast<int>(counts.size()); }
+  bool holds(int trial) const { return trial >= first_trial && trial < first_trial + held(); }
+  const Eigen::MatrixXd& trial_counts(int trial) const { return counts.at(trial - first_trial); }
+  double total_spikes() const;  // over held trials, valid bins only
+};
+
+struct ReadOptions {
+  int first_trial = 0;
+  int trial_count = -1;  // -1: all trials from first_trial on
+  bool read_truth = true;
+  bool read_continuous = true;
+};
+
+// Reads and validates a file (shared/DATA_FORMAT.md). Throws InputError naming the file, the
+// dataset and the offending value for every violation the format lists.
+Dataset read_dataset(const std::string& path, const ReadOptions& options = {});
+
+// Writes a complete data set (all trials held) in the format, counts as int32 chunked by
+// trial, with /split and /truth when present. Overwrites `path`.
+void write_dataset(const std::string& path, const Dataset& data);
+
+}  // namespace spikevi

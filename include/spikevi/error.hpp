@@ -1,0 +1,31 @@
+#pragma once
+// Typed errors. The CLI turns each into one line and a non-zero exit status:
+//   InputError     a data or checkpoint file breaks its contract (names file, dataset, value)
+//   ConfigError    an option or option combination makes no sense (names the option)
+//   NumericalError a computation lost positive-definiteness or finiteness (names where)
+#include <stdexcept>
+#include <string>
+
+namespace spikevi {
+
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class InputError : public Error {
+ public:
+  using Error::Error;
+};
+
+class ConfigError : public Error {
+ public:
+  using Error::Error;
+};
+
+class NumericalError : public Error {
+ public:
+  using Error::Error;
+};
+
+}  // namespace spikevi

@@ -1,0 +1,42 @@
+#pragma once
+// The results file of `spikevi fit` (FIT.h5), readable with h5py or MATLAB. Arrays are
+// row-major with shapes outermost first:
+//   /elbo [iterations]                       objective trace (DESIGN.md §3)
+//   /trace/{elbo_per_spike,relative_change,seconds,local_iterations} [iterations]
+//   /globals/{C [N,D], d [N], A [D,D], b [D], Q [D,D] (posterior mean), mu0 [D], Sigma0 [D,D]}
+//   /globals/readout_covariance [N,D+1,D+1]  Laplace covariance P_n^-1 of (c_n, d_n)
+//   /globals/dynamics/{M [D,D+1], V [D+1,D+1], Psi [D,D], nu}   q(A~, Q), MNIW
+//   /globals/dynamics_prior/{M,V,Psi,nu}, /globals/readout_prior/{mean, precision}
+//   /latents/trials [K], /latents/mean [K,bins,D], /latents/cov [K,bins,D,D] (NaN padding)
+//   root attributes: elbo, elbo_per_spike, evidence_laplace, termination, and provenance
+//   (version, git_revision, date, ranks, data); /config attributes: the options used.
+// Everything is in the canonical gauge of gauge.hpp.
+#include <map>
+#include <string>
+#include <vector>
+
+#include "spikevi/gaussian_moments.hpp"
+#include "spikevi/global_state.hpp"
+#include "spikevi/variational_fit.hpp"
+
+namespace spikevi {
+
+struct FitRecord {
+  GlobalState globals;
+  std::vector<IterationRecord> trace;
+  std::string termination;
+  double evidence_laplace = 0.0;
+  double spike_count = 0.0;
+  std::vector<int> trials;               // fitted trials, file indices
+  std::vector<GaussianMoments> latents;  // one per entry of `trials`
+  int padded_bins = 0;                   // second dimension of /latents/mean
+  std::map<std::string, std::string> configuration;
+  std::map<std::string, std::string> provenance;
+};
+
+void write_fit(const std::string& path, const FitRecord& record);
+
+// The globals of a fit file (for evaluate/decode); throws InputError naming what is missing.
+GlobalState read_fit_globals(const std::string& path);
+
+}  // namespace spikevi

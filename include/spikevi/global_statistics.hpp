@@ -1,0 +1,30 @@
+#pragma once
+// Everything the global step needs from the trials of a (mini)batch, as one flat buffer of
+// doubles: the thing ranks allreduce once per iteration (DESIGN.md §3-4).
+#include <Eigen/Dense>
+#include <span>
+#include <vector>
+
+#include "spikevi/dynamics.hpp"
+#include "spikevi/readout.hpp"
+
+namespace spikevi {
+
+struct GlobalStatistics {
+  TransitionStatistics transitions;
+  Eigen::VectorXd initial_mean_sum;           // sum_k E[z_k1]
+  Eigen::MatrixXd initial_second_moment_sum;  // sum_k E[z_k1 z_k1']
+  double trials = 0.0;                        // number of trials summed
+  ReadoutStatistics spikes;
+  double elbo_sum = 0.0;  // sum_k ELBO_k
+  double spike_count = 0.0;
+
+  static GlobalStatistics zero(int dim, int neurons);
+  // Adds one trial's posterior (and its counts, for the readout statistics).
+  void add_trial(const GaussianMoments& q, const Readout& readout, const ObservationModel& model,
+                 const Eigen::ArrayXXd& counts, double elbo);
+  std::vector<double> pack() const;
+  void unpack(std::span<const double> buffer);  // the layout of pack() for the same sizes
+};
+
+}  // namespace spikevi

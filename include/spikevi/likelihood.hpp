@@ -1,0 +1,41 @@
+#pragma once
+// The observation side of one trial: every modality (spikes, continuous channels) that shares
+// the trial's latents, evaluated together at a Gaussian q(z) (DESIGN.md §1-2).
+#include <Eigen/Dense>
+#include <vector>
+
+#include "spikevi/gaussian_moments.hpp"
+#include "spikevi/observation_model.hpp"
+#include "spikevi/readout.hpp"
+
+namespace spikevi {
+
+// One modality as one trial sees it. Non-owning: the caller keeps model, kernels, data alive.
+struct ModalityView {
+  const ObservationModel* model = nullptr;
+  const ReadoutKernels* kernels = nullptr;
+  const Eigen::ArrayXXd* data = nullptr;  // rows x T (NaN = missing where the model allows)
+  double log_base_measure = 0.0;          // model->log_base_measure(data), computed once
+};
+
+// Gaussian site parameters per bin (DESIGN.md §2): L_t (D x TD) and l_t (D x T).
+struct Sites {
+  Eigen::MatrixXd precision;  // D x TD
+  Eigen::MatrixXd shift;      // D x T
+  static Sites zero(int dim, int bins);
+  int bins() const { return static_cast<int>(shift.cols()); }
+};
+
+// Scratch arrays reused across evaluations (no allocation in the sweep once sized).
+struct LikelihoodWorkspace {
+  Eigen::ArrayXXd mu, s2, ell, g, G;
+};
+
+// sum_t E_q[ell_t] over all modalities (base measures included) and, when `targets` is not
+// null, the natural-gradient site targets (-2 d ell/d S_t, d ell/d m_t - 2 (d ell/d S_t) m_t)
+// summed over modalities, scaled by `likelihood_scale` (1/beta under KL annealing, §6).
+double expected_log_likelihood(const std::vector<ModalityView>& modalities,
+                               const GaussianMoments& q, LikelihoodWorkspace& work, Sites* targets,
+                               double likelihood_scale = 1.0);
+
+}  // namespace spikevi

@@ -1,0 +1,107 @@
+#include "command.hpp"
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "spikevi/error.hpp"
+
+#ifndef SPIKEVI_VERSION
+#define SPIKEVI_VERSION "unknown"
+#endif
+#ifndef SPIKEVI_GIT_REVISION
+#define SPIKEVI_GIT_REVISION "unknown"
+#endif
+
+namespace spikevi::cli {
+
+bool parse_options(const std::string& command, const std::string& summary,
+                   po::options_description& options, const CommandContext& context,
+                   po::variables_map& values) {
+  po::options_description general("General");
+  general.add_options()("help,h", "print this help and exit")(
+      "config", po::value<std::string>(),
+      "read options from an INI file whose keys are the long option names; options on the "
+      "command line take precedence");
+  po::options_description all;
+  all.add(options).add(general);
+  try {
+    po::store(po::command_line_parser(context.arguments).options(all).run(), values);
+    if (values.count("help")) {
+      if (context.comm->is_root())
+        std::cout << "usage: spikevi " << command << " [options]\n\n"
+                  << summary << "\n\n"
+                  << all << std::flush;
+      return false;
+    }
+    if (values.count("config")) {
+      const std::string path = values["config"].as<std::string>();
+      std::ifstream file(path);
+      if (!file) throw ConfigError("--config " + path + ": cannot open the file");
+      po::store(po::parse_config_file(file, options), values);
+    }
+    po::notify(values);
+  } catch (const po::error& e) {
+    throw ConfigError(std::string(e.what()) + " (see 'spikevi " + command + " --help')");
+  }
+  return true;
+}
+
+void check_output_path(const std::string& option, const std::string& path, bool overwrite) {
+  namespace fs = std::filesystem;
+  if (path.empty()) throw ConfigError(option + " is required");
+  const fs::path target(path);
+  const fs::path folder = target.has_parent_path() ? target.parent_path() : fs::path(".");
+  if (!fs::is_directory(folder))
+    throw ConfigError(option + " " + path + ": the folder " + folder.string() + " does not exist");
+  if (fs::exists(target) && !overwrite)
+    throw ConfigError(option + " " + path + " already exists (pass --overwrite to replace it)");
+}
+
+std::string temporary_path_for(const std::string& path) { return path + ".tmp"; }
+
+void rename_into_place(const std::string& temporary, const std::string& path) {
+  std::error_code error;
+  std::filesystem::rename(temporary, path, error);
+  if (error)
+    throw InputError(path + ": cannot move the finished file into place (" + error.message() + ")");
+}
+
+std::map<std::string, std::string> provenance(const CommandContext& context) {
+  const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  char date[32];
+  std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  return {{"version", SPIKEVI_VERSION},
+          {"git_revision", SPIKEVI_GIT_REVISION},
+          {"date", date},
+          {"ranks", std::to_string(context.comm->size())},
+          {"command_line", context.command_line}};
+}
+
+std::map<std::string, std::string> option_values(const po::variables_map& values) {
+  std::map<std::string, std::string> out;
+  for (const auto& [key, value] : values) {
+    const boost::any& held = value.value();
+    std::ostringstream text;
+    if (held.type() == typeid(std::string))
+      text << boost::any_cast<std::string>(held);
+    else if (held.type() == typeid(int))
+      text << boost::any_cast<int>(held);
+    else if (held.type() == typeid(double))
+      text << boost::any_cast<double>(held);
+    else if (held.type() == typeid(std::uint64_t))
+      text << boost::any_cast<std::uint64_t>(held);
+    else if (held.type() == typeid(bool))
+      text << (boost::any_cast<bool>(held) ? "true" : "false");
+    else
+      continue;
+    out[key] = text.str();
+  }
+  return out;
+}
+
+}  // namespace spikevi::cli

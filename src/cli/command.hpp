@@ -1,0 +1,53 @@
+#pragma once
+// The pieces every subcommand shares: option parsing with --help and --config, output-path
+// checks, provenance, and printing from rank 0 only.
+#include <boost/program_options.hpp>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "spikevi/communicator.hpp"
+
+namespace spikevi::cli {
+
+namespace po = boost::program_options;
+
+struct CommandContext {
+  std::vector<std::string> arguments;  // after the subcommand name
+  std::string command_line;            // the whole command line, for provenance
+  Communicator* comm = nullptr;
+};
+
+// Parses `arguments` against `options` (plus --help and --config FILE, whose keys are the long
+// option names; the command line overrides the file). Returns false after printing help.
+bool parse_options(const std::string& command, const std::string& summary,
+                   po::options_description& options, const CommandContext& context,
+                   po::variables_map& values);
+
+// Refuses an output path whose folder is missing, or that exists without --overwrite.
+void check_output_path(const std::string& option, const std::string& path, bool overwrite);
+// Writes through `write(temporary_path)` and renames into place, so a failure never leaves a
+// half-written file under the final name (nor destroys an existing one).
+template <class Write>
+void write_atomically(const std::string& path, Write&& write);
+void rename_into_place(const std::string& temporary, const std::string& path);
+std::string temporary_path_for(const std::string& path);
+
+// version, git revision, UTC date, ranks, command line.
+std::map<std::string, std::string> provenance(const CommandContext& context);
+
+// The option values as text, for the /config record of an output file.
+std::map<std::string, std::string> option_values(const po::variables_map& values);
+
+int run_simulate(const CommandContext& context);
+int run_fit(const CommandContext& context);
+int run_evaluate(const CommandContext& context);
+
+template <class Write>
+void write_atomically(const std::string& path, Write&& write) {
+  const std::string temporary = temporary_path_for(path);
+  write(temporary);
+  rename_into_place(temporary, path);
+}
+
+}  // namespace spikevi::cli

@@ -1,0 +1,134 @@
+// spikevi fit: read a data set, fit on its training trials, write FIT.h5.
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+
+#include "command.hpp"
+#include "spikevi/dataset.hpp"
+#include "spikevi/error.hpp"
+#include "spikevi/fit_file.hpp"
+#include "spikevi/gauge.hpp"
+#include "spikevi/variational_fit.hpp"
+
+namespace spikevi::cli {
+namespace {
+
+struct FitOptions {
+  std::string data, out;
+  bool overwrite = false, quiet = false;
+  FitSettings settings;
+};
+
+po::options_description fit_options(FitOptions& o) {
+  FitSettings& s = o.settings;
+  po::options_description options("Fit options");
+  options.add_options()("data", po::value(&o.data)->required(),
+                        "input data set (HDF5, DATA_FORMAT.md)")(
+      "out", po::value(&o.out)->required(), "results file to write (HDF5)")(
+      "latents", po::value(&s.latents)->default_value(4), "number of latent dimensions D")(
+      "iterations", po::value(&s.iterations)->default_value(100), "maximum number of iterations")(
+      "tolerance", po::value(&s.tolerance)->default_value(1e-6),
+      "stop when the relative ELBO change falls below this; 0 runs exactly --iterations")(
+      "local-tolerance", po::value(&s.local.tolerance)->default_value(1e-6),
+      "per-trial local step: stop when an accepted step gains less (nats)")(
+      "local-max-iterations", po::value(&s.local.max_iterations)->default_value(100),
+      "per-trial local step: most natural-gradient steps per iteration")(
+      "prior-readout-precision", po::value(&s.priors.readout_weight_precision)->default_value(1.0),
+      "prior precision pc of each loading c_n (c_n ~ N(0, I/pc))")(
+      "prior-offset-precision", po::value(&s.priors.readout_offset_precision)->default_value(0.01),
+      "prior precision pd of each log-rate offset d_n")(
+      "prior-dynamics-variance", po::value(&s.priors.dynamics_column_variance)->default_value(10.0),
+      "MNIW prior column variance v0 of [A b]")(
+      "prior-process-noise", po::value(&s.priors.process_noise)->default_value(0.1),
+      "MNIW prior mean of the process noise variance, E[Q] = q0 I")(
+      "overwrite", po::bool_switch(&o.overwrite), "replace an existing --out")(
+      "quiet", po::bool_switch(&o.quiet), "no per-iteration progress lines");
+  return options;
+}
+
+void validate(const FitOptions& o) {
+  const FitSettings& s = o.settings;
+  if (s.latents < 1)
+    throw ConfigError("--latents must be >= 1 (got " + std::to_string(s.latents) + ")");
+  if (s.iterations < 1)
+    throw ConfigError("--iterations must be >= 1 (got " + std::to_string(s.iterations) + ")");
+  if (!(s.tolerance >= 0)) throw ConfigError("--tolerance must be >= 0");
+  if (!(s.local.tolerance > 0)) throw ConfigError("--local-tolerance must be > 0");
+  if (s.local.max_iterations < 1) throw ConfigError("--local-max-iterations must be >= 1");
+  for (double p : {s.priors.readout_weight_precision, s.priors.readout_offset_precision,
+                   s.priors.dynamics_column_variance, s.priors.process_noise})
+    if (!(p > 0) || !std::isfinite(p)) throw ConfigError("prior settings must be finite and > 0");
+  check_output_path("--out", o.out, o.overwrite);
+}
+
+std::vector<int> training_trials(const Dataset& data) {
+  if (data.split && !data.split->train_trials.empty()) return data.split->train_trials;
+  std::vector<int> all(static_cast<std::size_t>(data.trials));
+  for (int k = 0; k < data.trials; ++k) all[static_cast<std::size_t>(k)] = k;
+  return all;
+}
+
+void print_progress(const IterationRecord& r) {
+  std::printf("iter %4d  elbo %.6e  elbo/spike %+.6f  rel.change %+.3e  %.3f s\n", r.iteration,
+              r.elbo, r.elbo_per_spike, r.relative_change, r.seconds);
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int run_fit(const CommandContext& context) {
+  FitOptions o;
+  po::options_description options = fit_options(o);
+  po::variables_map values;
+  if (!parse_options("fit",
+                     "Fits a Poisson latent linear dynamical system (Gauss-Markov "
+                     "variational family, natural-gradient VB-EM) to /split/train_trials "
+                     "(all trials without a split).",
+                     options, context, values))
+    return 0;
+  validate(o);
+  const bool root = context.comm->is_root();
+  const auto start = std::chrono::steady_clock::now();
+
+  const Dataset data = read_dataset(o.data, ReadOptions{.read_truth = false});
+  const std::vector<int> trials = training_trials(data);
+  if (root)
+    std::printf("spikevi fit: %s: %zu training trials, %d neurons, D = %d, %d rank(s)\n",
+                o.data.c_str(), trials.size(), data.neurons, o.settings.latents,
+                context.comm->size());
+  const std::vector<TrialCounts> counts = make_trial_counts(data, trials);
+  const FitOutcome outcome =
+      fit_variational(counts, o.settings, *context.comm,
+                      root && !o.quiet ? ProgressCallback(print_progress) : ProgressCallback{});
+
+  std::vector<GaussianMoments> latents;
+  for (const GaussMarkovState& state : outcome.posteriors) latents.push_back(state.moments);
+  const AffineGauge gauge = AffineGauge::canonical(outcome.globals.spikes, latents);
+  FitRecord record;
+  record.globals = gauge.apply(outcome.globals);
+  record.trace = outcome.trace;
+  record.termination =
+      outcome.termination == Termination::kConverged ? "converged" : "iteration limit";
+  record.evidence_laplace = outcome.evidence_laplace;
+  record.spike_count = outcome.spike_count;
+  record.trials = trials;
+  for (const GaussianMoments& q : latents) record.latents.push_back(gauge.apply(q));
+  record.padded_bins = data.bins;
+  record.configuration = option_values(values);
+  record.provenance = provenance(context);
+  record.provenance["data"] = o.data;
+  if (root) write_atomically(o.out, [&](const std::string& path) { write_fit(path, record); });
+
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (root)
+    std::printf(
+        "spikevi fit: %s after %zu iterations: elbo %.6e (%.6f per spike), "
+        "evidence_laplace %.6e; %.1f s; wrote %s\n",
+        record.termination.c_str(), outcome.trace.size(), outcome.trace.back().elbo,
+        outcome.trace.back().elbo_per_spike, outcome.evidence_laplace, seconds, o.out.c_str());
+  return 0;
+}
+
+}  // namespace spikevi::cli

@@ -1,0 +1,59 @@
+// spikevi: variational inference for latent dynamics of neural populations.
+// main() only dispatches; every subcommand lives in its own file.
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "command.hpp"
+#include "spikevi/error.hpp"
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: spikevi COMMAND [options]   (spikevi COMMAND --help for its options)\n\n"
+    "commands:\n"
+    "  simulate   write a simulated data set (with /truth and /split) in the input format\n"
+    "  fit        fit a Poisson latent linear dynamical system by variational inference\n"
+    "  evaluate   co-smoothing score of a fit on the test trials, beside reference scores\n";
+
+// Exit status by error kind (documented in the README).
+int status_of(const spikevi::Error& error) {
+  if (dynamic_cast<const spikevi::ConfigError*>(&error)) return 2;
+  if (dynamic_cast<const spikevi::InputError*>(&error)) return 3;
+  if (dynamic_cast<const spikevi::NumericalError*>(&error)) return 4;
+  return 1;
+}
+
+int dispatch(const std::string& command, spikevi::cli::CommandContext& context) {
+  if (command == "simulate") return spikevi::cli::run_simulate(context);
+  if (command == "fit") return spikevi::cli::run_fit(context);
+  if (command == "evaluate") return spikevi::cli::run_evaluate(context);
+  throw spikevi::ConfigError("unknown command '" + command + "'\n" + kUsage);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  spikevi::MpiSession mpi(&argc, &argv);
+  auto comm = spikevi::make_world_communicator();
+  if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
+    if (comm->is_root()) std::cout << kUsage;
+    return argc < 2 ? 2 : 0;
+  }
+  spikevi::cli::CommandContext context;
+  context.comm = comm.get();
+  for (int i = 0; i < argc; ++i) {
+    if (i >= 2) context.arguments.emplace_back(argv[i]);
+    context.command_line += (i ? " " : "") + std::string(argv[i]);
+  }
+  try {
+    return dispatch(argv[1], context);
+  } catch (const spikevi::Error& error) {
+    if (comm->is_root()) std::cerr << "spikevi: error: " << error.what() << std::endl;
+    return status_of(error);
+  } catch (const std::exception& error) {
+    std::cerr << "spikevi: internal error (rank " << comm->rank() << "): " << error.what()
+              << std::endl;
+    return 1;
+  }
+}

@@ -1,0 +1,176 @@
+#include "spikevi/fit_file.hpp"
+
+#include <cmath>
+#include <limits>
+
+#include "array_layout.hpp"
+#include "spikevi/error.hpp"
+#include "spikevi/hdf5_file.hpp"
+
+namespace spikevi {
+namespace {
+
+using Dims = Hdf5File::Dims;
+constexpr double kMissing = std::numeric_limits<double>::quiet_NaN();
+
+std::size_t dim_of(Eigen::Index n) { return static_cast<std::size_t>(n); }
+
+void write_matrix(Hdf5File& file, const std::string& name, const Eigen::MatrixXd& m) {
+  file.write_doubles(name, row_major(m), {dim_of(m.rows()), dim_of(m.cols())});
+}
+
+void write_vector(Hdf5File& file, const std::string& name, const Eigen::VectorXd& v) {
+  file.write_doubles(name, as_vector(v), {dim_of(v.size())});
+}
+
+void write_mniw(Hdf5File& file, const std::string& group, const MatrixNormalInverseWishart& q) {
+  write_matrix(file, group + "/M", q.M);
+  write_matrix(file, group + "/V", q.V);
+  write_matrix(file, group + "/Psi", q.Psi);
+  file.write_doubles(group + "/nu", std::vector<double>{q.nu}, {1});
+}
+
+// Blocks of D x D (or (D+1) x (D+1)) stored side by side -> [count, side, side] row-major.
+std::vector<double> stacked_blocks(const Eigen::MatrixXd& blocks, Eigen::Index side) {
+  std::vector<double> out;
+  out.reserve(dim_of(blocks.size()));
+  for (Eigen::Index b = 0; b < blocks.cols() / side; ++b) {
+    const std::vector<double> one = row_major(blocks.middleCols(b * side, side));
+    out.insert(out.end(), one.begin(), one.end());
+  }
+  return out;
+}
+
+Eigen::MatrixXd readout_covariances(const Readout& readout) {
+  const Eigen::Index side = readout.dim() + 1;
+  Eigen::MatrixXd cov(side, readout.precision.cols());
+  for (Eigen::Index n = 0; n < readout.rows(); ++n)
+    cov.middleCols(n * side, side) = readout.precision.middleCols(n * side, side)
+                                         .llt()
+                                         .solve(Eigen::MatrixXd::Identity(side, side));
+  return cov;
+}
+
+void write_globals(Hdf5File& file, const GlobalState& g) {
+  const std::size_t N = dim_of(g.spikes.rows());
+  const std::size_t D = dim_of(g.dim());
+  write_matrix(file, "/globals/C", g.spikes.C);
+  write_vector(file, "/globals/d", g.spikes.d);
+  write_matrix(file, "/globals/A", g.dynamics.mean_A());
+  write_vector(file, "/globals/b", g.dynamics.mean_b());
+  write_matrix(file, "/globals/Q", g.dynamics.mean_Q());
+  write_vector(file, "/globals/mu0", g.mu0);
+  write_matrix(file, "/globals/Sigma0", g.Sigma0);
+  file.write_doubles("/globals/readout_covariance",
+                     stacked_blocks(readout_covariances(g.spikes), D + 1), {N, D + 1, D + 1});
+  file.write_doubles("/globals/readout_precision", stacked_blocks(g.spikes.precision, D + 1),
+                     {N, D + 1, D + 1});
+  write_mniw(file, "/globals/dynamics", g.dynamics);
+  write_mniw(file, "/globals/dynamics_prior", g.dynamics_prior);
+  write_vector(file, "/globals/readout_prior/mean", g.spikes_prior.mean);
+  write_matrix(file, "/globals/readout_prior/precision", g.spikes_prior.precision);
+}
+
+void write_trace(Hdf5File& file, const std::vector<IterationRecord>& trace) {
+  std::vector<double> elbo, per_spike, change, seconds, local;
+  for (const IterationRecord& r : trace) {
+    elbo.push_back(r.elbo);
+    per_spike.push_back(r.elbo_per_spike);
+    change.push_back(r.relative_change);
+    seconds.push_back(r.seconds);
+    local.push_back(r.local_iterations);
+  }
+  const Dims dims{trace.size()};
+  file.write_doubles("/elbo", elbo, dims);
+  file.write_doubles("/trace/elbo_per_spike", per_spike, dims);
+  file.write_doubles("/trace/relative_change", change, dims);
+  file.write_doubles("/trace/seconds", seconds, dims);
+  file.write_doubles("/trace/local_iterations", local, dims);
+}
+
+void write_latents(Hdf5File& file, const FitRecord& record) {
+  const std::size_t K = record.trials.size();
+  const std::size_t T = dim_of(record.padded_bins);
+  const std::size_t D = dim_of(record.globals.dim());
+  std::vector<double> mean(K * T * D, kMissing), cov(K * T * D * D, kMissing);
+  for (std::size_t k = 0; k < K; ++k) {
+    const GaussianMoments& q = record.latents[k];
+    for (int t = 0; t < q.bins(); ++t) {
+      const std::size_t bin = k * T + dim_of(t);
+      for (std::size_t i = 0; i < D; ++i)
+        mean[bin * D + i] = q.mean(static_cast<Eigen::Index>(i), t);
+      const std::vector<double> block = row_major(q.cov_block(t));
+      std::copy(block.begin(), block.end(), cov.begin() + static_cast<std::ptrdiff_t>(bin * D * D));
+    }
+  }
+  std::vector<std::int64_t> trials(record.trials.begin(), record.trials.end());
+  file.write_int64("/latents/trials", trials, {K});
+  file.write_doubles("/latents/mean", mean, {K, T, D}, {1, T, D});
+  file.write_doubles("/latents/cov", cov, {K, T, D, D}, {1, T, D, D});
+}
+
+MatrixNormalInverseWishart read_mniw(const Hdf5File& file, const std::string& group, int D) {
+  MatrixNormalInverseWishart q;
+  q.M = from_row_major(file.read_doubles(group + "/M"), D, D + 1);
+  q.V = from_row_major(file.read_doubles(group + "/V"), D + 1, D + 1);
+  q.Psi = from_row_major(file.read_doubles(group + "/Psi"), D, D);
+  q.nu = file.read_doubles(group + "/nu").at(0);
+  return q;
+}
+
+Eigen::VectorXd read_vector(const Hdf5File& file, const std::string& name) {
+  const std::vector<double> values = file.read_doubles(name);
+  return Eigen::Map<const Eigen::VectorXd>(values.data(), static_cast<Eigen::Index>(values.size()));
+}
+
+}  // namespace
+
+void write_fit(const std::string& path, const FitRecord& record) {
+  Hdf5File file = Hdf5File::create(path);
+  write_trace(file, record.trace);
+  write_globals(file, record.globals);
+  if (!record.trials.empty()) write_latents(file, record);
+  const double elbo = record.trace.empty() ? kMissing : record.trace.back().elbo;
+  file.write_double_attribute("/", "elbo", elbo);
+  file.write_double_attribute("/", "elbo_per_spike", elbo / std::max(record.spike_count, 1.0));
+  file.write_double_attribute("/", "evidence_laplace", record.evidence_laplace);
+  file.write_double_attribute("/", "spike_count", record.spike_count);
+  file.write_string_attribute("/", "termination", record.termination);
+  for (const auto& [key, value] : record.provenance) file.write_string_attribute("/", key, value);
+  file.write_doubles("/config/latents", std::vector<double>{double(record.globals.dim())}, {1});
+  for (const auto& [key, value] : record.configuration)
+    file.write_string_attribute("/config", key, value);
+  file.close();
+}
+
+GlobalState read_fit_globals(const std::string& path) {
+  const Hdf5File file = Hdf5File::open_read(path);
+  for (const char* required : {"/globals/C", "/globals/d", "/globals/mu0", "/globals/Sigma0",
+                               "/globals/dynamics/M", "/globals/readout_precision"})
+    if (!file.exists(required))
+      throw InputError(path + ": " + required + " is missing: not a spikevi fit file");
+  const Hdf5File::Dims c_shape = file.shape("/globals/C");
+  if (c_shape.size() != 2) throw InputError(path + ": /globals/C must be 2-D");
+  const int N = static_cast<int>(c_shape[0]);
+  const int D = static_cast<int>(c_shape[1]);
+  GlobalState g;
+  g.spikes.C = from_row_major(file.read_doubles("/globals/C"), N, D);
+  g.spikes.d = read_vector(file, "/globals/d");
+  g.mu0 = read_vector(file, "/globals/mu0");
+  g.Sigma0 = from_row_major(file.read_doubles("/globals/Sigma0"), D, D);
+  g.dynamics = read_mniw(file, "/globals/dynamics", D);
+  g.dynamics_prior = read_mniw(file, "/globals/dynamics_prior", D);
+  const std::vector<double> precision = file.read_doubles("/globals/readout_precision");
+  g.spikes.precision.resize(D + 1, static_cast<Eigen::Index>(N) * (D + 1));
+  for (int n = 0; n < N; ++n) {
+    const std::vector<double> block(precision.begin() + n * (D + 1) * (D + 1),
+                                    precision.begin() + (n + 1) * (D + 1) * (D + 1));
+    g.spikes.precision.middleCols(n * (D + 1), D + 1) = from_row_major(block, D + 1, D + 1);
+  }
+  g.spikes_prior.mean = read_vector(file, "/globals/readout_prior/mean");
+  g.spikes_prior.precision =
+      from_row_major(file.read_doubles("/globals/readout_prior/precision"), D + 1, D + 1);
+  return g;
+}
+
+}  // namespace spikevi

@@ -1,0 +1,96 @@
+#include "spikevi/gauge.hpp"
+
+#include <cmath>
+
+#include "spikevi/error.hpp"
+
+namespace spikevi {
+namespace {
+
+// T = [[M, v], [0, 1]]: how z~ = (z, 1) transforms.
+Eigen::MatrixXd augmented(const AffineGauge& gauge) {
+  const Eigen::Index D = gauge.M.rows();
+  Eigen::MatrixXd T = Eigen::MatrixXd::Identity(D + 1, D + 1);
+  T.topLeftCorner(D, D) = gauge.M;
+  T.topRightCorner(D, 1) = gauge.v;
+  return T;
+}
+
+MatrixNormalInverseWishart transform(const MatrixNormalInverseWishart& q, const AffineGauge& g) {
+  const Eigen::MatrixXd T = augmented(g);
+  const Eigen::MatrixXd T_inv = T.inverse();
+  MatrixNormalInverseWishart out = q;
+  out.M = g.M * q.M * T_inv;
+  out.M.col(out.M.cols() - 1) += g.v;
+  out.V = T_inv.transpose() * q.V * T_inv;
+  out.V = 0.5 * (out.V + out.V.transpose()).eval();
+  out.Psi = g.M * q.Psi * g.M.transpose();
+  out.Psi = 0.5 * (out.Psi + out.Psi.transpose()).eval();
+  return out;
+}
+
+}  // namespace
+
+AffineGauge AffineGauge::canonical(const Readout& readout,
+                                   const std::vector<GaussianMoments>& latents) {
+  const Eigen::Index D = readout.C.cols();
+  const Eigen::JacobiSVD<Eigen::MatrixXd> svd(readout.C, Eigen::ComputeThinU | Eigen::ComputeThinV);
+  if (svd.singularValues()(D - 1) <= 1e-12 * std::max(1.0, svd.singularValues()(0)))
+    throw NumericalError("canonical gauge: the readout matrix C is rank deficient");
+  // C = U S V' and C' = C M^-1 = U  =>  M = S V'. Flip signs so each column's largest entry
+  // is positive.
+  Eigen::MatrixXd M = svd.singularValues().asDiagonal() * svd.matrixV().transpose();
+  const Eigen::MatrixXd& U = svd.matrixU();
+  for (Eigen::Index j = 0; j < D; ++j) {
+    Eigen::Index largest = 0;
+    U.col(j).cwiseAbs().maxCoeff(&largest);
+    if (U(largest, j) < 0) M.row(j) *= -1.0;
+  }
+  Eigen::VectorXd mean_sum = Eigen::VectorXd::Zero(D);
+  double bins = 0.0;
+  for (const GaussianMoments& q : latents) {
+    mean_sum += q.mean.rowwise().sum();
+    bins += static_cast<double>(q.bins());
+  }
+  const Eigen::VectorXd latent_mean =
+      bins > 0 ? Eigen::VectorXd(mean_sum / bins) : Eigen::VectorXd::Zero(D);
+  return AffineGauge{M, -M * latent_mean};
+}
+
+Readout AffineGauge::apply(const Readout& readout) const {
+  const Eigen::Index D = M.rows();
+  const Eigen::MatrixXd T = augmented(*this);
+  Readout out = readout;
+  out.C = M.transpose().partialPivLu().solve(readout.C.transpose()).transpose();
+  out.d = readout.d - out.C * v;
+  for (Eigen::Index n = 0; n < readout.C.rows(); ++n) {
+    auto block = out.precision.middleCols(n * (D + 1), D + 1);
+    block = T * readout.precision.middleCols(n * (D + 1), D + 1) * T.transpose();
+  }
+  return out;
+}
+
+GlobalState AffineGauge::apply(const GlobalState& globals) const {
+  GlobalState out = globals;
+  out.dynamics = transform(globals.dynamics, *this);
+  out.dynamics_prior = transform(globals.dynamics_prior, *this);
+  out.mu0 = M * globals.mu0 + v;
+  out.Sigma0 = M * globals.Sigma0 * M.transpose();
+  out.spikes = apply(globals.spikes);
+  return out;
+}
+
+GaussianMoments AffineGauge::apply(const GaussianMoments& q) const {
+  const int D = q.dim();
+  GaussianMoments out = q;
+  out.mean = (M * q.mean).colwise() + v;
+  for (int t = 0; t < q.bins(); ++t) {
+    out.cov.middleCols(t * D, D) = M * q.cov_block(t) * M.transpose();
+    out.lag_cov.middleCols(t * D, D) = M * q.lag_block(t) * M.transpose();
+  }
+  const double log_abs_det = std::log(std::abs(M.determinant()));
+  out.log_det_precision = q.log_det_precision - 2.0 * q.bins() * log_abs_det;
+  return out;
+}
+
+}  // namespace spikevi

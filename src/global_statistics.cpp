@@ -1,0 +1,89 @@
+#include "spikevi/global_statistics.hpp"
+
+#include <cassert>
+
+namespace spikevi {
+namespace {
+
+// Appends / reads matrices column-major into / from a flat buffer, in one fixed order.
+class Packer {
+ public:
+  explicit Packer(std::vector<double>& out) : out_(out) {}
+  void put(const Eigen::MatrixXd& m) { out_.insert(out_.end(), m.data(), m.data() + m.size()); }
+  void put(const Eigen::VectorXd& v) { out_.insert(out_.end(), v.data(), v.data() + v.size()); }
+  void put(double x) { out_.push_back(x); }
+
+ private:
+  std::vector<double>& out_;
+};
+
+class Unpacker {
+ public:
+  explicit Unpacker(std::span<const double> in) : in_(in) {}
+  template <typename Dense>
+  void get(Dense& m) {
+    assert(offset_ + static_cast<std::size_t>(m.size()) <= in_.size());
+    std::copy_n(in_.begin() + static_cast<std::ptrdiff_t>(offset_), m.size(), m.data());
+    offset_ += static_cast<std::size_t>(m.size());
+  }
+  void get(double& x) { x = in_[offset_++]; }
+  std::size_t consumed() const { return offset_; }
+
+ private:
+  std::span<const double> in_;
+  std::size_t offset_ = 0;
+};
+
+// Every field in pack order; Stats is GlobalStatistics or const GlobalStatistics.
+template <typename Stats, typename Visitor>
+void visit_fields(Stats& s, Visitor&& visit) {
+  visit(s.transitions.Sxx);
+  visit(s.transitions.Syx);
+  visit(s.transitions.Syy);
+  visit(s.transitions.n);
+  visit(s.initial_mean_sum);
+  visit(s.initial_second_moment_sum);
+  visit(s.trials);
+  visit(s.spikes.gradient);
+  visit(s.spikes.hessian);
+  visit(s.elbo_sum);
+  visit(s.spike_count);
+}
+
+}  // namespace
+
+GlobalStatistics GlobalStatistics::zero(int dim, int neurons) {
+  GlobalStatistics s;
+  s.transitions = TransitionStatistics::zero(dim);
+  s.initial_mean_sum = Eigen::VectorXd::Zero(dim);
+  s.initial_second_moment_sum = Eigen::MatrixXd::Zero(dim, dim);
+  s.spikes = ReadoutStatistics::zero(neurons, dim);
+  return s;
+}
+
+void GlobalStatistics::add_trial(const GaussianMoments& q, const Readout& readout,
+                                 const ObservationModel& model, const Eigen::ArrayXXd& counts,
+                                 double elbo) {
+  transitions.add_trial(q);
+  initial_mean_sum += q.mean.col(0);
+  initial_second_moment_sum += q.cov_block(0) + q.mean.col(0) * q.mean.col(0).transpose();
+  trials += 1.0;
+  spikes.add_trial(readout, model, counts, q);
+  elbo_sum += elbo;
+  spike_count += counts.sum();
+}
+
+std::vector<double> GlobalStatistics::pack() const {
+  std::vector<double> buffer;
+  Packer packer(buffer);
+  visit_fields(*this, [&](const auto& field) { packer.put(field); });
+  return buffer;
+}
+
+void GlobalStatistics::unpack(std::span<const double> buffer) {
+  Unpacker unpacker(buffer);
+  visit_fields(*this, [&](auto& field) { unpacker.get(field); });
+  assert(unpacker.consumed() == buffer.size());
+}
+
+}  // namespace spikevi
