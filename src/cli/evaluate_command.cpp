@@ -22,15 +22,17 @@ struct EvaluateOptions {
 
 po::options_description evaluate_options(EvaluateOptions& o) {
   po::options_description options("Evaluate options");
-  options.add_options()("data", po::value(&o.data)->required(),
-                        "the data set the fit was made on (HDF5)")(
-      "fit", po::value(&o.fit)->required(), "results of spikevi fit (HDF5)")(
-      "out", po::value(&o.out)->required(), "evaluation file to write (HDF5)")(
-      "local-tolerance", po::value(&o.local.tolerance)->default_value(1e-6),
-      "latent inference on test trials: stop when a step gains less (nats)")(
-      "local-max-iterations", po::value(&o.local.max_iterations)->default_value(200),
-      "latent inference on test trials: most natural-gradient steps")(
-      "overwrite", po::bool_switch(&o.overwrite), "replace an existing --out");
+  // clang-format off
+  options.add_options()
+      ("data", po::value(&o.data)->required(), "the data set the fit was made on (HDF5)")
+      ("fit", po::value(&o.fit)->required(), "results of spikevi fit (HDF5)")
+      ("out", po::value(&o.out)->required(), "evaluation file to write (HDF5)")
+      ("local-tolerance", po::value(&o.local.tolerance)->default_value(1e-6),
+       "latent inference on test trials: stop when a step gains less (nats)")
+      ("local-max-iterations", po::value(&o.local.max_iterations)->default_value(200),
+       "latent inference on test trials: most natural-gradient steps")
+      ("overwrite", po::bool_switch(&o.overwrite), "replace an existing --out");
+  // clang-format on
   return options;
 }
 

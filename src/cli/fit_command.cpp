@@ -16,6 +16,7 @@ namespace {
 
 struct FitOptions {
   std::string data, out;
+  std::uint64_t seed = 1;
   bool overwrite = false, quiet = false;
   FitSettings settings;
 };
@@ -23,27 +24,32 @@ struct FitOptions {
 po::options_description fit_options(FitOptions& o) {
   FitSettings& s = o.settings;
   po::options_description options("Fit options");
-  options.add_options()("data", po::value(&o.data)->required(),
-                        "input data set (HDF5, DATA_FORMAT.md)")(
-      "out", po::value(&o.out)->required(), "results file to write (HDF5)")(
-      "latents", po::value(&s.latents)->default_value(4), "number of latent dimensions D")(
-      "iterations", po::value(&s.iterations)->default_value(100), "maximum number of iterations")(
-      "tolerance", po::value(&s.tolerance)->default_value(1e-6),
-      "stop when the relative ELBO change falls below this; 0 runs exactly --iterations")(
-      "local-tolerance", po::value(&s.local.tolerance)->default_value(1e-6),
-      "per-trial local step: stop when an accepted step gains less (nats)")(
-      "local-max-iterations", po::value(&s.local.max_iterations)->default_value(100),
-      "per-trial local step: most natural-gradient steps per iteration")(
-      "prior-readout-precision", po::value(&s.priors.readout_weight_precision)->default_value(1.0),
-      "prior precision pc of each loading c_n (c_n ~ N(0, I/pc))")(
-      "prior-offset-precision", po::value(&s.priors.readout_offset_precision)->default_value(0.01),
-      "prior precision pd of each log-rate offset d_n")(
-      "prior-dynamics-variance", po::value(&s.priors.dynamics_column_variance)->default_value(10.0),
-      "MNIW prior column variance v0 of [A b]")(
-      "prior-process-noise", po::value(&s.priors.process_noise)->default_value(0.1),
-      "MNIW prior mean of the process noise variance, E[Q] = q0 I")(
-      "overwrite", po::bool_switch(&o.overwrite), "replace an existing --out")(
-      "quiet", po::bool_switch(&o.quiet), "no per-iteration progress lines");
+  // clang-format off
+  options.add_options()
+      ("data", po::value(&o.data)->required(), "input data set (HDF5, DATA_FORMAT.md)")
+      ("out", po::value(&o.out)->required(), "results file to write (HDF5)")
+      ("latents", po::value(&s.latents)->default_value(4), "number of latent dimensions D")
+      ("iterations", po::value(&s.iterations)->default_value(100), "maximum number of iterations")
+      ("tolerance", po::value(&s.tolerance)->default_value(1e-6),
+       "stop when the relative ELBO change falls below this; 0 runs exactly --iterations")
+      ("seed", po::value(&o.seed)->default_value(1),
+       "key of the counter-based random streams (minibatches, Monte Carlo draws); the "
+       "full-batch closed-form Poisson fit is deterministic and draws nothing")
+      ("local-tolerance", po::value(&s.local.tolerance)->default_value(1e-6),
+       "per-trial local step: stop when an accepted step gains less (nats)")
+      ("local-max-iterations", po::value(&s.local.max_iterations)->default_value(100),
+       "per-trial local step: most natural-gradient steps per iteration")
+      ("prior-readout-precision", po::value(&s.priors.readout_weight_precision)->default_value(1.0),
+       "prior precision pc of each loading c_n (c_n ~ N(0, I/pc))")
+      ("prior-offset-precision", po::value(&s.priors.readout_offset_precision)->default_value(0.01),
+       "prior precision pd of each log-rate offset d_n")
+      ("prior-dynamics-variance", po::value(&s.priors.dynamics_column_variance)->default_value(10.0),
+       "MNIW prior column variance v0 of [A b]")
+      ("prior-process-noise", po::value(&s.priors.process_noise)->default_value(0.1),
+       "MNIW prior mean of the process noise variance, E[Q] = q0 I")
+      ("overwrite", po::bool_switch(&o.overwrite), "replace an existing --out")
+      ("quiet", po::bool_switch(&o.quiet), "no per-iteration progress lines");
+  // clang-format on
   return options;
 }
 

@@ -18,26 +18,39 @@ struct SimulateOptions {
 po::options_description simulate_options(SimulateOptions& o) {
   SimulationSettings& s = o.settings;
   po::options_description options("Simulation options");
-  options.add_options()("out", po::value(&o.out)->required(), "data set to write (HDF5)")(
-      "preset", po::value(&o.preset)->default_value("default"),
-      "default: well-tuned units; sparse: nearly silent and bursty units, ragged trials "
-      "(the harder case of real recordings). Explicit options below still apply.")(
-      "neurons", po::value(&s.neurons)->default_value(s.neurons), "number of neurons")(
-      "latents", po::value(&s.latents)->default_value(s.latents), "latent dimension D")(
-      "trials", po::value(&s.trials)->default_value(s.trials), "number of trials")(
-      "bins", po::value(&s.bins)->default_value(s.bins), "bins per trial (the longest)")(
-      "bin-width", po::value(&s.bin_width_s)->default_value(s.bin_width_s), "bin width in seconds")(
-      "seed", po::value(&s.seed)->default_value(s.seed), "random seed")(
-      "mean-rate", po::value(&s.mean_rate_hz)->default_value(s.mean_rate_hz),
-      "geometric mean baseline firing rate (Hz)")(
-      "test-fraction", po::value(&s.test_fraction)->default_value(s.test_fraction),
-      "share of trials in /split/test_trials")(
-      "heldout-fraction", po::value(&s.heldout_fraction)->default_value(s.heldout_fraction),
-      "share of neurons in /split/heldout_neurons")(
-      "min-length-fraction",
-      po::value(&s.min_length_fraction)->default_value(s.min_length_fraction),
-      "below 1: ragged trials with lengths uniform on [fraction*bins, bins]")(
-      "overwrite", po::bool_switch(&o.overwrite), "replace an existing --out");
+  // clang-format off
+  options.add_options()
+      ("out", po::value(&o.out)->required(), "data set to write (HDF5)")
+      ("preset", po::value(&o.preset)->default_value("default"),
+       "default: well-tuned units; sparse: about half the units nearly silent, one in ten "
+       "bursty, ragged trials (the harder case of real recordings). Options given explicitly "
+       "still apply on top of the preset.")
+      ("neurons", po::value(&s.neurons)->default_value(s.neurons), "number of neurons")
+      ("latents", po::value(&s.latents)->default_value(s.latents), "latent dimension D")
+      ("trials", po::value(&s.trials)->default_value(s.trials), "number of trials")
+      ("bins", po::value(&s.bins)->default_value(s.bins), "bins per trial (the longest)")
+      ("bin-width", po::value(&s.bin_width_s)->default_value(s.bin_width_s), "bin width in seconds")
+      ("seed", po::value(&s.seed)->default_value(s.seed), "random seed")
+      ("mean-rate", po::value(&s.mean_rate_hz)->default_value(s.mean_rate_hz),
+       "geometric mean baseline firing rate of ordinary units (Hz)")
+      ("rate-log-sd", po::value(&s.rate_log_sd)->default_value(s.rate_log_sd),
+       "SD of the log baseline rate across ordinary units")
+      ("readout-scale", po::value(&s.readout_scale)->default_value(s.readout_scale, "0.6"),
+       "SD of each unit's log-rate modulation by the latents")
+      ("silent-fraction", po::value(&s.silent_fraction)->default_value(s.silent_fraction),
+       "share of nearly silent units (baseline 0.5-2 Hz)")
+      ("bursty-fraction", po::value(&s.bursty_fraction)->default_value(s.bursty_fraction),
+       "share of bursty units (low baseline, strong all-positive loadings)")
+      ("bursty-gain", po::value(&s.bursty_gain)->default_value(s.bursty_gain),
+       "bursty units' modulation SD in multiples of --readout-scale")
+      ("test-fraction", po::value(&s.test_fraction)->default_value(s.test_fraction, "0.2"),
+       "share of trials in /split/test_trials")
+      ("heldout-fraction", po::value(&s.heldout_fraction)->default_value(s.heldout_fraction),
+       "share of neurons in /split/heldout_neurons")
+      ("min-length-fraction", po::value(&s.min_length_fraction)->default_value(s.min_length_fraction),
+       "below 1: ragged trials with lengths uniform on [fraction*bins, bins]")
+      ("overwrite", po::bool_switch(&o.overwrite), "replace an existing --out");
+  // clang-format on
   return options;
 }
 
@@ -53,11 +66,16 @@ int run_simulate(const CommandContext& context) {
                      options, context, values))
     return 0;
   if (o.preset == "sparse") {
-    // The preset changes the unit mix and trial lengths; options given explicitly still win.
+    // The preset sets the unit mix and trial lengths; options given explicitly still win.
     SimulationSettings sparse = sparse_preset(o.settings);
-    if (!values["min-length-fraction"].defaulted())
-      sparse.min_length_fraction = o.settings.min_length_fraction;
-    if (!values["mean-rate"].defaulted()) sparse.mean_rate_hz = o.settings.mean_rate_hz;
+    const auto keep_explicit = [&](const char* option, double& preset_value, double given) {
+      if (!values[option].defaulted()) preset_value = given;
+    };
+    keep_explicit("min-length-fraction", sparse.min_length_fraction,
+                  o.settings.min_length_fraction);
+    keep_explicit("silent-fraction", sparse.silent_fraction, o.settings.silent_fraction);
+    keep_explicit("bursty-fraction", sparse.bursty_fraction, o.settings.bursty_fraction);
+    keep_explicit("bursty-gain", sparse.bursty_gain, o.settings.bursty_gain);
     o.settings = sparse;
   } else if (o.preset != "default") {
     throw ConfigError("--preset must be 'default' or 'sparse' (got '" + o.preset + "')");
