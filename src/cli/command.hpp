@@ -7,6 +7,8 @@
 #include <vector>
 
 #include "spikevi/communicator.hpp"
+#include "spikevi/dataset.hpp"
+#include "spikevi/error.hpp"
 
 namespace spikevi::cli {
 
@@ -38,6 +40,23 @@ std::map<std::string, std::string> provenance(const CommandContext& context);
 
 // The option values as text, for the /config record of an output file.
 std::map<std::string, std::string> option_values(const po::variables_map& values);
+
+// Thrown on the ranks that did not see an error another rank reported (and printed): they
+// stop with the same exit status, silently, instead of waiting in a collective.
+class PeerFailure : public Error {
+ public:
+  explicit PeerFailure(int status) : Error("stopped because another rank failed"), status_(status) {}
+  int status() const { return status_; }
+
+ private:
+  int status_;
+};
+
+// read_dataset on every rank, with one verdict: if any rank's read fails (each rank validates
+// its own block of trials), the lowest failing rank prints its error and every rank throws
+// PeerFailure, so no rank is left waiting in a later collective.
+Dataset read_dataset_on_every_rank(const std::string& path, const ReadOptions& options,
+                                   Communicator& comm);
 
 int run_simulate(const CommandContext& context);
 int run_fit(const CommandContext& context);

@@ -1,4 +1,5 @@
 // spikevi fit: read a data set, fit on its training trials, write FIT.h5.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -9,6 +10,7 @@
 #include "spikevi/error.hpp"
 #include "spikevi/fit_file.hpp"
 #include "spikevi/gauge.hpp"
+#include "spikevi/sharding.hpp"
 #include "spikevi/variational_fit.hpp"
 
 namespace spikevi::cli {
@@ -68,11 +70,25 @@ void validate(const FitOptions& o) {
   check_output_path("--out", o.out, o.overwrite);
 }
 
+// Ascending, so that each rank's share is one contiguous block of the file.
 std::vector<int> training_trials(const Dataset& data) {
-  if (data.split && !data.split->train_trials.empty()) return data.split->train_trials;
-  std::vector<int> all(static_cast<std::size_t>(data.trials));
-  for (int k = 0; k < data.trials; ++k) all[static_cast<std::size_t>(k)] = k;
-  return all;
+  std::vector<int> trials;
+  if (data.split && !data.split->train_trials.empty()) {
+    trials = data.split->train_trials;
+    std::sort(trials.begin(), trials.end());
+  } else {
+    for (int k = 0; k < data.trials; ++k) trials.push_back(k);
+  }
+  return trials;
+}
+
+// Reads only the block of the file that holds this rank's share of the training trials.
+Dataset read_share(const std::string& path, const std::vector<int>& share_trials,
+                   Communicator& comm) {
+  ReadOptions options{.first_trial = share_trials.front(),
+                      .trial_count = share_trials.back() - share_trials.front() + 1,
+                      .read_truth = false};
+  return read_dataset_on_every_rank(path, options, comm);
 }
 
 void print_progress(const IterationRecord& r) {
@@ -97,19 +113,31 @@ int run_fit(const CommandContext& context) {
   const bool root = context.comm->is_root();
   const auto start = std::chrono::steady_clock::now();
 
-  const Dataset data = read_dataset(o.data, ReadOptions{.read_truth = false});
-  const std::vector<int> trials = training_trials(data);
+  Communicator& comm = *context.comm;
+  const Dataset metadata = read_dataset_on_every_rank(
+      o.data, ReadOptions{.trial_count = 0, .read_truth = false, .read_continuous = false}, comm);
+  const std::vector<int> trials = training_trials(metadata);
+  if (trials.size() < static_cast<std::size_t>(comm.size()))
+    throw ConfigError("more MPI ranks (" + std::to_string(comm.size()) +
+                      ") than training trials (" + std::to_string(trials.size()) + ")");
+  const Share share = rank_share(trials.size(), comm.rank(), comm.size());
+  const std::vector<int> local(trials.begin() + static_cast<std::ptrdiff_t>(share.begin),
+                               trials.begin() + static_cast<std::ptrdiff_t>(share.end));
   if (root)
     std::printf("spikevi fit: %s: %zu training trials, %d neurons, D = %d, %d rank(s)\n",
-                o.data.c_str(), trials.size(), data.neurons, o.settings.latents,
-                context.comm->size());
-  const std::vector<TrialCounts> counts = make_trial_counts(data, trials);
+                o.data.c_str(), trials.size(), metadata.neurons, o.settings.latents, comm.size());
+  const Dataset data = read_share(o.data, local, comm);
   const FitOutcome outcome =
-      fit_variational(counts, o.settings, *context.comm,
+      fit_variational(make_trial_counts(data, local), o.settings, comm,
                       root && !o.quiet ? ProgressCallback(print_progress) : ProgressCallback{});
 
-  std::vector<GaussianMoments> latents;
-  for (const GaussMarkovState& state : outcome.posteriors) latents.push_back(state.moments);
+  std::vector<GaussianMoments> local_latents;
+  for (const GaussMarkovState& state : outcome.posteriors) local_latents.push_back(state.moments);
+  std::vector<int> lengths;
+  for (int trial : trials)
+    lengths.push_back(metadata.trial_lengths[static_cast<std::size_t>(trial)]);
+  const std::vector<GaussianMoments> latents =
+      allgather_moments(local_latents, share, lengths, o.settings.latents, comm);
   const AffineGauge gauge = AffineGauge::canonical(outcome.globals.spikes, latents);
   FitRecord record;
   record.globals = gauge.apply(outcome.globals);
@@ -120,7 +148,7 @@ int run_fit(const CommandContext& context) {
   record.spike_count = outcome.spike_count;
   record.trials = trials;
   for (const GaussianMoments& q : latents) record.latents.push_back(gauge.apply(q));
-  record.padded_bins = data.bins;
+  record.padded_bins = metadata.bins;
   record.configuration = option_values(values);
   record.provenance = provenance(context);
   record.provenance["data"] = o.data;

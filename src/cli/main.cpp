@@ -48,6 +48,8 @@ int main(int argc, char** argv) {
   }
   try {
     return dispatch(argv[1], context);
+  } catch (const spikevi::cli::PeerFailure& failure) {
+    return failure.status();  // the failing rank has printed the reason
   } catch (const spikevi::Error& error) {
     if (comm->is_root()) std::cerr << "spikevi: error: " << error.what() << std::endl;
     return status_of(error);
