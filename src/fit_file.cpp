@@ -109,18 +109,26 @@ void write_latents(Hdf5File& file, const FitRecord& record) {
   file.write_doubles("/latents/cov", cov, {K, T, D, D}, {1, T, D, D});
 }
 
-MatrixNormalInverseWishart read_mniw(const Hdf5File& file, const std::string& group, int D) {
-  MatrixNormalInverseWishart q;
-  q.M = from_row_major(file.read_doubles(group + "/M"), D, D + 1);
-  q.V = from_row_major(file.read_doubles(group + "/V"), D + 1, D + 1);
-  q.Psi = from_row_major(file.read_doubles(group + "/Psi"), D, D);
-  q.nu = file.read_doubles(group + "/nu").at(0);
-  return q;
+// A dataset that must hold exactly rows x cols values (a vector when cols == 1).
+Eigen::MatrixXd read_checked(const Hdf5File& file, const std::string& name, Eigen::Index rows,
+                             Eigen::Index cols) {
+  if (!file.exists(name))
+    throw InputError(file.path() + ": " + name + " is missing: not a complete spikevi fit file");
+  const std::vector<double> values = file.read_doubles(name);
+  if (values.size() != static_cast<std::size_t>(rows * cols))
+    throw InputError(file.path() + ": " + name + " has shape " + format_dims(file.shape(name)) +
+                     ", expected " + std::to_string(rows) + " x " + std::to_string(cols) +
+                     " values");
+  return from_row_major(values, rows, cols);
 }
 
-Eigen::VectorXd read_vector(const Hdf5File& file, const std::string& name) {
-  const std::vector<double> values = file.read_doubles(name);
-  return Eigen::Map<const Eigen::VectorXd>(values.data(), static_cast<Eigen::Index>(values.size()));
+MatrixNormalInverseWishart read_mniw(const Hdf5File& file, const std::string& group, int D) {
+  MatrixNormalInverseWishart q;
+  q.M = read_checked(file, group + "/M", D, D + 1);
+  q.V = read_checked(file, group + "/V", D + 1, D + 1);
+  q.Psi = read_checked(file, group + "/Psi", D, D);
+  q.nu = read_checked(file, group + "/nu", 1, 1)(0, 0);
+  return q;
 }
 
 }  // namespace
@@ -145,31 +153,27 @@ void write_fit(const std::string& path, const FitRecord& record) {
 
 GlobalState read_fit_globals(const std::string& path) {
   const Hdf5File file = Hdf5File::open_read(path);
-  for (const char* required : {"/globals/C", "/globals/d", "/globals/mu0", "/globals/Sigma0",
-                               "/globals/dynamics/M", "/globals/readout_precision"})
-    if (!file.exists(required))
-      throw InputError(path + ": " + required + " is missing: not a spikevi fit file");
+  if (!file.exists("/globals/C"))
+    throw InputError(path + ": /globals/C is missing: not a spikevi fit file");
   const Hdf5File::Dims c_shape = file.shape("/globals/C");
-  if (c_shape.size() != 2) throw InputError(path + ": /globals/C must be 2-D");
-  const int N = static_cast<int>(c_shape[0]);
-  const int D = static_cast<int>(c_shape[1]);
+  if (c_shape.size() != 2 || c_shape[0] == 0 || c_shape[1] == 0)
+    throw InputError(path + ": /globals/C has shape " + format_dims(c_shape) +
+                     ", expected [neurons, latents]");
+  const auto N = static_cast<Eigen::Index>(c_shape[0]);
+  const auto D = static_cast<Eigen::Index>(c_shape[1]);
   GlobalState g;
-  g.spikes.C = from_row_major(file.read_doubles("/globals/C"), N, D);
-  g.spikes.d = read_vector(file, "/globals/d");
-  g.mu0 = read_vector(file, "/globals/mu0");
-  g.Sigma0 = from_row_major(file.read_doubles("/globals/Sigma0"), D, D);
-  g.dynamics = read_mniw(file, "/globals/dynamics", D);
-  g.dynamics_prior = read_mniw(file, "/globals/dynamics_prior", D);
-  const std::vector<double> precision = file.read_doubles("/globals/readout_precision");
-  g.spikes.precision.resize(D + 1, static_cast<Eigen::Index>(N) * (D + 1));
-  for (int n = 0; n < N; ++n) {
-    const std::vector<double> block(precision.begin() + n * (D + 1) * (D + 1),
-                                    precision.begin() + (n + 1) * (D + 1) * (D + 1));
-    g.spikes.precision.middleCols(n * (D + 1), D + 1) = from_row_major(block, D + 1, D + 1);
-  }
-  g.spikes_prior.mean = read_vector(file, "/globals/readout_prior/mean");
-  g.spikes_prior.precision =
-      from_row_major(file.read_doubles("/globals/readout_prior/precision"), D + 1, D + 1);
+  g.spikes.C = read_checked(file, "/globals/C", N, D);
+  g.spikes.d = read_checked(file, "/globals/d", N, 1);
+  g.mu0 = read_checked(file, "/globals/mu0", D, 1);
+  g.Sigma0 = read_checked(file, "/globals/Sigma0", D, D);
+  g.dynamics = read_mniw(file, "/globals/dynamics", static_cast<int>(D));
+  g.dynamics_prior = read_mniw(file, "/globals/dynamics_prior", static_cast<int>(D));
+  // [N, D+1, D+1] row-major: each block's rows are contiguous, so the whole array read as an
+  // N(D+1) x (D+1) row-major matrix, transposed, gives the (symmetric) blocks side by side.
+  g.spikes.precision =
+      read_checked(file, "/globals/readout_precision", N * (D + 1), D + 1).transpose();
+  g.spikes_prior.mean = read_checked(file, "/globals/readout_prior/mean", D + 1, 1);
+  g.spikes_prior.precision = read_checked(file, "/globals/readout_prior/precision", D + 1, D + 1);
   return g;
 }
 

@@ -77,6 +77,11 @@ GlobalState AffineGauge::apply(const GlobalState& globals) const {
   out.mu0 = M * globals.mu0 + v;
   out.Sigma0 = M * globals.Sigma0 * M.transpose();
   out.spikes = apply(globals.spikes);
+  // w' = T^-T w for every row, so the shared prior N(m0, P0^-1) becomes
+  // N(T^-T m0, (T P0 T')^-1): log p0 + the Laplace term keep their sum.
+  const Eigen::MatrixXd T = augmented(*this);
+  out.spikes_prior.mean = T.transpose().partialPivLu().solve(globals.spikes_prior.mean);
+  out.spikes_prior.precision = T * globals.spikes_prior.precision * T.transpose();
   return out;
 }
 

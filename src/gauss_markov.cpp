@@ -9,7 +9,7 @@ namespace spikevi {
 
 void GaussMarkovEvaluator::evaluate(const PriorBlocks& prior,
                                     const std::vector<ModalityView>& modalities, const Sites& sites,
-                                    GaussMarkovState& out, double likelihood_scale) {
+                                    GaussMarkovState& out) {
   precision_.diagonal = prior.precision.diagonal + sites.precision;
   precision_.lower = prior.precision.lower;
   shift_ = prior.shift + sites.shift;
@@ -21,8 +21,7 @@ void GaussMarkovEvaluator::evaluate(const PriorBlocks& prior,
   q.log_det_precision = cholesky_.log_determinant();
 
   out.sites = sites;
-  out.expected_log_lik =
-      expected_log_likelihood(modalities, q, work_, &out.targets, likelihood_scale);
+  out.expected_log_lik = expected_log_likelihood(modalities, q, work_, &out.targets);
   out.elbo = site_form_elbo(prior, sites, q, out.expected_log_lik);
 }
 
@@ -54,9 +53,9 @@ void blend_sites(const Sites& from, const Sites& to, double rho, Sites& out) {
 // Evaluates a candidate; a failed factorisation or a non-finite ELBO is a rejected step.
 bool try_evaluate(GaussMarkovEvaluator& evaluator, const PriorBlocks& prior,
                   const std::vector<ModalityView>& modalities, const Sites& sites,
-                  GaussMarkovState& candidate, double likelihood_scale) {
+                  GaussMarkovState& candidate) {
   try {
-    evaluator.evaluate(prior, modalities, sites, candidate, likelihood_scale);
+    evaluator.evaluate(prior, modalities, sites, candidate);
   } catch (const NumericalError&) {
     return false;
   }
@@ -78,8 +77,7 @@ LocalStepReport gauss_markov_local_step(const PriorBlocks& prior,
   for (report.iterations = 1; report.iterations <= settings.max_iterations; ++report.iterations) {
     blend_sites(state.sites, state.targets, rho, proposal);
     ++report.evaluations;
-    const bool ok =
-        try_evaluate(evaluator, prior, modalities, proposal, candidate, settings.likelihood_scale);
+    const bool ok = try_evaluate(evaluator, prior, modalities, proposal, candidate);
     if (ok && candidate.elbo >= state.elbo) {
       const double gain = candidate.elbo - state.elbo;
       std::swap(state, candidate);

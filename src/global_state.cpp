@@ -2,6 +2,9 @@
 
 #include <cmath>
 #include <numbers>
+#include <string>
+
+#include "spikevi/error.hpp"
 
 namespace spikevi {
 
@@ -17,6 +20,9 @@ double GlobalState::laplace_correction() const {
     const Eigen::MatrixXd P =
         spikes.precision.middleCols(static_cast<Eigen::Index>(n) * block, block);
     const Eigen::LLT<Eigen::MatrixXd> llt(P);
+    if (llt.info() != Eigen::Success)
+      throw NumericalError("evidence_laplace: the precision of readout row " + std::to_string(n) +
+                           " is not positive definite");
     const double log_det = 2.0 * llt.matrixLLT().diagonal().array().log().sum();
     total += block * half_log_2pi - 0.5 * log_det;
   }

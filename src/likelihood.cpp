@@ -8,8 +8,8 @@ Sites Sites::zero(int dim, int bins) {
 }
 
 double expected_log_likelihood(const std::vector<ModalityView>& modalities,
-                               const GaussianMoments& q, LikelihoodWorkspace& work, Sites* targets,
-                               double likelihood_scale) {
+                               const GaussianMoments& q, LikelihoodWorkspace& work,
+                               Sites* targets) {
   if (targets) {
     targets->precision.setZero(q.dim(), static_cast<Eigen::Index>(q.dim()) * q.bins());
     targets->shift.setZero(q.dim(), q.bins());
@@ -21,10 +21,6 @@ double expected_log_likelihood(const std::vector<ModalityView>& modalities,
                                             work.G);
     total += work.ell.sum() + modality.log_base_measure;
     if (!targets) continue;
-    if (likelihood_scale != 1.0) {
-      work.g *= likelihood_scale;
-      work.G *= likelihood_scale;
-    }
     modality.kernels->add_site_targets(work.g, work.G, q.mean, targets->precision, targets->shift);
   }
   return total;

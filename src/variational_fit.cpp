@@ -206,8 +206,10 @@ FitOutcome fit_variational(const std::vector<TrialCounts>& trials, const FitSett
       global_step(outcome.globals, stats, trials, outcome.posteriors, model, comm, 1);
     IterationRecord record;
     record.iteration = iteration;
-    record.local_iterations =
+    double most_local_steps =
         local_steps(outcome.globals, trials, outcome.posteriors, model, settings.local);
+    comm.allreduce_max(std::span<double>(&most_local_steps, 1));
+    record.local_iterations = static_cast<int>(most_local_steps);
 
     std::vector<double> elbos;
     for (const GaussMarkovState& state : outcome.posteriors) elbos.push_back(state.elbo);

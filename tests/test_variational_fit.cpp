@@ -14,6 +14,8 @@ std::vector<TrialCounts> training_counts(const Dataset& data) {
   return make_trial_counts(data, data.split->train_trials);
 }
 
+std::size_t trials_fitted(const Dataset& data) { return data.split->train_trials.size(); }
+
 FitSettings settings_with(int latents, int iterations) {
   FitSettings settings;
   settings.latents = latents;
@@ -34,8 +36,10 @@ TEST(FitVariational, ElboTraceNeverDecreasesInFullBatchMode) {
       fit_variational(training_counts(default_data()), settings_with(4, 30), comm);
   ASSERT_EQ(outcome.trace.size(), 30u);
   for (std::size_t i = 1; i < outcome.trace.size(); ++i)
-    // Each iteration's local steps run to a 1e-6 nat/trial gain: the objective may only
-    // rise, up to that stopping slack summed over trials.
+    // The global step cannot lower the objective with q(z) fixed, and the local step then
+    // starts from the old sites under the new globals (a different q) and climbs to the
+    // optimum, stopping once a step gains < 1e-6 nats: allow that slack for each of the 32
+    // training trials (the smallest observed gain is ~0.1 nats).
     EXPECT_GE(outcome.trace[i].elbo, outcome.trace[i - 1].elbo - 1e-6 * 32)
         << "iteration " << i + 1;
   EXPECT_GT(outcome.trace.back().elbo, outcome.trace.front().elbo);
@@ -62,7 +66,8 @@ TEST(FitVariational, StaysStableOnSparseBurstyRaggedRecordings) {
   SerialCommunicator comm;
   const FitOutcome outcome = fit_variational(training_counts(data), settings_with(4, 25), comm);
   for (std::size_t i = 1; i < outcome.trace.size(); ++i)
-    EXPECT_GE(outcome.trace[i].elbo, outcome.trace[i - 1].elbo - 1e-6 * data.trials);
+    EXPECT_GE(outcome.trace[i].elbo,
+              outcome.trace[i - 1].elbo - 1e-6 * static_cast<double>(trials_fitted(data)));
   // No runaway baselines: every fitted offset stays within a factor e^3 of the neuron's
   // empirical mean count, and the loadings stay bounded.
   const std::vector<TrialCounts> trials = training_counts(data);

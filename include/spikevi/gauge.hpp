@@ -20,8 +20,9 @@ struct AffineGauge {
 
   // C' = C M^-1, d' = d - C' v, P' = T P T' with T = [[M, v], [0, 1]] (readout precisions);
   // MNIW: M_A~' = M M_A~ T^-1 + v e_last', V' = T^-T V T^-1, Psi' = M Psi M';
-  // mu0' = M mu0 + v, Sigma0' = M Sigma0 M'. The dynamics prior is transformed the same way,
-  // so the KL term (and hence the ELBO) is unchanged.
+  // mu0' = M mu0 + v, Sigma0' = M Sigma0 M'. The dynamics and readout priors are transformed
+  // the same way, so the KL term and evidence_laplace are unchanged; the ELBO, a density in
+  // the point-valued w, shifts by N log|det M| (it is reported in the fitting gauge).
   GlobalState apply(const GlobalState& globals) const;
   Readout apply(const Readout& readout) const;
   // m' = M m + v, S' = M S M', lag blocks M S_t,t-1 M'; log|J| shifts by 2 T log|det M|.

@@ -26,7 +26,7 @@ struct GaussMarkovState {
 class GaussMarkovEvaluator {
  public:
   void evaluate(const PriorBlocks& prior, const std::vector<ModalityView>& modalities,
-                const Sites& sites, GaussMarkovState& out, double likelihood_scale = 1.0);
+                const Sites& sites, GaussMarkovState& out);
 
  private:
   BlockTridiagonal precision_;
@@ -44,7 +44,6 @@ struct LocalStepSettings {
   double tolerance = 1e-6;  // stop when an accepted step gains less than this (nats/trial)
   int max_iterations = 100;
   int max_halvings = 40;  // rho below 2^-max_halvings: stop
-  double likelihood_scale = 1.0;
 };
 
 struct LocalStepReport {

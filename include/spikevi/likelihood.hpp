@@ -33,9 +33,8 @@ struct LikelihoodWorkspace {
 
 // sum_t E_q[ell_t] over all modalities (base measures included) and, when `targets` is not
 // null, the natural-gradient site targets (-2 d ell/d S_t, d ell/d m_t - 2 (d ell/d S_t) m_t)
-// summed over modalities, scaled by `likelihood_scale` (1/beta under KL annealing, §6).
+// summed over modalities.
 double expected_log_likelihood(const std::vector<ModalityView>& modalities,
-                               const GaussianMoments& q, LikelihoodWorkspace& work, Sites* targets,
-                               double likelihood_scale = 1.0);
+                               const GaussianMoments& q, LikelihoodWorkspace& work, Sites* targets);
 
 }  // namespace spikevi

@@ -38,6 +38,8 @@ class ReadoutKernels {
  public:
   explicit ReadoutKernels(const Readout& readout);
   explicit ReadoutKernels(Readout&&) = delete;  // keeps a pointer: no temporaries
+  ReadoutKernels(const ReadoutKernels&) = delete;
+  ReadoutKernels& operator=(const ReadoutKernels&) = delete;
   const Readout& readout() const { return *readout_; }
   // mu = C M + d 1', s2_nt = c_n' S_t c_n, both N x T (DESIGN.md §9).
   void eta_moments(const GaussianMoments& q, Eigen::ArrayXXd& mu, Eigen::ArrayXXd& s2) const;

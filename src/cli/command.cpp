@@ -82,6 +82,11 @@ Dataset read_dataset_on_every_rank(const std::string& path, const ReadOptions& o
 
 std::string temporary_path_for(const std::string& path) { return path + ".tmp"; }
 
+void remove_quietly(const std::string& path) {
+  std::error_code ignored;
+  std::filesystem::remove(path, ignored);
+}
+
 void rename_into_place(const std::string& temporary, const std::string& path) {
   std::error_code error;
   std::filesystem::rename(temporary, path, error);

@@ -34,6 +34,7 @@ template <class Write>
 void write_atomically(const std::string& path, Write&& write);
 void rename_into_place(const std::string& temporary, const std::string& path);
 std::string temporary_path_for(const std::string& path);
+void remove_quietly(const std::string& path);
 
 // version, git revision, UTC date, ranks, command line.
 std::map<std::string, std::string> provenance(const CommandContext& context);
@@ -45,7 +46,8 @@ std::map<std::string, std::string> option_values(const po::variables_map& values
 // stop with the same exit status, silently, instead of waiting in a collective.
 class PeerFailure : public Error {
  public:
-  explicit PeerFailure(int status) : Error("stopped because another rank failed"), status_(status) {}
+  explicit PeerFailure(int status)
+      : Error("stopped because another rank failed"), status_(status) {}
   int status() const { return status_; }
 
  private:
@@ -65,7 +67,12 @@ int run_evaluate(const CommandContext& context);
 template <class Write>
 void write_atomically(const std::string& path, Write&& write) {
   const std::string temporary = temporary_path_for(path);
-  write(temporary);
+  try {
+    write(temporary);
+  } catch (...) {
+    remove_quietly(temporary);
+    throw;
+  }
   rename_into_place(temporary, path);
 }
 
