@@ -2,6 +2,8 @@
 // those of the whole (what the MPI sum relies on).
 #include <gtest/gtest.h>
 
+#include <numeric>
+
 #include "spikevi/global_statistics.hpp"
 #include "spikevi/simulation.hpp"
 #include "spikevi/variational_fit.hpp"
@@ -26,17 +28,28 @@ GlobalStatistics statistics_of(const std::vector<TrialCounts>& trials, const Rea
   return stats;
 }
 
-TEST(GlobalStatistics, PackAndUnpackRoundTripEveryField) {
+struct SmallProblem {
+  std::vector<TrialCounts> trials;
+  Readout readout;  // the true loadings; statistics only need C and d
+};
+
+SmallProblem small_problem(int trials, int bins, int neurons, int latents) {
   SimulationSettings settings;
-  settings.trials = 6;
-  settings.bins = 20;
-  settings.neurons = 10;
-  settings.latents = 2;
+  settings.trials = trials;
+  settings.bins = bins;
+  settings.neurons = neurons;
+  settings.latents = latents;
   const Dataset data = simulate(settings);
-  const std::vector<TrialCounts> trials = make_trial_counts(data, {0, 1, 2, 3, 4, 5});
-  Readout readout;
-  readout.C = data.truth->C;
-  readout.d = data.truth->d;
+  std::vector<int> all(static_cast<std::size_t>(trials));
+  std::iota(all.begin(), all.end(), 0);
+  SmallProblem problem{make_trial_counts(data, all), Readout{}};
+  problem.readout.C = data.truth->C;
+  problem.readout.d = data.truth->d;
+  return problem;
+}
+
+TEST(GlobalStatistics, PackAndUnpackRoundTripEveryField) {
+  const auto [trials, readout] = small_problem(6, 20, 10, 2);
   const GlobalStatistics stats = statistics_of(trials, readout, 0, 6);
   GlobalStatistics copy = GlobalStatistics::zero(2, 10);
   copy.unpack(stats.pack());
@@ -47,16 +60,7 @@ TEST(GlobalStatistics, PackAndUnpackRoundTripEveryField) {
 }
 
 TEST(GlobalStatistics, ShardsSummedEqualTheWholeBatch) {
-  SimulationSettings settings;
-  settings.trials = 7;
-  settings.bins = 15;
-  settings.neurons = 8;
-  settings.latents = 3;
-  const Dataset data = simulate(settings);
-  const std::vector<TrialCounts> trials = make_trial_counts(data, {0, 1, 2, 3, 4, 5, 6});
-  Readout readout;
-  readout.C = data.truth->C;
-  readout.d = data.truth->d;
+  const auto [trials, readout] = small_problem(7, 15, 8, 3);
   const std::vector<double> whole = statistics_of(trials, readout, 0, 7).pack();
   std::vector<double> summed = statistics_of(trials, readout, 0, 3).pack();
   const std::vector<double> rest = statistics_of(trials, readout, 3, 7).pack();

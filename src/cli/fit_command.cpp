@@ -138,6 +138,8 @@ int run_fit(const CommandContext& context) {
     lengths.push_back(metadata.trial_lengths[static_cast<std::size_t>(trial)]);
   const std::vector<GaussianMoments> latents =
       allgather_moments(local_latents, share, lengths, o.settings.latents, comm);
+  if (!root) return 0;  // the gathering above was the last collective
+
   const AffineGauge gauge = AffineGauge::canonical(outcome.globals.spikes, latents);
   FitRecord record;
   record.globals = gauge.apply(outcome.globals);
@@ -152,16 +154,15 @@ int run_fit(const CommandContext& context) {
   record.configuration = option_values(values);
   record.provenance = provenance(context);
   record.provenance["data"] = o.data;
-  if (root) write_atomically(o.out, [&](const std::string& path) { write_fit(path, record); });
+  write_atomically(o.out, [&](const std::string& path) { write_fit(path, record); });
 
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  if (root)
-    std::printf(
-        "spikevi fit: %s after %zu iterations: elbo %.6e (%.6f per spike), "
-        "evidence_laplace %.6e; %.1f s; wrote %s\n",
-        record.termination.c_str(), outcome.trace.size(), outcome.trace.back().elbo,
-        outcome.trace.back().elbo_per_spike, outcome.evidence_laplace, seconds, o.out.c_str());
+  std::printf(
+      "spikevi fit: %s after %zu iterations: elbo %.6e (%.6f per spike), "
+      "evidence_laplace %.6e; %.1f s; wrote %s\n",
+      record.termination.c_str(), outcome.trace.size(), outcome.trace.back().elbo,
+      outcome.trace.back().elbo_per_spike, outcome.evidence_laplace, seconds, o.out.c_str());
   return 0;
 }
 
