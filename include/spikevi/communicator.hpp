@@ -2,6 +2,7 @@
 // The only window numerics have onto the processes of a run (DESIGN.md §4). Numerics take a
 // Communicator& and never include mpi.h; SerialCommunicator is the one-process equivalent.
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <span>
 
@@ -16,6 +17,11 @@ class Communicator {
   virtual void allreduce_sum(std::span<double> values) = 0;
   // Element-wise maximum over all ranks, in place.
   virtual void allreduce_max(std::span<double> values) = 0;
+  // Merges records of `words_per_record` 64-bit words element-wise over all ranks with
+  // `merge` (associative and commutative); every rank receives the result, in place.
+  using MergeRecords = void (*)(const std::int64_t* in, std::int64_t* inout, std::size_t records);
+  virtual void allreduce_records(std::span<std::int64_t> words, std::size_t words_per_record,
+                                 MergeRecords merge) = 0;
   // Copies root's values to every rank.
   virtual void broadcast(std::span<double> values, int root) = 0;
   virtual void barrier() = 0;
@@ -28,6 +34,7 @@ class SerialCommunicator final : public Communicator {
   int size() const override { return 1; }
   void allreduce_sum(std::span<double>) override {}
   void allreduce_max(std::span<double>) override {}
+  void allreduce_records(std::span<std::int64_t>, std::size_t, MergeRecords) override {}
   void broadcast(std::span<double>, int) override {}
   void barrier() override {}
 };

@@ -1,0 +1,7 @@
+#pragma once
+// For tests/mpi_*.cpp: the world communicator of the running job (set up by mpi_main.cpp).
+#include "spikevi/communicator.hpp"
+
+namespace spikevi::testing {
+Communicator& world();
+}  // namespace spikevi::testing
