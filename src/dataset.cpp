@@ -6,6 +6,7 @@
 #include <climits>
 #include <cmath>
 #include <cstdint>
+#include <exception>
 #include <limits>
 #include <stdexcept>
 
@@ -73,24 +74,69 @@ Eigen::MatrixXd trial_matrix(const T* slab, std::size_t inner, int length) {
 class Reader {
  public:
   Reader(const std::string& path, const ReadOptions& options)
-      : file_(Hdf5File::open_read(path)), options_(options) {
+      : file_(Hdf5File::open_read(path, {.mpi_io = options.collective})), options_(options) {
     data_.path = path;
   }
 
   Dataset read() {
+    if (options_.collective) return read_collectively();
     read_counts_shape();
     read_bin_width();
     read_trial_lengths();
     select_trials();
-    read_counts();
-    read_continuous();
-    read_inputs();
-    read_split();
-    read_truth();
+    store_counts(file_.read_integers("/counts", data_.first_trial, held_));
+    read_after_counts();
     return std::move(data_);
   }
 
  private:
+  // The checks of read(), with the same collective calls on every rank whatever fails: the open
+  // (in the constructor), one collective read of /counts and the close. The first failure is
+  // held until the file is closed, then rethrown. Whether /counts can be read at all (it exists,
+  // is 3-D, non-empty, integer) is a property of the file, the same on every rank; a rank whose
+  // other checks failed still takes part in the read, with no trials.
+  Dataset read_collectively() {
+    std::exception_ptr failure;
+    bool counts_readable = false;
+    try {
+      read_counts_shape();
+      counts_readable = true;
+      read_bin_width();
+      read_trial_lengths();
+      select_trials();
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    if (counts_readable) {
+      try {
+        {
+          const std::vector<std::int64_t> values = file_.read_integers_collective(
+              "/counts", failure ? 0 : data_.first_trial, failure ? 0 : held_);
+          data_.counts_read_collectively = file_.last_read_was_collective();
+          if (!failure) store_counts(values);
+        }
+        if (!failure) read_after_counts();
+      } catch (...) {
+        if (!failure) failure = std::current_exception();
+      }
+    }
+    try {
+      file_.close();
+    } catch (...) {
+      if (!failure) failure = std::current_exception();
+    }
+    if (failure) std::rethrow_exception(failure);
+    return std::move(data_);
+  }
+
+  // Everything after /counts: independent reads, also on an MPI-IO file.
+  void read_after_counts() {
+    read_continuous();
+    read_inputs();
+    read_split();
+    read_truth();
+  }
+
   [[noreturn]] void fail(const std::string& message) const {
     throw InputError(data_.path + ": " + message);
   }
@@ -213,9 +259,8 @@ class Reader {
     return out;
   }
 
-  void read_counts() {
-    const std::vector<std::int64_t> values =
-        file_.read_integers("/counts", data_.first_trial, held_);
+  // The held block of /counts, as read from the file.
+  void store_counts(const std::vector<std::int64_t>& values) {
     refuse_any(
         values, "/counts", neurons(), [](std::int64_t v) { return v < 0; },
         "counts must be non-negative");

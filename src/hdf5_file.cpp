@@ -1,13 +1,16 @@
-// The only file of spikevi that includes hdf5.h (shared/STYLE.md).
+// The only file of spikevi that includes hdf5.h (shared/STYLE.md). It is the I/O layer, so it
+// also names MPI_COMM_WORLD for parallel HDF5 (Hdf5Options::mpi_io); it sends no messages.
 #include "spikevi/hdf5_file.hpp"
 
 #include <hdf5.h>
+#include <mpi.h>
 
 #include <algorithm>
 #include <filesystem>
 #include <functional>
 #include <mutex>
 #include <numeric>
+#include <stdexcept>
 #include <type_traits>
 
 #include "spikevi/error.hpp"
@@ -24,6 +27,7 @@ class Handle {
   Handle(hid_t id, Closer closer) : id_(id), closer_(closer) {}
   Handle(const Handle&) = delete;
   Handle& operator=(const Handle&) = delete;
+  Handle(Handle&& other) noexcept : id_(std::exchange(other.id_, -1)), closer_(other.closer_) {}
   ~Handle() {
     if (id_ >= 0) closer_(id_);
   }
@@ -147,8 +151,52 @@ Hdf5File::Dims extent(hid_t space) {
   return {dims.begin(), dims.end()};
 }
 
-// The file access property list; the seam where MPI-IO (H5Pset_fapl_mpio) will be set.
-hid_t make_access_plist(const Hdf5Options& /*options*/) { return H5Pcreate(H5P_FILE_ACCESS); }
+// Sets the file driver on a file access property list: MPI-IO over MPI_COMM_WORLD for mpi_io
+// (with no hints: Open MPI's default OMPIO component), else HDF5's default serial driver.
+void configure_access(hid_t access, const Hdf5Options& options, const std::string& path) {
+  if (!options.mpi_io) return;
+  int initialised = 0;
+  int finalised = 0;
+  MPI_Initialized(&initialised);
+  MPI_Finalized(&finalised);
+  if (!initialised || finalised)
+    throw std::logic_error(path + ": Hdf5Options::mpi_io needs MPI to be initialised");
+  check(H5Pset_fapl_mpio(access, MPI_COMM_WORLD, MPI_INFO_NULL), path, "/", "cannot set up MPI-IO");
+}
+
+// What H5Pget_mpio_actual_io_mode reports, in words.
+std::string io_mode_name(H5D_mpio_actual_io_mode_t mode) {
+  switch (mode) {
+    case H5D_MPIO_NO_COLLECTIVE:
+      return "no collective";
+    case H5D_MPIO_CHUNK_INDEPENDENT:
+      return "chunk independent";
+    case H5D_MPIO_CHUNK_COLLECTIVE:
+      return "chunk collective";
+    case H5D_MPIO_CHUNK_MIXED:
+      return "chunk mixed";
+    case H5D_MPIO_CONTIGUOUS_COLLECTIVE:
+      return "contiguous collective";
+  }
+  return "unknown (" + std::to_string(static_cast<int>(mode)) + ")";
+}
+
+// The reasons set in an H5Pget_mpio_no_collective_cause bit mask, in words; "" for none.
+std::string no_collective_cause_names(std::uint32_t causes) {
+  static const std::pair<std::uint32_t, const char*> kNames[] = {
+      {H5D_MPIO_SET_INDEPENDENT, "independent I/O was requested"},
+      {H5D_MPIO_DATATYPE_CONVERSION, "datatype conversion"},
+      {H5D_MPIO_DATA_TRANSFORMS, "data transforms"},
+      {H5D_MPIO_MPI_OPT_TYPES_ENV_VAR_DISABLED, "MPI derived types disabled (HDF5_MPI_OPT_TYPES)"},
+      {H5D_MPIO_NOT_SIMPLE_OR_SCALAR_DATASPACES, "dataspaces neither simple nor scalar"},
+      {H5D_MPIO_NOT_CONTIGUOUS_OR_CHUNKED_DATASET, "dataset neither contiguous nor chunked"},
+      {H5D_MPIO_PARALLEL_FILTERED_WRITES_DISABLED, "parallel filtered writes disabled"},
+      {H5D_MPIO_ERROR_WHILE_CHECKING_COLLECTIVE_POSSIBLE, "error while checking for collective"}};
+  std::string names;
+  for (const auto& [bit, name] : kNames)
+    if (causes & bit) names += (names.empty() ? "" : ", ") + std::string(name);
+  return names;
+}
 
 Handle open_dataset(hid_t file, const std::string& path, const std::string& name) {
   require_exists(file, path, name);
@@ -215,31 +263,38 @@ Hdf5File Hdf5File::open_existing(const std::string& path, bool writable,
     const std::string reason = is_hdf5 == 0 ? "no HDF5 signature" : hdf5_reason();
     throw InputError(path + ": not a readable HDF5 file (" + reason + ")");
   }
-  const Handle access(make_access_plist(options), H5Pclose);
+  const Handle access(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+  configure_access(access.get(), options, path);
   const hid_t id = H5Fopen(path.c_str(), writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, access.get());
   if (id < 0) {
     const std::string what = writable ? "cannot open for writing" : "not a readable HDF5 file";
     throw InputError(path + ": " + what + " (" + hdf5_reason() + ")");
   }
-  return Hdf5File(path, id);
+  return Hdf5File(path, id, options.mpi_io);
 }
 
 Hdf5File Hdf5File::create(const std::string& path, const Hdf5Options& options) {
   silence_hdf5_errors();
-  const Handle access(make_access_plist(options), H5Pclose);
+  const Handle access(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+  configure_access(access.get(), options, path);
   const hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, access.get());
   if (id < 0) throw InputError(path + ": cannot create HDF5 file (" + hdf5_reason() + ")");
-  return Hdf5File(path, id);
+  return Hdf5File(path, id, options.mpi_io);
 }
 
 Hdf5File::Hdf5File(Hdf5File&& other) noexcept
-    : path_(std::move(other.path_)), id_(std::exchange(other.id_, -1)) {}
+    : path_(std::move(other.path_)),
+      id_(std::exchange(other.id_, -1)),
+      mpi_io_(other.mpi_io_),
+      last_read_(std::move(other.last_read_)) {}
 
 Hdf5File& Hdf5File::operator=(Hdf5File&& other) noexcept {
   if (this != &other) {
     if (id_ >= 0) H5Fclose(id_);
     path_ = std::move(other.path_);
     id_ = std::exchange(other.id_, -1);
+    mpi_io_ = other.mpi_io_;
+    last_read_ = std::move(other.last_read_);
   }
   return *this;
 }
@@ -279,6 +334,16 @@ std::vector<std::string> Hdf5File::list_children(const std::string& group) const
 void Hdf5File::remove(const std::string& object) {
   require_exists(id(), path_, object);
   check(H5Ldelete(id(), object.c_str(), H5P_DEFAULT), path_, object, "cannot delete");
+}
+
+void Hdf5File::create_group(const std::string& group) {
+  if (exists(group)) return;
+  const Handle links(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
+  H5Pset_create_intermediate_group(links.get(), 1);
+  const Handle created(check(H5Gcreate2(id(), group.c_str(), links.get(), H5P_DEFAULT,
+                                        H5P_DEFAULT),
+                             path_, group, "cannot create group"),
+                       H5Gclose);
 }
 
 Hdf5File::Dims Hdf5File::shape(const std::string& dataset) const {
@@ -346,6 +411,89 @@ std::vector<std::int64_t> Hdf5File::read_integers(const std::string& dataset, st
   if (element_class(dataset) != ElementClass::kInteger)
     fail(path_, dataset, "has a non-integer element type");
   return read_rows<std::int64_t>(dataset, false, first, count);
+}
+
+template <class T>
+std::vector<T> Hdf5File::read_rows_collective(const std::string& dataset, std::size_t first,
+                                              std::size_t count) {
+  last_read_ = {};
+  const Handle opened = open_dataset(id(), path_, dataset);
+  const Handle stored(H5Dget_type(opened.get()), H5Tclose);
+  const ElementClass stored_class = element_class_of(stored.get());
+  if (std::is_integral_v<T> && stored_class != ElementClass::kInteger)
+    fail(path_, dataset, "has a non-integer element type");
+  if (stored_class != ElementClass::kInteger && stored_class != ElementClass::kFloat)
+    fail(path_, dataset, "has a non-numeric element type");
+
+  // Rows this rank may not read: it takes part selecting nothing and throws after the read.
+  const Handle file_space(H5Dget_space(opened.get()), H5Sclose);
+  const Dims dims = extent(file_space.get());
+  std::string refused;
+  if (dims.empty() || first > dims[0] || count > dims[0] - first) {
+    refused = "rows [" + std::to_string(first) + ", " + std::to_string(first + count) +
+              ") are outside its extent " + format_dims(dims);
+    count = 0;
+  }
+  const std::size_t row = std::accumulate(dims.empty() ? dims.end() : dims.begin() + 1, dims.end(),
+                                          std::size_t{1}, std::multiplies<>());
+  const hsize_t size = count * row;
+  const hsize_t memory_extent = std::max<hsize_t>(size, 1);
+  const Handle memory_space(H5Screate_simple(1, &memory_extent, nullptr), H5Sclose);
+  if (size == 0) {
+    check(H5Sselect_none(file_space.get()), path_, dataset, "cannot select rows");
+    check(H5Sselect_none(memory_space.get()), path_, dataset, "cannot select rows");
+  } else {
+    std::vector<hsize_t> start(dims.size(), 0), counts(dims.begin(), dims.end());
+    start[0] = first;
+    counts[0] = count;
+    check(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start.data(), nullptr,
+                              counts.data(), nullptr),
+          path_, dataset, "cannot select rows");
+  }
+
+  // Room for `size` values of the stored type or of T, whichever is wider: H5Tconvert below
+  // converts in place.
+  const std::size_t width = std::max(H5Tget_size(stored.get()), sizeof(T));
+  std::vector<T> out(std::max<std::size_t>(size, 1) * ((width + sizeof(T) - 1) / sizeof(T)));
+  const Handle transfer(H5Pcreate(H5P_DATASET_XFER), H5Pclose);
+  if (mpi_io_)
+    check(H5Pset_dxpl_mpio(transfer.get(), H5FD_MPIO_COLLECTIVE), path_, dataset,
+          "cannot request collective I/O");
+  check(H5Dread(opened.get(), stored.get(), memory_space.get(), file_space.get(), transfer.get(),
+                out.data()),
+        path_, dataset, "cannot read");
+  if (mpi_io_) {
+    H5D_mpio_actual_io_mode_t mode = H5D_MPIO_NO_COLLECTIVE;
+    std::uint32_t local_cause = 0;
+    std::uint32_t global_cause = 0;
+    check(H5Pget_mpio_actual_io_mode(transfer.get(), &mode), path_, dataset,
+          "cannot query the I/O mode");
+    check(H5Pget_mpio_no_collective_cause(transfer.get(), &local_cause, &global_cause), path_,
+          dataset, "cannot query the I/O mode");
+    last_read_.collective =
+        mode == H5D_MPIO_CHUNK_COLLECTIVE || mode == H5D_MPIO_CONTIGUOUS_COLLECTIVE;
+    last_read_.io_mode = io_mode_name(mode);
+    last_read_.no_collective_cause = no_collective_cause_names(local_cause | global_cause);
+  } else {
+    last_read_.io_mode = "serial";
+    last_read_.no_collective_cause = "the file was not opened with MPI-IO";
+  }
+  if (size > 0)
+    check(H5Tconvert(stored.get(), native_type_of<T>(), size, out.data(), nullptr, H5P_DEFAULT),
+          path_, dataset, "cannot convert the values read");
+  out.resize(size);
+  if (!refused.empty()) fail(path_, dataset, refused);
+  return out;
+}
+
+std::vector<std::int64_t> Hdf5File::read_integers_collective(const std::string& dataset,
+                                                             std::size_t first, std::size_t count) {
+  return read_rows_collective<std::int64_t>(dataset, first, count);
+}
+
+std::vector<double> Hdf5File::read_doubles_collective(const std::string& dataset, std::size_t first,
+                                                      std::size_t count) {
+  return read_rows_collective<double>(dataset, first, count);
 }
 
 void Hdf5File::write_raw(const std::string& dataset, const void* data, std::size_t size,

@@ -7,6 +7,7 @@
 #include <functional>
 #include <limits>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -148,6 +149,14 @@ TEST(Dataset, ReadsASubRangeOfTrials) {
   EXPECT_TRUE(same(read.trial_counts(2), written.counts[2]));
   expect_same(read, written, 1);
   EXPECT_EQ(read_dataset(dir.file("d.h5"), {.first_trial = 5}).held(), 0);
+}
+
+TEST(Dataset, ASerialReadIsNotCollective) {
+  TempDir dir;
+  write_dataset(dir.file("d.h5"), make_dataset({2, 2, 1}, 2, 3));
+  EXPECT_FALSE(read_dataset(dir.file("d.h5")).counts_read_collectively);
+  // Collective reads need MPI (tests/mpi_dataset.cpp); without it the open refuses.
+  EXPECT_THROW(read_dataset(dir.file("d.h5"), {.collective = true}), std::logic_error);
 }
 
 TEST(Dataset, SkipsTruthAndContinuousWhenAsked) {

@@ -3,7 +3,9 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "spikevi/error.hpp"
@@ -86,6 +88,56 @@ TEST(Hdf5File, ConvertsBetweenStoredAndMemoryTypes) {
   EXPECT_EQ(file.element_class("/f32"), ElementClass::kFloat);
   EXPECT_TRUE(contains(input_error([&] { file.read_integers("/f32"); }),
                        "/f32: has a non-integer element type"));
+}
+
+// Without mpi_io, read_*_collective is a serial read of the same rows (in the stored type,
+// converted in memory); tests/mpi_dataset.cpp runs it collectively.
+TEST(Hdf5File, ReadsRowsInTheStoredTypeWithoutMpiIo) {
+  TempDir dir;
+  const std::string path = dir.file("stored.h5");
+  std::vector<std::int64_t> values(4 * 2 * 3);
+  for (std::size_t i = 0; i < values.size(); ++i) values[i] = 250 - static_cast<std::int64_t>(i);
+  Hdf5File file = Hdf5File::create(path);
+  const std::pair<std::string, ElementType> types[] = {{"u8", ElementType::kUint8},
+                                                       {"u16", ElementType::kUint16},
+                                                       {"i32", ElementType::kInt32},
+                                                       {"i64", ElementType::kInt64}};
+  for (const auto& [name, type] : types) {
+    file.write_int64("/chunked_" + name, values, {4, 2, 3}, {1, 2, 3}, type);
+    file.write_int64("/contiguous_" + name, values, {4, 2, 3}, {}, type);
+  }
+  file.write_doubles("/f32", std::vector<double>{0.5, -1.25, 2.0, 4.0}, {2, 2}, {},
+                     ElementType::kFloat32);
+  EXPECT_FALSE(file.last_read_was_collective());
+  for (const auto& [name, type] : types) {
+    for (const std::string& dataset : {"/chunked_" + name, "/contiguous_" + name}) {
+      EXPECT_EQ(file.read_integers_collective(dataset, 1, 2), file.read_integers(dataset, 1, 2))
+          << dataset;
+      EXPECT_EQ(file.read_integers_collective(dataset, 1, 2),
+                std::vector<std::int64_t>(values.begin() + 6, values.begin() + 18))
+          << dataset;
+      EXPECT_EQ(file.read_doubles_collective(dataset, 3, 1), file.read_doubles(dataset, 3, 1))
+          << dataset;
+      EXPECT_TRUE(file.read_integers_collective(dataset, 4, 0).empty()) << dataset;
+    }
+  }
+  EXPECT_EQ(file.read_doubles_collective("/f32", 1, 1), (std::vector<double>{2.0, 4.0}));
+  EXPECT_FALSE(file.last_read_was_collective());
+  EXPECT_EQ(file.last_collective_read().io_mode, "serial");
+  EXPECT_TRUE(contains(input_error([&] { file.read_integers_collective("/chunked_u8", 3, 2); }),
+                       "stored.h5: /chunked_u8: rows [3, 5) are outside its extent [4,2,3]"));
+  EXPECT_TRUE(contains(input_error([&] { file.read_integers_collective("/f32", 0, 1); }),
+                       "stored.h5: /f32: has a non-integer element type"));
+  EXPECT_TRUE(contains(input_error([&] { file.read_doubles_collective("/nope", 0, 1); }),
+                       "stored.h5: /nope: does not exist"));
+}
+
+TEST(Hdf5File, MpiIoNeedsMpiToBeInitialised) {
+  TempDir dir;
+  const std::string path = dir.file("serial.h5");
+  Hdf5File::create(path).close();
+  EXPECT_THROW(Hdf5File::open_read(path, {.mpi_io = true}), std::logic_error);
+  EXPECT_THROW(Hdf5File::create(dir.file("other.h5"), {.mpi_io = true}), std::logic_error);
 }
 
 TEST(Hdf5File, HandlesScalarAndEmptyDatasets) {

@@ -46,6 +46,9 @@ struct Dataset {
   // per modality NAME of /continuous/NAME, per held trial: channels x T_k, NaN = missing
   std::map<std::string, std::vector<Eigen::MatrixXd>> continuous;
   std::vector<Eigen::MatrixXd> inputs;  // per held trial: inputs x T_k, empty if none
+  // /counts came in one collective MPI-IO read (ReadOptions::collective, and HDF5 did not fall
+  // back to independent I/O on this rank)
+  bool counts_read_collectively = false;
 
   std::optional<Split> split;
   std::optional<Truth> truth;
@@ -61,10 +64,16 @@ struct ReadOptions {
   int trial_count = -1;  // -1: all trials from first_trial on
   bool read_truth = true;
   bool read_continuous = true;
+  // Parallel HDF5: the file is opened with MPI-IO over MPI_COMM_WORLD and each rank's block of
+  // /counts comes in one collective read. Every rank must then call read_dataset with the same
+  // path and options (trials apart); each still gets its own verdict, thrown only after the
+  // file is closed on every rank, so that an error on one rank leaves none waiting.
+  bool collective = false;
 };
 
 // Reads and validates a file (shared/DATA_FORMAT.md). Throws InputError naming the file, the
-// dataset and the offending value for every violation the format lists.
+// dataset and the offending value for every violation the format lists. Holds only the
+// requested block of trials of /counts, /continuous, /inputs and /truth's per-trial arrays.
 Dataset read_dataset(const std::string& path, const ReadOptions& options = {});
 
 // Writes a complete data set (all trials held) in the format, counts as int32 chunked by

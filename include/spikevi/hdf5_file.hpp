@@ -15,9 +15,17 @@
 
 namespace spikevi {
 
-// How a file is opened. Serial I/O (sec2 driver) for now; the seam for MPI-IO: a later
-// version adds a communicator here, and open/create/read/write then become collective.
-struct Hdf5Options {};
+// How a file is opened.
+struct Hdf5Options {
+  // false: serial I/O (the sec2 driver) by this process alone.
+  // true: parallel HDF5 over MPI-IO (H5Pset_fapl_mpio on MPI_COMM_WORLD; MPI must be
+  // initialised). Opening, creating and closing the file are then collective: every rank makes
+  // the call with identical arguments, and no rank may leave the file's scope alone (the
+  // destructor closes). Creating datasets and attributes is collective too (write_* then write
+  // the same data from every rank); every other read is independent, and read_*_collective is
+  // the one collective data read.
+  bool mpi_io = false;
+};
 
 class Hdf5File {
  public:
@@ -54,6 +62,8 @@ class Hdf5File {
   std::vector<std::string> list_children(const std::string& group) const;
   // Deletes the link `object` (space in the file is not reclaimed).
   void remove(const std::string& object);
+  // Creates a group (and any missing parents); nothing happens if it exists.
+  void create_group(const std::string& group);
 
   // Extent of a dataset, outermost first; empty for a scalar dataset.
   Dims shape(const std::string& dataset) const;
@@ -68,6 +78,29 @@ class Hdf5File {
   std::vector<std::int64_t> read_integers(const std::string& dataset) const;
   std::vector<std::int64_t> read_integers(const std::string& dataset, std::size_t first,
                                           std::size_t count) const;
+
+  // As read_integers / read_doubles of rows, in one collective MPI-IO read (H5FD_MPIO_COLLECTIVE)
+  // when the file was opened with mpi_io: every rank calls it, in the same order relative to
+  // the other collective calls, each with its own rows; count may be 0. A rank whose rows lie
+  // outside the extent still takes part (selecting nothing) and throws afterwards, so no rank
+  // is left waiting; what is wrong with the dataset itself (missing, not numeric) is the same on
+  // every rank and throws before the read. The data are read in their stored type, so that HDF5
+  // has no type conversion to make (which would make it fall back to independent I/O), and
+  // converted in memory. Without mpi_io this is a serial read of the same rows.
+  std::vector<std::int64_t> read_integers_collective(const std::string& dataset, std::size_t first,
+                                                     std::size_t count);
+  std::vector<double> read_doubles_collective(const std::string& dataset, std::size_t first,
+                                              std::size_t count);
+
+  // How the last read_*_collective call was performed on this rank, as HDF5 reports it
+  // (H5Pget_mpio_actual_io_mode, H5Pget_mpio_no_collective_cause).
+  struct CollectiveRead {
+    bool collective = false;          // all of it in collective MPI-IO (chunked or contiguous)
+    std::string io_mode;              // e.g. "chunk collective", "contiguous collective", "serial"
+    std::string no_collective_cause;  // why HDF5 fell back to independent I/O; "" if it did not
+  };
+  const CollectiveRead& last_collective_read() const { return last_read_; }
+  bool last_read_was_collective() const { return last_read_.collective; }
 
   // Creates a dataset of extent `dims` from row-major `data` (size = product of dims), stored
   // as `stored`, chunked by `chunk` (empty: contiguous; every chunk extent must be >= 1 and at
@@ -91,7 +124,8 @@ class Hdf5File {
   void remove_attribute(const std::string& object, const std::string& name);
 
  private:
-  Hdf5File(std::string path, std::int64_t id) : path_(std::move(path)), id_(id) {}
+  Hdf5File(std::string path, std::int64_t id, bool mpi_io)
+      : path_(std::move(path)), id_(id), mpi_io_(mpi_io) {}
   static Hdf5File open_existing(const std::string& path, bool writable, const Hdf5Options& options);
   void write_raw(const std::string& dataset, const void* data, std::size_t size, ElementType memory,
                  ElementType stored, const Dims& dims, const Dims& chunk);
@@ -99,10 +133,15 @@ class Hdf5File {
   template <class T>
   std::vector<T> read_rows(const std::string& dataset, bool whole, std::size_t first,
                            std::size_t count) const;
+  template <class T>
+  std::vector<T> read_rows_collective(const std::string& dataset, std::size_t first,
+                                      std::size_t count);
   std::int64_t id() const;  // the open file's hid_t; throws when closed
 
   std::string path_;
   std::int64_t id_ = -1;  // hid_t of the open file, -1 when closed
+  bool mpi_io_ = false;   // opened through MPI-IO (Hdf5Options::mpi_io)
+  CollectiveRead last_read_;
 };
 
 // An extent as messages print it, e.g. "[3,100,40]".
