@@ -72,13 +72,16 @@ void write_globals(Hdf5File& file, const GlobalState& g) {
 }
 
 void write_trace(Hdf5File& file, const std::vector<IterationRecord>& trace) {
-  std::vector<double> elbo, per_spike, change, seconds, local;
+  std::vector<double> elbo, per_spike, change, seconds, local, batch, rho, undone;
   for (const IterationRecord& r : trace) {
     elbo.push_back(r.elbo);
     per_spike.push_back(r.elbo_per_spike);
     change.push_back(r.relative_change);
     seconds.push_back(r.seconds);
     local.push_back(r.local_iterations);
+    batch.push_back(r.batch_trials);
+    rho.push_back(r.rho);
+    undone.push_back(r.rejected_readout_rows);
   }
   const Dims dims{trace.size()};
   file.write_doubles("/elbo", elbo, dims);
@@ -86,6 +89,9 @@ void write_trace(Hdf5File& file, const std::vector<IterationRecord>& trace) {
   file.write_doubles("/trace/relative_change", change, dims);
   file.write_doubles("/trace/seconds", seconds, dims);
   file.write_doubles("/trace/local_iterations", local, dims);
+  file.write_doubles("/trace/batch_trials", batch, dims);
+  file.write_doubles("/trace/rho", rho, dims);
+  file.write_doubles("/trace/undone_readout_rows", undone, dims);
 }
 
 void write_latents(Hdf5File& file, const FitRecord& record) {
@@ -138,7 +144,7 @@ void write_fit(const std::string& path, const FitRecord& record) {
   write_trace(file, record.trace);
   write_globals(file, record.globals);
   if (!record.trials.empty()) write_latents(file, record);
-  const double elbo = record.trace.empty() ? kMissing : record.trace.back().elbo;
+  const double elbo = record.trace.empty() ? kMissing : record.elbo;
   file.write_double_attribute("/", "elbo", elbo);
   file.write_double_attribute("/", "elbo_per_spike", elbo / std::max(record.spike_count, 1.0));
   file.write_double_attribute("/", "evidence_laplace", record.evidence_laplace);
@@ -148,6 +154,10 @@ void write_fit(const std::string& path, const FitRecord& record) {
   file.write_doubles("/config/latents", std::vector<double>{double(record.globals.dim())}, {1});
   for (const auto& [key, value] : record.configuration)
     file.write_string_attribute("/config", key, value);
+  if (!record.timing.empty()) {
+    file.create_group("/timing");
+    for (const auto& [key, value] : record.timing) file.write_double_attribute("/timing", key, value);
+  }
   file.close();
 }
 

@@ -46,8 +46,13 @@ void visit_fields(Stats& s, Visitor&& visit) {
   visit(s.trials);
   visit(s.spikes.gradient);
   visit(s.spikes.hessian);
+  visit(s.spikes.log_likelihood);
   visit(s.elbo_sum);
   visit(s.spike_count);
+  visit(s.candidate_log_likelihood);
+  visit(s.local_iterations);
+  visit(s.unconverged_trials);
+  visit(s.failed_trials);
 }
 
 }  // namespace
@@ -58,6 +63,7 @@ GlobalStatistics GlobalStatistics::zero(int dim, int neurons) {
   s.initial_mean_sum = Eigen::VectorXd::Zero(dim);
   s.initial_second_moment_sum = Eigen::MatrixXd::Zero(dim, dim);
   s.spikes = ReadoutStatistics::zero(neurons, dim);
+  s.candidate_log_likelihood = Eigen::VectorXd::Zero(neurons);
   return s;
 }
 
@@ -75,9 +81,14 @@ void GlobalStatistics::add_trial(const GaussianMoments& q, const Readout& readou
 
 std::vector<double> GlobalStatistics::pack() const {
   std::vector<double> buffer;
+  pack_into(buffer);
+  return buffer;
+}
+
+void GlobalStatistics::pack_into(std::vector<double>& buffer) const {
+  buffer.clear();
   Packer packer(buffer);
   visit_fields(*this, [&](const auto& field) { packer.put(field); });
-  return buffer;
 }
 
 void GlobalStatistics::unpack(std::span<const double> buffer) {

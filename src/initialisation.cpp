@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "spikevi/error.hpp"
+#include "spikevi/reproducible_sum.hpp"
 #include "spikevi/smoothing.hpp"
 
 namespace spikevi {
@@ -19,25 +20,27 @@ std::vector<GaussianMoments> pca_latents(const std::vector<TrialCounts>& trials,
                                          const InitialisationSettings& settings,
                                          Communicator& comm) {
   const Eigen::Index neurons = trials.empty() ? 0 : trials.front().counts.rows();
-  // Pooled first and second moments of the smoothed log counts: one allreduce.
-  Eigen::VectorXd sum = Eigen::VectorXd::Zero(neurons);
-  Eigen::MatrixXd outer = Eigen::MatrixXd::Zero(neurons, neurons);
-  double bins = 0.0;
+  // Pooled first and second moments of the smoothed log counts, summed exactly per trial so
+  // that the start is the same on any number of ranks: one reduction.
+  const std::size_t size = static_cast<std::size_t>(neurons + neurons * neurons + 1);
+  ReproducibleSum pooled(size);
   std::vector<Eigen::MatrixXd> features;
   features.reserve(trials.size());
+  Eigen::VectorXd contribution(static_cast<Eigen::Index>(size));
   for (const TrialCounts& trial : trials) {
     features.push_back(smoothed_log_counts(trial, settings.smoothing_sd_bins));
-    sum += features.back().rowwise().sum();
+    Eigen::MatrixXd outer = Eigen::MatrixXd::Zero(neurons, neurons);
     outer.selfadjointView<Eigen::Lower>().rankUpdate(features.back());
-    bins += static_cast<double>(features.back().cols());
+    contribution << features.back().rowwise().sum(), outer.reshaped(),
+        static_cast<double>(features.back().cols());
+    pooled.add(std::span<const double>(contribution.data(), size));
   }
-  std::vector<double> buffer(sum.data(), sum.data() + sum.size());
-  buffer.insert(buffer.end(), outer.data(), outer.data() + outer.size());
-  buffer.push_back(bins);
-  comm.allreduce_sum(buffer);
-  sum = Eigen::Map<const Eigen::VectorXd>(buffer.data(), neurons);
-  outer = Eigen::Map<const Eigen::MatrixXd>(buffer.data() + neurons, neurons, neurons);
-  bins = buffer.back();
+  pooled.allreduce(comm);
+  const std::vector<double> buffer = pooled.values();
+  const Eigen::VectorXd sum = Eigen::Map<const Eigen::VectorXd>(buffer.data(), neurons);
+  const Eigen::MatrixXd outer =
+      Eigen::Map<const Eigen::MatrixXd>(buffer.data() + neurons, neurons, neurons);
+  const double bins = buffer.back();
   if (bins < 2) throw InputError("initialisation: fewer than 2 bins of data to fit");
 
   const Eigen::VectorXd mean = sum / bins;

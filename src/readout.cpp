@@ -47,7 +47,17 @@ Eigen::MatrixXd deviation_from(const Readout& readout, const Eigen::VectorXd& me
   return dev;
 }
 
-// log N(w_n; m0, P0^-1) for every row n.
+void copy_row(const Readout& from, Index n, Readout& to) {
+  const Index p = from.dim() + 1;
+  to.C.row(n) = from.C.row(n);
+  to.d(n) = from.d(n);
+  to.precision.middleCols(n * p, p) = from.precision.middleCols(n * p, p);
+}
+
+}  // namespace
+
+// ---- Readout, ReadoutPrior ----
+
 Eigen::VectorXd row_log_prior(const ReadoutPrior& prior, const Readout& readout) {
   const Eigen::LLT<Eigen::MatrixXd> llt(prior.precision);
   if (llt.info() != Eigen::Success) {
@@ -62,17 +72,6 @@ Eigen::VectorXd row_log_prior(const ReadoutPrior& prior, const Readout& readout)
       .matrix()
       .transpose();
 }
-
-void copy_row(const Readout& from, Index n, Readout& to) {
-  const Index p = from.dim() + 1;
-  to.C.row(n) = from.C.row(n);
-  to.d(n) = from.d(n);
-  to.precision.middleCols(n * p, p) = from.precision.middleCols(n * p, p);
-}
-
-}  // namespace
-
-// ---- Readout, ReadoutPrior ----
 
 Readout Readout::select_rows(const std::vector<int>& keep) const {
   const Index p = dim() + 1;
@@ -218,7 +217,8 @@ void add_covariance_terms(const BinBlock& b, ReadoutStatistics& stats) {
 
 ReadoutStatistics ReadoutStatistics::zero(int rows, int dim) {
   return {Eigen::MatrixXd::Zero(dim + 1, rows),
-          Eigen::MatrixXd::Zero(dim + 1, static_cast<Index>(rows) * (dim + 1))};
+          Eigen::MatrixXd::Zero(dim + 1, static_cast<Index>(rows) * (dim + 1)),
+          Eigen::VectorXd::Zero(rows)};
 }
 
 void ReadoutStatistics::add_trial(const Readout& readout, const ObservationModel& model,
@@ -238,11 +238,20 @@ void ReadoutStatistics::add_trial(const Readout& readout, const ObservationModel
   kernels.eta_moments(q, mu, s2);
   model.expected_log_likelihood(x, mu, s2, ell, terms.g, terms.G);
   model.expected_derivatives(x, mu, s2, terms.d2, terms.d3, terms.d4);
+  log_likelihood += ell.rowwise().sum().matrix();
   for (Index t0 = 0; t0 < q.bins(); t0 += kBinBlock) {
     const BinBlock block{readout.C, q, terms, t0, std::min(kBinBlock, q.bins() - t0)};
     add_mean_gradient(block, *this);
     add_covariance_terms(block, *this);
   }
+}
+
+Eigen::VectorXd row_log_likelihood(const ReadoutKernels& kernels, const ObservationModel& model,
+                                   const Eigen::ArrayXXd& x, const GaussianMoments& q) {
+  Eigen::ArrayXXd mu, s2, ell, g, G;
+  kernels.eta_moments(q, mu, s2);
+  model.expected_log_likelihood(x, mu, s2, ell, g, G);
+  return ell.rowwise().sum().matrix();
 }
 
 // ---- Natural-gradient step (DESIGN.md §3) ----
@@ -354,9 +363,21 @@ Readout readout_natural_gradient_step(const Readout& current, const ReadoutPrior
   check_step_inputs(current, prior, stats, scale, rho, max_halvings);
   const NewtonTargets targets = newton_targets(current, prior, stats, scale);
   if (objective) return backtracking_step(current, prior, targets, rho, objective, max_halvings);
+  return readout_natural_gradient_step(current, prior, stats, scale,
+                                       Eigen::VectorXd::Constant(current.rows(), rho));
+}
+
+Readout readout_natural_gradient_step(const Readout& current, const ReadoutPrior& prior,
+                                      const ReadoutStatistics& stats, double scale,
+                                      const Eigen::VectorXd& row_rho) {
+  assert(row_rho.size() == current.rows());
+  check_step_inputs(current, prior, stats, scale, 1.0, 0);
+  if (!(row_rho.array() > 0.0).all() || !(row_rho.array() <= 1.0).all())
+    throw ConfigError("readout step: every row's rho must lie in (0, 1]");
+  const NewtonTargets targets = newton_targets(current, prior, stats, scale);
   Readout next = current;
   for (Index n = 0; n < current.rows(); ++n) {
-    if (!write_candidate(current, targets, n, rho, next)) {
+    if (!write_candidate(current, targets, n, row_rho(n), next)) {
       throw NumericalError("readout step: row " + std::to_string(n) +
                            " has a precision that is not positive definite or a non-finite step");
     }

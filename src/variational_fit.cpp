@@ -3,19 +3,31 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <iostream>
 #include <limits>
+#include <string>
 
 #include "spikevi/error.hpp"
 #include "spikevi/global_statistics.hpp"
+#include "spikevi/global_step.hpp"
 #include "spikevi/initialisation.hpp"
+#include "spikevi/reproducible_sum.hpp"
 
 namespace spikevi {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
+// Adds the wall time of `work` to `total`.
+template <class Work>
+auto timed(double& total, Work&& work) {
+  const auto start = Clock::now();
+  struct AddOnExit {
+    double& total;
+    Clock::time_point start;
+    ~AddOnExit() { total += std::chrono::duration<double>(Clock::now() - start).count(); }
+  } add{total, start};
+  return work();
 }
 
 // The spike modality of one trial under the given readout kernels.
@@ -24,149 +36,350 @@ std::vector<ModalityView> spike_modality(const PoissonObservation& model,
   return {ModalityView{&model, &kernels, &trial.counts, trial.log_base_measure}};
 }
 
-// Per-row sum over trials (and ranks) of E_q[log p(x_n | w, z)] at a candidate readout: the
-// objective the readout step backtracks on (DESIGN.md §3, full batch).
-Eigen::VectorXd readout_objective(const Readout& candidate, const std::vector<TrialCounts>& trials,
-                                  const std::vector<GaussMarkovState>& states,
-                                  const PoissonObservation& model, Communicator& comm) {
-  const ReadoutKernels kernels(candidate);
-  LikelihoodWorkspace work;
-  Eigen::VectorXd per_row = Eigen::VectorXd::Zero(candidate.rows());
-  for (std::size_t k = 0; k < trials.size(); ++k) {
-    kernels.eta_moments(states[k].moments, work.mu, work.s2);
-    model.expected_log_likelihood(trials[k].counts, work.mu, work.s2, work.ell, work.g, work.G);
-    per_row += work.ell.rowwise().sum().matrix();
+// Sum over the listed local trials and over all ranks of a per-trial vector of `size` doubles,
+// exact and independent of how trials are spread over ranks (reproducible_sum.hpp).
+template <class PerTrial>
+Eigen::VectorXd sum_over_trials(std::size_t size, const std::vector<std::size_t>& members,
+                                Communicator& comm, PerTrial&& per_trial) {
+  ReproducibleSum sum(size);
+  for (std::size_t k : members) {
+    const Eigen::VectorXd contribution = per_trial(k);
+    sum.add(std::span<const double>(contribution.data(), size));
   }
-  comm.allreduce_sum(std::span<double>(per_row.data(), per_row.size()));
-  return per_row;
+  sum.allreduce(comm);
+  const std::vector<double> values = sum.values();
+  return Eigen::Map<const Eigen::VectorXd>(values.data(), static_cast<Eigen::Index>(size));
 }
 
-// Sums this rank's statistics and allreduces them: the one collective of an iteration.
-GlobalStatistics reduce_statistics(const GlobalState& globals,
-                                   const std::vector<TrialCounts>& trials,
-                                   const std::vector<GaussianMoments>& moments,
-                                   const std::vector<double>& elbos,
-                                   const PoissonObservation& model, Communicator& comm) {
-  GlobalStatistics stats = GlobalStatistics::zero(globals.dim(), globals.spikes.rows());
-  for (std::size_t k = 0; k < trials.size(); ++k)
-    stats.add_trial(moments[k], globals.spikes, model, trials[k].counts, elbos[k]);
-  std::vector<double> buffer = stats.pack();
-  comm.allreduce_sum(buffer);
-  stats.unpack(buffer);
-  return stats;
+std::vector<std::size_t> every_trial(std::size_t count) {
+  std::vector<std::size_t> all(count);
+  for (std::size_t k = 0; k < count; ++k) all[k] = k;
+  return all;
 }
 
-// Full-batch global step (rho = 1): conjugate MNIW update, M-step for (mu0, Sigma0), and one
-// backtracked natural-gradient step per readout row (DESIGN.md §3).
-void global_step(GlobalState& globals, const GlobalStatistics& stats,
-                 const std::vector<TrialCounts>& trials,
-                 const std::vector<GaussMarkovState>& states, const PoissonObservation& model,
-                 Communicator& comm, int readout_steps) {
-  globals.dynamics = MatrixNormalInverseWishart::blend(globals.dynamics, globals.dynamics_prior,
-                                                       stats.transitions, 1.0, 1.0);
-  globals.mu0 = stats.initial_mean_sum / stats.trials;
-  const Eigen::MatrixXd second = stats.initial_second_moment_sum / stats.trials;
-  globals.Sigma0 = second - globals.mu0 * globals.mu0.transpose();
-  globals.Sigma0 = 0.5 * (globals.Sigma0 + globals.Sigma0.transpose()).eval();
+void validate(const std::vector<TrialCounts>& trials, const FitSettings& settings,
+              int population) {
+  if (settings.latents < 1) throw ConfigError("--latents must be >= 1");
+  if (trials.empty()) throw ConfigError("fit: no trials to fit on this rank");
+  if (settings.latents >= trials.front().counts.rows())
+    throw ConfigError("--latents (" + std::to_string(settings.latents) +
+                      ") must be smaller than the number of neurons (" +
+                      std::to_string(trials.front().counts.rows()) + ")");
+  settings.minibatch.validate(population);
+}
 
+// One fit: the state every rank keeps, and the steps of DESIGN.md §3-4.
+class VariationalFit {
+ public:
+  VariationalFit(const std::vector<TrialCounts>& trials, const FitSettings& settings,
+                 Communicator& comm)
+      : trials_(trials), settings_(settings), comm_(comm) {}
+
+  FitOutcome run(const ProgressCallback& progress);
+
+ private:
+  int dim() const { return settings_.latents; }
+  int neurons() const { return static_cast<int>(trials_.front().counts.rows()); }
+  bool full_batch() const { return settings_.minibatch.full_batch(population_); }
+
+  void initialise();
+  void initial_readout_steps(const GlobalStatistics& stats);
+  GlobalStatistics statistics_at_current_moments();
+  std::vector<std::size_t> members_of_batch(int iteration) const;
+  GlobalStatistics local_pass(const std::vector<std::size_t>& members, bool check_readout);
+  GlobalStatistics reduce(const ReproducibleSum& local_sum);
+  void global_step(const GlobalStatistics& stats, GlobalStepSize step);
+  int undo_rows_that_dropped(const GlobalStatistics& stats, const GlobalStatistics& previous);
+  IterationRecord record_of(int iteration, const GlobalStatistics& stats, double scale) const;
+  void finish_stochastic(const GlobalStatistics& stats, GlobalStepSize pending);
+  void finish_timing();
+
+  const std::vector<TrialCounts>& trials_;
+  const FitSettings& settings_;
+  Communicator& comm_;
+  const PoissonObservation model_;
+  int population_ = 0;          // K: trials on all ranks
+  std::size_t buffer_size_ = 0;  // doubles in a packed GlobalStatistics
+  FitOutcome outcome_;
+  Readout readout_before_step_;   // full batch: to undo rows whose step dropped the objective
+  Eigen::VectorXd row_damping_;   // full batch: halved for a row whose step was undone
+};
+
+// ---- Initialisation ----
+
+// Sum over all trials of their statistics at the current q (no local step): the start.
+GlobalStatistics VariationalFit::statistics_at_current_moments() {
+  ReproducibleSum sum(buffer_size_);
+  std::vector<double> packed;
+  for (std::size_t k = 0; k < trials_.size(); ++k) {
+    GlobalStatistics trial = GlobalStatistics::zero(dim(), neurons());
+    trial.add_trial(outcome_.posteriors[k].moments, outcome_.globals.spikes, model_,
+                    trials_[k].counts, 0.0);
+    trial.pack_into(packed);
+    sum.add(packed);
+  }
+  return reduce(sum);
+}
+
+// The Poisson GLM of the readouts on the PCA latents: Newton steps backtracked per row on the
+// exact objective. Runs once, so its extra reductions per step do not matter.
+void VariationalFit::initial_readout_steps(const GlobalStatistics& stats) {
+  const std::vector<std::size_t> all = every_trial(trials_.size());
+  const auto rows = static_cast<std::size_t>(neurons());
   const ReadoutObjective objective = [&](const Readout& candidate) {
-    return readout_objective(candidate, trials, states, model, comm);
+    const ReadoutKernels kernels(candidate);
+    return sum_over_trials(rows, all, comm_, [&](std::size_t k) {
+      return row_log_likelihood(kernels, model_, trials_[k].counts,
+                                outcome_.posteriors[k].moments);
+    });
   };
+  GlobalState& globals = outcome_.globals;
   ReadoutStatistics readout_stats = stats.spikes;
-  for (int step = 0; step < readout_steps; ++step) {
+  for (int step = 0; step < settings_.initialisation.readout_newton_steps; ++step) {
     if (step > 0) {  // later Newton steps need the statistics at the moved readout
-      readout_stats = ReadoutStatistics::zero(globals.spikes.rows(), globals.dim());
-      for (std::size_t k = 0; k < trials.size(); ++k)
-        readout_stats.add_trial(globals.spikes, model, trials[k].counts, states[k].moments);
-      comm.allreduce_sum(
-          std::span<double>(readout_stats.gradient.data(), readout_stats.gradient.size()));
-      comm.allreduce_sum(
-          std::span<double>(readout_stats.hessian.data(), readout_stats.hessian.size()));
+      const int p = dim() + 1;
+      const std::size_t size = rows * static_cast<std::size_t>(p * (p + 1));
+      const Eigen::VectorXd summed = sum_over_trials(size, all, comm_, [&](std::size_t k) {
+        ReadoutStatistics trial = ReadoutStatistics::zero(neurons(), dim());
+        trial.add_trial(globals.spikes, model_, trials_[k].counts,
+                        outcome_.posteriors[k].moments);
+        Eigen::VectorXd packed(static_cast<Eigen::Index>(size));
+        packed << trial.gradient.reshaped(), trial.hessian.reshaped();
+        return packed;
+      });
+      const Eigen::Index gradient_size = p * neurons();
+      readout_stats.gradient = summed.head(gradient_size).reshaped(p, neurons());
+      readout_stats.hessian = summed.tail(gradient_size * p).reshaped(p, neurons() * p);
     }
     globals.spikes = readout_natural_gradient_step(globals.spikes, globals.spikes_prior,
                                                    readout_stats, 1.0, 1.0, objective);
   }
 }
 
-// Local steps of every trial under the current globals, warm-started from their sites.
-// Returns the largest number of CVI iterations any trial needed.
-int local_steps(const GlobalState& globals, const std::vector<TrialCounts>& trials,
-                std::vector<GaussMarkovState>& states, const PoissonObservation& model,
-                const LocalStepSettings& settings) {
-  const LatentPrior latent_prior = LatentPrior::from(globals);
-  const ReadoutKernels kernels(globals.spikes);
-  GaussMarkovEvaluator evaluator;
-  int most_iterations = 0;
-  for (std::size_t k = 0; k < trials.size(); ++k) {
-    const int bins = static_cast<int>(trials[k].counts.cols());
-    const PriorBlocks prior =
-        prior_blocks(latent_prior.dynamics, latent_prior.mu0, latent_prior.Sigma0, bins);
-    const auto modalities = spike_modality(model, kernels, trials[k]);
-    GaussMarkovState& state = states[k];
-    const Sites warm_sites = state.sites;
-    evaluator.evaluate(prior, modalities, warm_sites, state);
-    const LocalStepReport report =
-        gauss_markov_local_step(prior, modalities, state, evaluator, settings);
-    most_iterations = std::max(most_iterations, report.iterations);
-  }
-  return most_iterations;
-}
-
-std::vector<GaussianMoments> moments_of(const std::vector<GaussMarkovState>& states) {
-  std::vector<GaussianMoments> moments;
-  moments.reserve(states.size());
-  for (const GaussMarkovState& state : states) moments.push_back(state.moments);
-  return moments;
-}
-
 // PCA latents, then a global step from them; the initial sites are the CVI targets at the
 // PCA q(z), so the first local step starts near the data.
-GlobalState initialise(const std::vector<TrialCounts>& trials, const FitSettings& settings,
-                       std::vector<GaussMarkovState>& states, const PoissonObservation& model,
-                       Communicator& comm) {
-  const int neurons = static_cast<int>(trials.front().counts.rows());
-  GlobalState globals = make_prior_state(settings.latents, neurons, settings.priors);
+void VariationalFit::initialise() {
+  GlobalState& globals = outcome_.globals;
+  globals = make_prior_state(dim(), neurons(), settings_.priors);
   const std::vector<GaussianMoments> start =
-      pca_latents(trials, settings.latents, settings.initialisation, comm);
+      pca_latents(trials_, dim(), settings_.initialisation, comm_);
 
-  Eigen::VectorXd mean_counts = Eigen::VectorXd::Zero(neurons + 1);
-  for (const TrialCounts& trial : trials) {
-    mean_counts.head(neurons) += trial.counts.rowwise().sum().matrix();
-    mean_counts(neurons) += static_cast<double>(trial.counts.cols());
-  }
-  comm.allreduce_sum(std::span<double>(mean_counts.data(), mean_counts.size()));
-  globals.spikes.d =
-      (mean_counts.head(neurons) / mean_counts(neurons)).array().max(1e-3).log().matrix();
+  const auto rows = static_cast<std::size_t>(neurons());
+  const Eigen::VectorXd counts_and_bins =
+      sum_over_trials(rows + 1, every_trial(trials_.size()), comm_, [&](std::size_t k) {
+        Eigen::VectorXd sums(neurons() + 1);
+        sums << trials_[k].counts.rowwise().sum().matrix(),
+            static_cast<double>(trials_[k].counts.cols());
+        return sums;
+      });
+  globals.spikes.d = (counts_and_bins.head(neurons()) / counts_and_bins(neurons()))
+                         .array()
+                         .max(1e-3)
+                         .log()
+                         .matrix();
 
-  states.assign(trials.size(), GaussMarkovState{});
-  for (std::size_t k = 0; k < trials.size(); ++k) states[k].moments = start[k];
-  const std::vector<double> no_elbo(trials.size(), 0.0);
-  const GlobalStatistics stats = reduce_statistics(globals, trials, start, no_elbo, model, comm);
-  global_step(globals, stats, trials, states, model, comm,
-              settings.initialisation.readout_newton_steps);
+  outcome_.posteriors.assign(trials_.size(), GaussMarkovState{});
+  for (std::size_t k = 0; k < trials_.size(); ++k) outcome_.posteriors[k].moments = start[k];
+  const GlobalStatistics stats = statistics_at_current_moments();
+  update_dynamics(globals, stats, GlobalStepSize{});
+  initial_readout_steps(stats);
 
   const ReadoutKernels kernels(globals.spikes);
   LikelihoodWorkspace work;
-  for (std::size_t k = 0; k < trials.size(); ++k)
-    expected_log_likelihood(spike_modality(model, kernels, trials[k]), start[k], work,
-                            &states[k].sites);
-  return globals;
+  for (std::size_t k = 0; k < trials_.size(); ++k)
+    expected_log_likelihood(spike_modality(model_, kernels, trials_[k]), start[k], work,
+                            &outcome_.posteriors[k].sites);
+  row_damping_ = Eigen::VectorXd::Ones(neurons());
 }
 
-void validate(const std::vector<TrialCounts>& trials, const FitSettings& settings) {
-  if (trials.empty()) throw ConfigError("fit: no trials to fit on this rank");
-  if (settings.latents < 1) throw ConfigError("--latents must be >= 1");
-  if (settings.latents >= trials.front().counts.rows())
-    throw ConfigError("--latents (" + std::to_string(settings.latents) +
-                      ") must be smaller than the number of neurons (" +
-                      std::to_string(trials.front().counts.rows()) + ")");
+// ---- Iterations ----
+
+// This rank's trials (indices into trials_) in minibatch `iteration` (0-based).
+std::vector<std::size_t> VariationalFit::members_of_batch(int iteration) const {
+  if (full_batch()) return every_trial(trials_.size());
+  const std::vector<int> batch =
+      draw_minibatch(settings_.minibatch.seed, static_cast<std::uint64_t>(iteration), population_,
+                     settings_.minibatch.size);
+  std::vector<std::size_t> members;
+  for (std::size_t k = 0; k < trials_.size(); ++k)
+    if (std::binary_search(batch.begin(), batch.end(), trials_[k].position)) members.push_back(k);
+  return members;
+}
+
+GlobalStatistics VariationalFit::reduce(const ReproducibleSum& local_sum) {
+  ReproducibleSum sum = local_sum;
+  timed(outcome_.timing.allreduce, [&] { sum.allreduce(comm_); });
+  GlobalStatistics stats = GlobalStatistics::zero(dim(), neurons());
+  stats.unpack(sum.values());
+  return stats;
+}
+
+// Local steps of the members under the current globals, warm-started from their sites, and
+// the one reduction of their statistics. With `check_readout`, each trial first adds its
+// E_q log p(x | w) per row under its previous q at the newly proposed readout.
+GlobalStatistics VariationalFit::local_pass(const std::vector<std::size_t>& members,
+                                            bool check_readout) {
+  ReproducibleSum sum(buffer_size_);
+  timed(outcome_.timing.local, [&] {
+    const GlobalState& globals = outcome_.globals;
+    const LatentPrior latent_prior = LatentPrior::from(globals);
+    const ReadoutKernels kernels(globals.spikes);
+    GaussMarkovEvaluator evaluator;
+    std::vector<double> packed;
+    for (std::size_t k : members) {
+      const TrialCounts& trial = trials_[k];
+      GaussMarkovState& state = outcome_.posteriors[k];
+      GlobalStatistics trial_stats = GlobalStatistics::zero(dim(), neurons());
+      if (check_readout)
+        trial_stats.candidate_log_likelihood =
+            row_log_likelihood(kernels, model_, trial.counts, state.moments);
+      const PriorBlocks prior =
+          prior_blocks(latent_prior.dynamics, latent_prior.mu0, latent_prior.Sigma0,
+                       static_cast<int>(trial.counts.cols()));
+      const auto modalities = spike_modality(model_, kernels, trial);
+      try {
+        const Sites warm_sites = state.sites;
+        evaluator.evaluate(prior, modalities, warm_sites, state);
+        const LocalStepReport report =
+            gauss_markov_local_step(prior, modalities, state, evaluator, settings_.local);
+        trial_stats.add_trial(state.moments, globals.spikes, model_, trial.counts, state.elbo);
+        trial_stats.local_iterations = report.iterations;
+        trial_stats.unconverged_trials = report.converged ? 0.0 : 1.0;
+      } catch (const NumericalError& error) {
+        // Every rank must still reach the reduction: report here, count it, stop after.
+        std::cerr << "spikevi: rank " << comm_.rank() << ": trial " << trial.index << ": "
+                  << error.what() << std::endl;
+        trial_stats = GlobalStatistics::zero(dim(), neurons());
+        trial_stats.failed_trials = 1.0;
+      }
+      trial_stats.pack_into(packed);
+      sum.add(packed);
+    }
+  });
+  return reduce(sum);
+}
+
+void VariationalFit::global_step(const GlobalStatistics& stats, GlobalStepSize step) {
+  timed(outcome_.timing.global, [&] {
+    readout_before_step_ = outcome_.globals.spikes;
+    update_dynamics(outcome_.globals, stats, step);
+    update_readout(outcome_.globals, stats, step, row_damping_);
+  });
+}
+
+// Full batch: puts back the rows whose step lowered their objective (with q at the posteriors
+// the step was proposed from) and halves their next step; the others may grow back to 1.
+int VariationalFit::undo_rows_that_dropped(const GlobalStatistics& stats,
+                                           const GlobalStatistics& previous) {
+  Readout& readout = outcome_.globals.spikes;
+  const std::vector<int> dropped = rows_that_dropped(
+      outcome_.globals.spikes_prior, readout_before_step_, previous.spikes.log_likelihood,
+      readout, stats.candidate_log_likelihood);
+  row_damping_ = (2.0 * row_damping_).cwiseMin(1.0);
+  const int p = dim() + 1;
+  for (int n : dropped) {
+    readout.C.row(n) = readout_before_step_.C.row(n);
+    readout.d(n) = readout_before_step_.d(n);
+    readout.precision.middleCols(n * p, p) = readout_before_step_.precision.middleCols(n * p, p);
+    row_damping_(n) = std::max(0.25 * row_damping_(n), std::ldexp(1.0, -30));
+  }
+  return static_cast<int>(dropped.size());
+}
+
+IterationRecord VariationalFit::record_of(int iteration, const GlobalStatistics& stats,
+                                          double scale) const {
+  IterationRecord record;
+  record.iteration = iteration;
+  record.elbo = scale * stats.elbo_sum + outcome_.globals.global_terms();
+  record.elbo_per_spike = record.elbo / std::max(scale * stats.spike_count, 1.0);
+  record.batch_trials = static_cast<int>(stats.trials);
+  record.local_iterations = stats.local_iterations / std::max(stats.trials, 1.0);
+  return record;
+}
+
+FitOutcome VariationalFit::run(const ProgressCallback& progress) {
+  const auto start = Clock::now();
+  double local_trials = static_cast<double>(trials_.size());
+  comm_.allreduce_sum(std::span<double>(&local_trials, 1));  // exact: small integers
+  population_ = static_cast<int>(local_trials);
+  validate(trials_, settings_, population_);
+  buffer_size_ = GlobalStatistics::zero(dim(), neurons()).pack().size();
+  timed(outcome_.timing.initialisation, [&] { initialise(); });
+
+  double previous_elbo = std::numeric_limits<double>::quiet_NaN();
+  GlobalStatistics stats;
+  GlobalStepSize pending;  // the step that the statistics of the last iteration call for
+  for (int iteration = 1; iteration <= settings_.iterations; ++iteration) {
+    const auto iteration_start = Clock::now();
+    const bool check_readout = full_batch() && iteration > 1;
+    if (iteration > 1) global_step(stats, pending);
+    const std::vector<std::size_t> members = members_of_batch(iteration - 1);
+    const GlobalStatistics previous = std::move(stats);
+    stats = local_pass(members, check_readout);
+    int rejected = 0;
+    if (check_readout && std::isfinite(stats.elbo_sum)) {
+      rejected = undo_rows_that_dropped(stats, previous);
+      if (rejected > 0) stats = local_pass(members, false);  // q under the corrected readout
+    }
+    if (stats.failed_trials > 0 || !std::isfinite(stats.elbo_sum))
+      throw NumericalError("fit: the local step failed on " +
+                           std::to_string(static_cast<long>(stats.failed_trials)) +
+                           " trial(s) at iteration " + std::to_string(iteration) +
+                           " (the ELBO is not finite)");
+    outcome_.unconverged_local_steps += static_cast<int>(stats.unconverged_trials);
+
+    const double scale = statistics_scale(population_, static_cast<int>(stats.trials));
+    pending = GlobalStepSize{settings_.minibatch.step_size(iteration - 1, population_), scale};
+    IterationRecord record = record_of(iteration, stats, scale);
+    record.rho = pending.rho;
+    record.rejected_readout_rows = rejected;
+    record.relative_change = (record.elbo - previous_elbo) / std::abs(record.elbo);
+    record.seconds = std::chrono::duration<double>(Clock::now() - iteration_start).count();
+    outcome_.trace.push_back(record);
+    if (progress) progress(record);
+    if (full_batch() && settings_.tolerance > 0 &&
+        std::abs(record.relative_change) < settings_.tolerance) {
+      outcome_.termination = Termination::kConverged;
+      break;
+    }
+    previous_elbo = record.elbo;
+  }
+  if (full_batch()) {
+    outcome_.elbo = outcome_.trace.back().elbo;
+    outcome_.spike_count = stats.spike_count;
+  } else {
+    finish_stochastic(stats, pending);
+  }
+  outcome_.evidence_laplace = outcome_.elbo + outcome_.globals.laplace_correction();
+  outcome_.timing.total = std::chrono::duration<double>(Clock::now() - start).count();
+  finish_timing();
+  return std::move(outcome_);
+}
+
+// Minibatch runs: the last step, then the local steps of every trial at the final globals,
+// which give the posteriors and the exact objective on all trials.
+void VariationalFit::finish_stochastic(const GlobalStatistics& stats, GlobalStepSize pending) {
+  global_step(stats, pending);
+  const GlobalStatistics all = local_pass(every_trial(trials_.size()), false);
+  if (all.failed_trials > 0 || !std::isfinite(all.elbo_sum))
+    throw NumericalError("fit: the final local steps on all trials failed (ELBO not finite)");
+  outcome_.elbo = all.elbo_sum + outcome_.globals.global_terms();
+  outcome_.spike_count = all.spike_count;
+}
+
+void VariationalFit::finish_timing() {
+  double slowest = outcome_.timing.local, summed = outcome_.timing.local;
+  comm_.allreduce_max(std::span<double>(&slowest, 1));
+  comm_.allreduce_sum(std::span<double>(&summed, 1));
+  const double mean = summed / comm_.size();
+  outcome_.timing.load_imbalance = mean > 0 ? slowest / mean : 1.0;
 }
 
 }  // namespace
 
 std::vector<TrialCounts> make_trial_counts(const Dataset& data,
                                            const std::vector<int>& trial_indices,
-                                           const std::vector<int>& rows) {
+                                           const std::vector<int>& rows, int first_position) {
   const PoissonObservation model;
   std::vector<TrialCounts> trials;
   trials.reserve(trial_indices.size());
@@ -174,6 +387,7 @@ std::vector<TrialCounts> make_trial_counts(const Dataset& data,
     const Eigen::MatrixXd& all_rows = data.trial_counts(index);
     TrialCounts trial;
     trial.index = index;
+    trial.position = first_position + static_cast<int>(trials.size());
     if (rows.empty()) {
       trial.counts = all_rows.array();
     } else {
@@ -193,46 +407,7 @@ LatentPrior LatentPrior::from(const GlobalState& globals) {
 
 FitOutcome fit_variational(const std::vector<TrialCounts>& trials, const FitSettings& settings,
                            Communicator& comm, const ProgressCallback& progress) {
-  validate(trials, settings);
-  const PoissonObservation model;
-  FitOutcome outcome;
-  outcome.globals = initialise(trials, settings, outcome.posteriors, model, comm);
-
-  double previous = std::numeric_limits<double>::quiet_NaN();
-  GlobalStatistics stats;
-  for (int iteration = 1; iteration <= settings.iterations; ++iteration) {
-    const auto start = Clock::now();
-    if (iteration > 1)
-      global_step(outcome.globals, stats, trials, outcome.posteriors, model, comm, 1);
-    IterationRecord record;
-    record.iteration = iteration;
-    double most_local_steps =
-        local_steps(outcome.globals, trials, outcome.posteriors, model, settings.local);
-    comm.allreduce_max(std::span<double>(&most_local_steps, 1));
-    record.local_iterations = static_cast<int>(most_local_steps);
-
-    std::vector<double> elbos;
-    for (const GaussMarkovState& state : outcome.posteriors) elbos.push_back(state.elbo);
-    stats = reduce_statistics(outcome.globals, trials, moments_of(outcome.posteriors), elbos, model,
-                              comm);
-    record.elbo = stats.elbo_sum + outcome.globals.global_terms();
-    record.elbo_per_spike = record.elbo / std::max(stats.spike_count, 1.0);
-    record.relative_change = (record.elbo - previous) / std::abs(record.elbo);
-    record.seconds = seconds_since(start);
-    if (!std::isfinite(record.elbo))
-      throw NumericalError("fit: the ELBO became non-finite at iteration " +
-                           std::to_string(iteration));
-    outcome.trace.push_back(record);
-    outcome.spike_count = stats.spike_count;
-    if (progress) progress(record);
-    if (settings.tolerance > 0 && std::abs(record.relative_change) < settings.tolerance) {
-      outcome.termination = Termination::kConverged;
-      break;
-    }
-    previous = record.elbo;
-  }
-  outcome.evidence_laplace = outcome.trace.back().elbo + outcome.globals.laplace_correction();
-  return outcome;
+  return VariationalFit(trials, settings, comm).run(progress);
 }
 
 std::vector<GaussMarkovState> infer_latents(const LatentPrior& latent_prior, const Readout& readout,

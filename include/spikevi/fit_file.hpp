@@ -2,12 +2,15 @@
 // The results file of `spikevi fit` (FIT.h5), readable with h5py or MATLAB. Arrays are
 // row-major with shapes outermost first:
 //   /elbo [iterations]                       objective trace (DESIGN.md §3)
-//   /trace/{elbo_per_spike,relative_change,seconds,local_iterations} [iterations]
+//   /trace/{elbo_per_spike,relative_change,seconds,local_iterations (mean per trial),
+//           batch_trials, rho, undone_readout_rows} [iterations]
 //   /globals/{C [N,D], d [N], A [D,D], b [D], Q [D,D] (posterior mean), mu0 [D], Sigma0 [D,D]}
 //   /globals/readout_covariance [N,D+1,D+1]  Laplace covariance P_n^-1 of (c_n, d_n)
 //   /globals/dynamics/{M [D,D+1], V [D+1,D+1], Psi [D,D], nu}   q(A~, Q), MNIW
 //   /globals/dynamics_prior/{M,V,Psi,nu}, /globals/readout_prior/{mean, precision}
 //   /latents/trials [K], /latents/mean [K,bins,D], /latents/cov [K,bins,D,D] (NaN padding)
+//   /timing attributes: seconds_{total,local,global,allreduce,initialisation,io,other},
+//     load_imbalance, peak_rss_bytes (max over ranks), ranks, iterations (see `spikevi fit`)
 //   root attributes: elbo, elbo_per_spike, evidence_laplace, termination, and provenance
 //   (version, git_revision, date, ranks, data); /config attributes: the options used.
 // Everything is in the canonical gauge of gauge.hpp.
@@ -25,6 +28,7 @@ struct FitRecord {
   GlobalState globals;
   std::vector<IterationRecord> trace;
   std::string termination;
+  double elbo = 0.0;  // on all trials at the final state (the last trace entry in full batch)
   double evidence_laplace = 0.0;
   double spike_count = 0.0;
   std::vector<int> trials;               // fitted trials, file indices
@@ -32,6 +36,7 @@ struct FitRecord {
   int padded_bins = 0;                   // second dimension of /latents/mean
   std::map<std::string, std::string> configuration;
   std::map<std::string, std::string> provenance;
+  std::map<std::string, double> timing;  // written as attributes of /timing
 };
 
 void write_fit(const std::string& path, const FitRecord& record);

@@ -18,12 +18,21 @@ struct GlobalStatistics {
   ReadoutStatistics spikes;
   double elbo_sum = 0.0;  // sum_k ELBO_k
   double spike_count = 0.0;
+  // Full batch only: per row, E_q[log p(x_n | w_new, z)] under each trial's posterior from the
+  // previous iteration, q_{i-1}, at the readout w_new proposed from it: with
+  // spikes.log_likelihood of the previous iteration it decides whether the proposed readout
+  // step raised the objective (DESIGN.md §3, "backtrack the step"). Zero otherwise.
+  Eigen::VectorXd candidate_log_likelihood;
+  double local_iterations = 0.0;    // sum over trials of the CVI steps taken
+  double unconverged_trials = 0.0;  // trials whose local step hit its iteration limit
+  double failed_trials = 0.0;       // trials whose local step threw (their statistics are absent)
 
   static GlobalStatistics zero(int dim, int neurons);
   // Adds one trial's posterior (and its counts, for the readout statistics).
   void add_trial(const GaussianMoments& q, const Readout& readout, const ObservationModel& model,
                  const Eigen::ArrayXXd& counts, double elbo);
   std::vector<double> pack() const;
+  void pack_into(std::vector<double>& buffer) const;  // as pack(), reusing the buffer
   void unpack(std::span<const double> buffer);  // the layout of pack() for the same sizes
 };
 

@@ -58,8 +58,9 @@ class ReadoutKernels {
 // Per-row sums over bins (and trials) of E_q[grad_w log p(x_n | w, z)] and
 // E_q[-Hess_w log p(x_n | w, z)] at the current w, for w = (c, d), z~ = (z, 1).
 struct ReadoutStatistics {
-  Eigen::MatrixXd gradient;  // (D+1) x N
-  Eigen::MatrixXd hessian;   // (D+1) x N(D+1), block n = -E Hess (positive semi-definite)
+  Eigen::MatrixXd gradient;        // (D+1) x N
+  Eigen::MatrixXd hessian;         // (D+1) x N(D+1), block n = -E Hess (positive semi-definite)
+  Eigen::VectorXd log_likelihood;  // N: E_q[log p(x_n | w, z)], base measure excluded
 
   static ReadoutStatistics zero(int rows, int dim);
   // Adds one trial: x is N x T (NaN = missing where the model allows it).
@@ -71,6 +72,13 @@ struct ReadoutStatistics {
 // readout; the caller sums it over trials (and ranks).
 using ReadoutObjective = std::function<Eigen::VectorXd(const Readout& candidate)>;
 
+// Per-row E_q[log p(x_n | w, z)] (base measure excluded) of one trial: the readout objective.
+Eigen::VectorXd row_log_likelihood(const ReadoutKernels& kernels, const ObservationModel& model,
+                                   const Eigen::ArrayXXd& x, const GaussianMoments& q);
+
+// Per row, log p0(w_n).
+Eigen::VectorXd row_log_prior(const ReadoutPrior& prior, const Readout& readout);
+
 // One variational-online-Newton step per row (DESIGN.md §3):
 //   P_n <- (1-rho) P_n + rho (P0 + scale H_n),  w_n <- w_n + rho P_n^-1 (scale g_n - P0 (w_n -
 //   m0)).
@@ -80,5 +88,10 @@ Readout readout_natural_gradient_step(const Readout& current, const ReadoutPrior
                                       const ReadoutStatistics& stats, double scale, double rho,
                                       const ReadoutObjective& objective = {},
                                       int max_halvings = 30);
+
+// The same step without backtracking, with its own rho for each row (0 < rho_n <= 1).
+Readout readout_natural_gradient_step(const Readout& current, const ReadoutPrior& prior,
+                                      const ReadoutStatistics& stats, double scale,
+                                      const Eigen::VectorXd& row_rho);
 
 }  // namespace spikevi

@@ -1,6 +1,8 @@
 #pragma once
-// The VI driver: local steps on every trial, one allreduce of the global statistics, the
-// global natural-gradient step (DESIGN.md §2-4). Full batch (rho = 1): exact VB-EM.
+// The VI driver (DESIGN.md §2-4): local steps on the trials of a (mini)batch, ONE allreduce per
+// iteration of a flat buffer of every global statistic, summed exactly (reproducible_sum.hpp)
+// so that any number of ranks gives the same bits, then the identical global natural-gradient
+// step on every rank. Full batch (rho = 1): exact VB-EM; minibatches: stochastic VI.
 #include <Eigen/Dense>
 #include <functional>
 #include <string>
@@ -10,21 +12,24 @@
 #include "spikevi/dataset.hpp"
 #include "spikevi/gauss_markov.hpp"
 #include "spikevi/global_state.hpp"
+#include "spikevi/minibatch.hpp"
 
 namespace spikevi {
 
 // One trial of spike counts as the solver sees it.
 struct TrialCounts {
   int index = 0;                  // trial index in the file
+  int position = 0;               // position in the list of all fitted trials (all ranks)
   Eigen::ArrayXXd counts;         // neurons x T_k
   double log_base_measure = 0.0;  // sum -log x!
 };
 
 // TrialCounts of the listed trials (file indices; each must be held by `data`), restricted to
-// the given rows (neurons; empty = all).
+// the given rows (neurons; empty = all); positions first_position, first_position + 1, ...
 std::vector<TrialCounts> make_trial_counts(const Dataset& data,
                                            const std::vector<int>& trial_indices,
-                                           const std::vector<int>& rows = {});
+                                           const std::vector<int>& rows = {},
+                                           int first_position = 0);
 
 struct InitialisationSettings {
   double smoothing_sd_bins = 2.0;  // Gaussian kernel of the PCA initialisation
@@ -35,7 +40,10 @@ struct InitialisationSettings {
 struct FitSettings {
   int latents = 4;
   int iterations = 100;
-  double tolerance = 1e-6;  // stop when |ELBO_i - ELBO_{i-1}| / |ELBO_i| < tolerance; 0 = never
+  // Full batch: stop when |ELBO_i - ELBO_{i-1}| / |ELBO_i| < tolerance; 0 = never. Minibatch
+  // runs always take `iterations` steps (their ELBO is a noisy estimate).
+  double tolerance = 1e-6;
+  MinibatchSettings minibatch;
   PriorSettings priors;
   InitialisationSettings initialisation;
   LocalStepSettings local;
@@ -43,27 +51,45 @@ struct FitSettings {
 
 struct IterationRecord {
   int iteration = 0;
-  double elbo = 0.0;  // objective after the local step (DESIGN.md §3 "objective")
+  // Objective after the local step (DESIGN.md §3 "objective"); with minibatches the unbiased
+  // estimate (K/|B|) sum_B ELBO_k + global terms.
+  double elbo = 0.0;
   double elbo_per_spike = 0.0;
-  double relative_change = 0.0;  // vs the previous iteration (NaN at the first)
-  double seconds = 0.0;          // wall time of this iteration
-  int local_iterations = 0;      // largest number of CVI steps any trial took
+  double relative_change = 0.0;   // vs the previous iteration (NaN at the first)
+  double seconds = 0.0;           // wall time of this iteration
+  double local_iterations = 0.0;  // mean number of CVI steps per trial of the batch
+  int batch_trials = 0;           // |B_i|
+  double rho = 1.0;               // step size of the global step that used these statistics
+  int rejected_readout_rows = 0;  // full batch: rows whose readout step was undone
 };
 
 enum class Termination { kConverged, kIterationLimit };
 
+// Where the solver's time went on this rank, and the spread of the local work over ranks.
+struct FitTiming {
+  double initialisation = 0.0;  // PCA start and first global step (collectives included)
+  double local = 0.0;           // local steps and statistics of the iterations
+  double allreduce = 0.0;       // the per-iteration reductions (waiting for slower ranks too)
+  double global = 0.0;          // global steps (replicated on every rank)
+  double total = 0.0;           // the whole of fit_variational
+  double load_imbalance = 1.0;  // max over ranks of `local` / mean over ranks
+};
 struct FitOutcome {
   GlobalState globals;
   std::vector<IterationRecord> trace;
   std::vector<GaussMarkovState> posteriors;  // per local trial, at the final globals
   Termination termination = Termination::kIterationLimit;
-  double spike_count = 0.0;  // all ranks
+  double elbo = 0.0;         // the objective on all trials at the final state
+  double spike_count = 0.0;  // all trials of all ranks
   double evidence_laplace = 0.0;
+  int unconverged_local_steps = 0;  // trial-iterations whose local step hit its limit
+  FitTiming timing;
 };
 
 using ProgressCallback = std::function<void(const IterationRecord&)>;
 
-// Fits on the given trials (this rank's share; the communicator sums over ranks).
+// Fits on the given trials (this rank's share; the communicator sums over ranks). Every
+// rank must pass trials with distinct positions 0 .. K-1 over all ranks together.
 FitOutcome fit_variational(const std::vector<TrialCounts>& trials, const FitSettings& settings,
                            Communicator& comm, const ProgressCallback& progress = {});
 

@@ -1,5 +1,7 @@
 #include "command.hpp"
 
+#include <sys/resource.h>
+
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -60,6 +62,12 @@ void check_output_path(const std::string& option, const std::string& path, bool 
     throw ConfigError(option + " " + path + ": the folder " + folder.string() + " does not exist");
   if (fs::exists(target) && !overwrite)
     throw ConfigError(option + " " + path + " already exists (pass --overwrite to replace it)");
+}
+
+double peak_resident_bytes() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) * 1024.0;  // Linux reports kilobytes
 }
 
 Dataset read_dataset_on_every_rank(const std::string& path, const ReadOptions& options,

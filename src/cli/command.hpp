@@ -36,6 +36,9 @@ void rename_into_place(const std::string& temporary, const std::string& path);
 std::string temporary_path_for(const std::string& path);
 void remove_quietly(const std::string& path);
 
+// The largest resident set size this process has had (getrusage), in bytes.
+double peak_resident_bytes();
+
 // version, git revision, UTC date, ranks, command line.
 std::map<std::string, std::string> provenance(const CommandContext& context);
 

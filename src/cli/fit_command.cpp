@@ -3,7 +3,9 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
+#include <map>
 
 #include "command.hpp"
 #include "spikevi/dataset.hpp"
@@ -18,7 +20,7 @@ namespace {
 
 struct FitOptions {
   std::string data, out;
-  std::uint64_t seed = 1;
+  double epochs = 0.0;  // > 0: sets the iteration count from passes over the data
   bool overwrite = false, quiet = false;
   FitSettings settings;
 };
@@ -34,8 +36,17 @@ po::options_description fit_options(FitOptions& o) {
       ("iterations", po::value(&s.iterations)->default_value(100), "maximum number of iterations")
       ("tolerance", po::value(&s.tolerance)->default_value(1e-6),
        "stop when the relative ELBO change falls below this; 0 runs exactly --iterations")
-      ("seed", po::value(&o.seed)->default_value(1),
-       "key of the counter-based random streams (minibatches, Monte Carlo draws); the "
+      ("minibatch", po::value(&s.minibatch.size)->default_value(0),
+       "trials per iteration (stochastic VI, statistics scaled by K/|B|); 0 = full batch "
+       "(exact VB-EM)")
+      ("step-tau", po::value(&s.minibatch.tau)->default_value(1.0),
+       "minibatch step size rho_i = (i + tau)^-kappa: tau >= 1")
+      ("step-kappa", po::value(&s.minibatch.kappa)->default_value(0.7),
+       "minibatch step size rho_i = (i + tau)^-kappa: kappa in (0.5, 1]")
+      ("epochs", po::value(&o.epochs)->default_value(0.0),
+       "with --minibatch: run ceil(epochs K / |B|) iterations (replaces --iterations)")
+      ("seed", po::value(&s.minibatch.seed)->default_value(1),
+       "key of the counter-based random streams (minibatch choice, Monte Carlo draws); the "
        "full-batch closed-form Poisson fit is deterministic and draws nothing")
       ("local-tolerance", po::value(&s.local.tolerance)->default_value(1e-6),
        "per-trial local step: stop when an accepted step gains less (nats)")
@@ -61,6 +72,10 @@ void validate(const FitOptions& o) {
     throw ConfigError("--latents must be >= 1 (got " + std::to_string(s.latents) + ")");
   if (s.iterations < 1)
     throw ConfigError("--iterations must be >= 1 (got " + std::to_string(s.iterations) + ")");
+  if (!(o.epochs >= 0) || !std::isfinite(o.epochs))
+    throw ConfigError("--epochs must be finite and >= 0");
+  if (o.epochs > 0 && s.minibatch.size <= 0)
+    throw ConfigError("--epochs needs --minibatch (a full-batch iteration is one epoch)");
   if (!(s.tolerance >= 0)) throw ConfigError("--tolerance must be >= 0");
   if (!(s.local.tolerance > 0)) throw ConfigError("--local-tolerance must be > 0");
   if (s.local.max_iterations < 1) throw ConfigError("--local-max-iterations must be >= 1");
@@ -87,14 +102,61 @@ Dataset read_share(const std::string& path, const std::vector<int>& share_trials
                    Communicator& comm) {
   ReadOptions options{.first_trial = share_trials.front(),
                       .trial_count = share_trials.back() - share_trials.front() + 1,
-                      .read_truth = false};
+                      .read_truth = false,
+                      .collective = true};
   return read_dataset_on_every_rank(path, options, comm);
 }
 
 void print_progress(const IterationRecord& r) {
-  std::printf("iter %4d  elbo %.6e  elbo/spike %+.6f  rel.change %+.3e  %.3f s\n", r.iteration,
+  std::printf("iter %4d  elbo %.6e  elbo/spike %+.6f  rel.change %+.3e  %.3f s", r.iteration,
               r.elbo, r.elbo_per_spike, r.relative_change, r.seconds);
+  if (r.rho < 1.0) std::printf("  batch %d  rho %.4f", r.batch_trials, r.rho);
+  if (r.rejected_readout_rows > 0) std::printf("  (%d readout rows undone)", r.rejected_readout_rows);
+  std::printf("\n");
   std::fflush(stdout);
+}
+
+// Under srun, an MPI without PMI support starts N singletons that each think they are alone.
+void check_slurm_tasks(const Communicator& comm) {
+  const char* tasks = std::getenv("SLURM_NTASKS");
+  if (tasks == nullptr || *tasks == '\0') return;
+  char* end = nullptr;
+  const long expected = std::strtol(tasks, &end, 10);
+  if (*end == '\0' && expected > 0 && expected != comm.size())
+    throw ConfigError("SLURM_NTASKS is " + std::string(tasks) + " but MPI started " +
+                      std::to_string(comm.size()) +
+                      " rank(s): launch with srun --mpi=pmix (or mpirun) so the ranks see each "
+                      "other");
+}
+
+// The solver's time split (rank 0's view) and the spread over ranks, as /timing records it.
+std::map<std::string, double> timing_record(const FitTiming& t, double io, double total,
+                                            double peak_rss, int ranks, int iterations) {
+  return {{"seconds_total", total},
+          {"seconds_local", t.local},
+          {"seconds_global", t.global},
+          {"seconds_allreduce", t.allreduce},
+          {"seconds_initialisation", t.initialisation},
+          {"seconds_io", io},
+          {"seconds_other", total - t.local - t.global - t.allreduce - t.initialisation - io},
+          {"load_imbalance", t.load_imbalance},
+          {"peak_rss_bytes", peak_rss},
+          {"ranks", ranks},
+          {"iterations", iterations}};
+}
+
+void print_timing(const std::map<std::string, double>& t) {
+  const double total = t.at("seconds_total");
+  auto share = [&](const char* key) { return 100.0 * t.at(key) / std::max(total, 1e-12); };
+  std::printf(
+      "time %.2f s: local steps %.2f s (%.0f%%), global steps %.2f s (%.0f%%), allreduce "
+      "%.2f s (%.0f%%), I/O %.2f s (%.0f%%), initialisation %.2f s (%.0f%%), other %.2f s; "
+      "load imbalance (max/mean local time) %.3f; peak memory per rank %.1f MiB (max)\n",
+      total, t.at("seconds_local"), share("seconds_local"), t.at("seconds_global"),
+      share("seconds_global"), t.at("seconds_allreduce"), share("seconds_allreduce"),
+      t.at("seconds_io"), share("seconds_io"), t.at("seconds_initialisation"),
+      share("seconds_initialisation"), t.at("seconds_other"), t.at("load_imbalance"),
+      t.at("peak_rss_bytes") / 1048576.0);
 }
 
 }  // namespace
@@ -112,24 +174,40 @@ int run_fit(const CommandContext& context) {
   validate(o);
   const bool root = context.comm->is_root();
   const auto start = std::chrono::steady_clock::now();
+  double io_seconds = 0.0;
+  auto seconds_since = [](std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+  };
 
   Communicator& comm = *context.comm;
+  check_slurm_tasks(comm);
   const Dataset metadata = read_dataset_on_every_rank(
       o.data, ReadOptions{.trial_count = 0, .read_truth = false, .read_continuous = false}, comm);
   const std::vector<int> trials = training_trials(metadata);
   if (trials.size() < static_cast<std::size_t>(comm.size()))
     throw ConfigError("more MPI ranks (" + std::to_string(comm.size()) +
                       ") than training trials (" + std::to_string(trials.size()) + ")");
+  const int population = static_cast<int>(trials.size());
+  o.settings.minibatch.validate(population);
+  if (o.epochs > 0)
+    o.settings.iterations = static_cast<int>(
+        std::ceil(o.epochs * population / std::min(o.settings.minibatch.size, population)));
   const Share share = rank_share(trials.size(), comm.rank(), comm.size());
   const std::vector<int> local(trials.begin() + static_cast<std::ptrdiff_t>(share.begin),
                                trials.begin() + static_cast<std::ptrdiff_t>(share.end));
   if (root)
     std::printf("spikevi fit: %s: %zu training trials, %d neurons, D = %d, %d rank(s)\n",
                 o.data.c_str(), trials.size(), metadata.neurons, o.settings.latents, comm.size());
+  const auto read_start = std::chrono::steady_clock::now();
   const Dataset data = read_share(o.data, local, comm);
-  const FitOutcome outcome =
-      fit_variational(make_trial_counts(data, local), o.settings, comm,
-                      root && !o.quiet ? ProgressCallback(print_progress) : ProgressCallback{});
+  io_seconds += seconds_since(read_start);
+  if (root)
+    std::printf("read /counts: %s parallel-HDF5 read of each rank's block (%.2f s)\n",
+                data.counts_read_collectively ? "collective" : "independent (not collective)",
+                io_seconds);
+  const FitOutcome outcome = fit_variational(
+      make_trial_counts(data, local, {}, static_cast<int>(share.begin)), o.settings, comm,
+      root && !o.quiet ? ProgressCallback(print_progress) : ProgressCallback{});
 
   std::vector<GaussianMoments> local_latents;
   for (const GaussMarkovState& state : outcome.posteriors) local_latents.push_back(state.moments);
@@ -138,7 +216,9 @@ int run_fit(const CommandContext& context) {
     lengths.push_back(metadata.trial_lengths[static_cast<std::size_t>(trial)]);
   const std::vector<GaussianMoments> latents =
       allgather_moments(local_latents, share, lengths, o.settings.latents, comm);
-  if (!root) return 0;  // the gathering above was the last collective
+  double peak_rss = peak_resident_bytes();
+  comm.allreduce_max(std::span<double>(&peak_rss, 1));
+  if (!root) return 0;  // the reductions above were the last collectives
 
   const AffineGauge gauge = AffineGauge::canonical(outcome.globals.spikes, latents);
   FitRecord record;
@@ -146,6 +226,7 @@ int run_fit(const CommandContext& context) {
   record.trace = outcome.trace;
   record.termination =
       outcome.termination == Termination::kConverged ? "converged" : "iteration limit";
+  record.elbo = outcome.elbo;
   record.evidence_laplace = outcome.evidence_laplace;
   record.spike_count = outcome.spike_count;
   record.trials = trials;
@@ -154,15 +235,23 @@ int run_fit(const CommandContext& context) {
   record.configuration = option_values(values);
   record.provenance = provenance(context);
   record.provenance["data"] = o.data;
+  // The file records the time up to its own writing; the line printed below adds the write.
+  const auto write_start = std::chrono::steady_clock::now();
+  record.timing = timing_record(outcome.timing, io_seconds, seconds_since(start), peak_rss,
+                                comm.size(), static_cast<int>(outcome.trace.size()));
   write_atomically(o.out, [&](const std::string& path) { write_fit(path, record); });
+  io_seconds += seconds_since(write_start);
 
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf(
       "spikevi fit: %s after %zu iterations: elbo %.6e (%.6f per spike), "
-      "evidence_laplace %.6e; %.1f s; wrote %s\n",
-      record.termination.c_str(), outcome.trace.size(), outcome.trace.back().elbo,
-      outcome.trace.back().elbo_per_spike, outcome.evidence_laplace, seconds, o.out.c_str());
+      "evidence_laplace %.6e; wrote %s\n",
+      record.termination.c_str(), outcome.trace.size(), outcome.elbo,
+      outcome.elbo / std::max(outcome.spike_count, 1.0), outcome.evidence_laplace, o.out.c_str());
+  if (outcome.unconverged_local_steps > 0)
+    std::printf("warning: %d local steps stopped at --local-max-iterations before converging\n",
+                outcome.unconverged_local_steps);
+  print_timing(timing_record(outcome.timing, io_seconds, seconds_since(start), peak_rss,
+                             comm.size(), static_cast<int>(outcome.trace.size())));
   return 0;
 }
 

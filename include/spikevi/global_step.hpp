@@ -1,0 +1,32 @@
+#pragma once
+// The global natural-gradient step shared by full-batch VB-EM and stochastic VI (DESIGN.md §3):
+//   lambda <- (1 - rho) lambda + rho (lambda_prior + scale * s),  scale = K/|B|.
+#include <Eigen/Dense>
+
+#include "spikevi/global_state.hpp"
+#include "spikevi/global_statistics.hpp"
+
+namespace spikevi {
+
+struct GlobalStepSize {
+  double rho = 1.0;
+  double scale = 1.0;  // K/|B|; 1 in full batch
+};
+
+// q(A~, Q) by the conjugate MNIW blend, and (mu0, Sigma0) from the blended initial-state
+// moments: m1 <- (1-rho) mu0 + rho mean_B E[z_1], m2 <- (1-rho)(Sigma0 + mu0 mu0') +
+// rho mean_B E[z_1 z_1'], mu0 = m1, Sigma0 = m2 - m1 m1' (the M-step when rho = 1).
+void update_dynamics(GlobalState& globals, const GlobalStatistics& stats, GlobalStepSize step);
+
+// The readout's natural-gradient step with one rho per row times step.rho (no backtracking).
+void update_readout(GlobalState& globals, const GlobalStatistics& stats, GlobalStepSize step,
+                    const Eigen::VectorXd& row_damping);
+
+// Rows whose proposed readout did not raise their term of the objective: with q fixed at the
+// posteriors the proposal was made from, E_q log p(x_n | w, z) + log p0(w_n) dropped (or is not
+// finite) from `before` (readout, log-likelihood) to `after` (DESIGN.md §3, full batch).
+std::vector<int> rows_that_dropped(const ReadoutPrior& prior, const Readout& before,
+                                   const Eigen::VectorXd& log_likelihood_before,
+                                   const Readout& after, const Eigen::VectorXd& log_likelihood_after);
+
+}  // namespace spikevi

@@ -1,0 +1,39 @@
+#include "spikevi/global_step.hpp"
+
+#include <cmath>
+
+namespace spikevi {
+
+void update_dynamics(GlobalState& globals, const GlobalStatistics& stats, GlobalStepSize step) {
+  globals.dynamics = MatrixNormalInverseWishart::blend(globals.dynamics, globals.dynamics_prior,
+                                                       stats.transitions, step.scale, step.rho);
+  const Eigen::VectorXd batch_mean = stats.initial_mean_sum / stats.trials;
+  const Eigen::MatrixXd batch_second = stats.initial_second_moment_sum / stats.trials;
+  const Eigen::MatrixXd second =
+      (1.0 - step.rho) * (globals.Sigma0 + globals.mu0 * globals.mu0.transpose()) +
+      step.rho * batch_second;
+  globals.mu0 = (1.0 - step.rho) * globals.mu0 + step.rho * batch_mean;
+  globals.Sigma0 = second - globals.mu0 * globals.mu0.transpose();
+  globals.Sigma0 = 0.5 * (globals.Sigma0 + globals.Sigma0.transpose()).eval();
+}
+
+void update_readout(GlobalState& globals, const GlobalStatistics& stats, GlobalStepSize step,
+                    const Eigen::VectorXd& row_damping) {
+  globals.spikes = readout_natural_gradient_step(globals.spikes, globals.spikes_prior,
+                                                 stats.spikes, step.scale, step.rho * row_damping);
+}
+
+std::vector<int> rows_that_dropped(const ReadoutPrior& prior, const Readout& before,
+                                   const Eigen::VectorXd& log_likelihood_before,
+                                   const Readout& after,
+                                   const Eigen::VectorXd& log_likelihood_after) {
+  const Eigen::VectorXd objective_before = log_likelihood_before + row_log_prior(prior, before);
+  const Eigen::VectorXd objective_after = log_likelihood_after + row_log_prior(prior, after);
+  std::vector<int> dropped;
+  for (Eigen::Index n = 0; n < objective_after.size(); ++n)
+    if (!std::isfinite(objective_after(n)) || objective_after(n) < objective_before(n))
+      dropped.push_back(static_cast<int>(n));
+  return dropped;
+}
+
+}  // namespace spikevi
