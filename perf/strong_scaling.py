@@ -429,11 +429,12 @@ def statistics_count(neurons, latents):
     """Doubles in the per-iteration statistics buffer (GlobalStatistics::pack):
 
     Sxx (D+1)^2 + Syx D(D+1) + Syy D^2 + n 1 + sum E[z1] D + sum E[z1 z1'] D^2 + trials 1
-    + readout gradient N(D+1) + readout Hessian N(D+1)^2 + elbo 1 + spike count 1
-    = N(D+1)(D+2) + 4D^2 + 4D + 5.
+    + readout gradient N(D+1) + readout Hessian N(D+1)^2 + readout log-likelihood N + elbo 1
+    + spike count 1 + candidate log-likelihood N + local iterations, unconverged, failed 3
+    = N(D+1)(D+2) + 2N + 4D^2 + 4D + 8.
     """
     n, d = neurons, latents
-    return n * (d + 1) * (d + 2) + 4 * d * d + 4 * d + 5
+    return n * (d + 1) * (d + 2) + 2 * n + 4 * d * d + 4 * d + 8
 
 
 def allreduce_seconds(p, doubles, alpha, beta, words, gamma=0.0, algorithm="rabenseifner"):
@@ -615,9 +616,9 @@ def parse_args(argv):
     model.add_argument("--allreduce-algorithm", choices=("rabenseifner", "ring"),
                        default="rabenseifner",
                        help="latency term 2 log2(p) alpha (rabenseifner) or 2 (p-1) alpha (ring)")
-    model.add_argument("--small-collectives", type=int, default=1,
-                       help="extra latency-bound collectives per iteration (allreduce_max of "
-                       "the local step count, stop flag)")
+    model.add_argument("--small-collectives", type=int, default=0,
+                       help="extra latency-bound collectives per iteration (0: spikevi makes "
+                       "one reduction per iteration; counters and flags ride in it)")
     model.add_argument("--batch", default="0,10000",
                        help="comma-separated minibatch sizes; 0 = full batch")
     model.add_argument("--procs", default="64,256,1024,4096", help="rank counts to predict")

@@ -121,25 +121,52 @@ GlobalStatistics VariationalFit::statistics_at_current_moments() {
   return reduce(sum);
 }
 
+// Newton has converged when no loading or offset moved by more than 1e-10 of its size.
+bool readout_converged(const Readout& before, const Readout& after) {
+  const double largest = std::max(before.C.cwiseAbs().maxCoeff(), before.d.cwiseAbs().maxCoeff());
+  const double moved = std::max((after.C - before.C).cwiseAbs().maxCoeff(),
+                                (after.d - before.d).cwiseAbs().maxCoeff());
+  return moved <= 1e-10 * (1.0 + largest);
+}
+
+// The local trials (indices into trials_) among `count` positions spread evenly over all K.
+std::vector<std::size_t> evenly_spaced_sample(const std::vector<TrialCounts>& trials,
+                                              int population, int count) {
+  if (count >= population) return every_trial(trials.size());
+  std::vector<int> positions;
+  for (int j = 0; j < count; ++j)
+    positions.push_back(static_cast<int>(static_cast<long>(j) * population / count));
+  std::vector<std::size_t> members;
+  for (std::size_t k = 0; k < trials.size(); ++k)
+    if (std::binary_search(positions.begin(), positions.end(), trials[k].position))
+      members.push_back(k);
+  return members;
+}
+
 // The Poisson GLM of the readouts on the PCA latents: Newton steps backtracked per row on the
-// exact objective. Runs once, so its extra reductions per step do not matter.
+// exact objective (of a sample of trials, scaled to K). Runs once, so its extra reductions per
+// step do not matter.
 void VariationalFit::initial_readout_steps(const GlobalStatistics& stats) {
-  const std::vector<std::size_t> all = every_trial(trials_.size());
+  const int sample_size = std::min(settings_.initialisation.readout_trials, population_);
+  const std::vector<std::size_t> sample =
+      evenly_spaced_sample(trials_, population_, sample_size);
+  const double scale = statistics_scale(population_, sample_size);
   const auto rows = static_cast<std::size_t>(neurons());
   const ReadoutObjective objective = [&](const Readout& candidate) {
     const ReadoutKernels kernels(candidate);
-    return sum_over_trials(rows, all, comm_, [&](std::size_t k) {
+    return Eigen::VectorXd(scale * sum_over_trials(rows, sample, comm_, [&](std::size_t k) {
       return row_log_likelihood(kernels, model_, trials_[k].counts,
                                 outcome_.posteriors[k].moments);
-    });
+    }));
   };
   GlobalState& globals = outcome_.globals;
   ReadoutStatistics readout_stats = stats.spikes;
   for (int step = 0; step < settings_.initialisation.readout_newton_steps; ++step) {
-    if (step > 0) {  // later Newton steps need the statistics at the moved readout
+    // The statistics at the moved readout (and, for a sample, at the start too).
+    if (step > 0 || sample_size < population_) {
       const int p = dim() + 1;
       const std::size_t size = rows * static_cast<std::size_t>(p * (p + 1));
-      const Eigen::VectorXd summed = sum_over_trials(size, all, comm_, [&](std::size_t k) {
+      const Eigen::VectorXd summed = sum_over_trials(size, sample, comm_, [&](std::size_t k) {
         ReadoutStatistics trial = ReadoutStatistics::zero(neurons(), dim());
         trial.add_trial(globals.spikes, model_, trials_[k].counts,
                         outcome_.posteriors[k].moments);
@@ -151,8 +178,10 @@ void VariationalFit::initial_readout_steps(const GlobalStatistics& stats) {
       readout_stats.gradient = summed.head(gradient_size).reshaped(p, neurons());
       readout_stats.hessian = summed.tail(gradient_size * p).reshaped(p, neurons() * p);
     }
-    globals.spikes = readout_natural_gradient_step(globals.spikes, globals.spikes_prior,
-                                                   readout_stats, 1.0, 1.0, objective);
+    const Readout before = globals.spikes;
+    globals.spikes = readout_natural_gradient_step(before, globals.spikes_prior, readout_stats,
+                                                   scale, 1.0, objective);
+    if (readout_converged(before, globals.spikes)) break;
   }
 }
 

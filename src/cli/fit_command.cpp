@@ -199,14 +199,17 @@ int run_fit(const CommandContext& context) {
     std::printf("spikevi fit: %s: %zu training trials, %d neurons, D = %d, %d rank(s)\n",
                 o.data.c_str(), trials.size(), metadata.neurons, o.settings.latents, comm.size());
   const auto read_start = std::chrono::steady_clock::now();
-  const Dataset data = read_share(o.data, local, comm);
+  Dataset data = read_share(o.data, local, comm);
   io_seconds += seconds_since(read_start);
   if (root)
     std::printf("read /counts: %s parallel-HDF5 read of each rank's block (%.2f s)\n",
                 data.counts_read_collectively ? "collective" : "independent (not collective)",
                 io_seconds);
+  const std::vector<TrialCounts> counts =
+      make_trial_counts(data, local, {}, static_cast<int>(share.begin));
+  data = Dataset{};  // the solver's copy is all it needs: do not hold the block twice
   const FitOutcome outcome = fit_variational(
-      make_trial_counts(data, local, {}, static_cast<int>(share.begin)), o.settings, comm,
+      counts, o.settings, comm,
       root && !o.quiet ? ProgressCallback(print_progress) : ProgressCallback{});
 
   std::vector<GaussianMoments> local_latents;
