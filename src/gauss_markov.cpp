@@ -99,3 +99,26 @@ LocalStepReport gauss_markov_local_step(const PriorBlocks& prior,
 }
 
 }  // namespace spikevi
+
+namespace spikevi {
+
+LocalStepReport gauss_markov_warm_local_step(const PriorBlocks& prior,
+                                             const std::vector<ModalityView>& modalities,
+                                             GaussMarkovState& state,
+                                             GaussMarkovEvaluator& evaluator,
+                                             const LocalStepSettings& settings) {
+  const Sites warm_sites = state.sites;
+  bool restarted = false;
+  if (!try_evaluate(evaluator, prior, modalities, warm_sites, state)) {
+    // q = the prior itself: J = J_prior is SPD whenever the globals are valid.
+    const int dim = static_cast<int>(prior.shift.rows());
+    evaluator.evaluate(prior, modalities, Sites::zero(dim, static_cast<int>(prior.shift.cols())),
+                       state);
+    restarted = true;
+  }
+  LocalStepReport report = gauss_markov_local_step(prior, modalities, state, evaluator, settings);
+  report.restarted = restarted;
+  return report;
+}
+
+}  // namespace spikevi

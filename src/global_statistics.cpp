@@ -53,6 +53,8 @@ void visit_fields(Stats& s, Visitor&& visit) {
   visit(s.local_iterations);
   visit(s.unconverged_trials);
   visit(s.failed_trials);
+  visit(s.restarted_trials);
+  visit(s.stop_requests);
 }
 
 }  // namespace

@@ -235,6 +235,31 @@ void write_attribute(hid_t file, const std::string& path, const std::string& obj
   check(H5Awrite(attribute.get(), memory, value), path, object, "cannot write " + label);
 }
 
+// Creates `dataset` of extent `dims` stored as `stored` (chunked by `chunk` unless empty),
+// with any missing groups; fails when it exists.
+Handle create_dataset_handle(hid_t file, const std::string& path, const std::string& dataset,
+                             Hdf5File::ElementType stored, const Hdf5File::Dims& dims,
+                             const Hdf5File::Dims& chunk) {
+  if (H5Lexists(file, dataset.c_str(), H5P_DEFAULT) > 0) fail(path, dataset, "already exists");
+  const std::vector<hsize_t> extent_h(dims.begin(), dims.end());
+  const Handle space(
+      dims.empty() ? H5Screate(H5S_SCALAR)
+                   : H5Screate_simple(static_cast<int>(dims.size()), extent_h.data(), nullptr),
+      H5Sclose);
+  const Handle links(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
+  H5Pset_create_intermediate_group(links.get(), 1);
+  const Handle creation(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+  if (!chunk.empty()) {
+    const std::vector<hsize_t> chunk_h(chunk.begin(), chunk.end());
+    check(H5Pset_chunk(creation.get(), static_cast<int>(chunk.size()), chunk_h.data()), path,
+          dataset, "invalid chunk " + format_dims(chunk));
+  }
+  return Handle(check(H5Dcreate2(file, dataset.c_str(), file_type(stored), space.get(),
+                                 links.get(), creation.get(), H5P_DEFAULT),
+                      path, dataset, "cannot create"),
+                H5Dclose);
+}
+
 }  // namespace
 
 std::string format_dims(const Hdf5File::Dims& dims) {
@@ -503,27 +528,66 @@ void Hdf5File::write_raw(const std::string& dataset, const void* data, std::size
       std::accumulate(dims.begin(), dims.end(), std::size_t{1}, std::multiplies<>());
   if (size != expected)
     fail(path_, dataset, std::to_string(size) + " values for extent " + format_dims(dims));
-  if (exists(dataset)) fail(path_, dataset, "already exists");
-  const std::vector<hsize_t> extent_h(dims.begin(), dims.end());
-  const Handle space(
-      dims.empty() ? H5Screate(H5S_SCALAR)
-                   : H5Screate_simple(static_cast<int>(dims.size()), extent_h.data(), nullptr),
-      H5Sclose);
-  const Handle links(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
-  H5Pset_create_intermediate_group(links.get(), 1);
-  const Handle creation(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
-  if (!chunk.empty()) {
-    const std::vector<hsize_t> chunk_h(chunk.begin(), chunk.end());
-    check(H5Pset_chunk(creation.get(), static_cast<int>(chunk.size()), chunk_h.data()), path_,
-          dataset, "invalid chunk " + format_dims(chunk));
-  }
-  const Handle created(check(H5Dcreate2(id(), dataset.c_str(), file_type(stored), space.get(),
-                                        links.get(), creation.get(), H5P_DEFAULT),
-                             path_, dataset, "cannot create"),
-                       H5Dclose);
+  const Handle created = create_dataset_handle(id(), path_, dataset, stored, dims, chunk);
   if (size == 0) return;
   check(H5Dwrite(created.get(), native_type(memory), H5S_ALL, H5S_ALL, H5P_DEFAULT, data), path_,
         dataset, "cannot write");
+}
+
+void Hdf5File::create_dataset(const std::string& dataset, const Dims& dims, ElementType stored,
+                              const Dims& chunk) {
+  create_dataset_handle(id(), path_, dataset, stored, dims, chunk);
+}
+
+template <class T>
+void Hdf5File::write_rows_of(const std::string& dataset, std::size_t first, std::size_t count,
+                             std::span<const T> data) {
+  const Handle opened = open_dataset(id(), path_, dataset);
+  const Handle file_space(H5Dget_space(opened.get()), H5Sclose);
+  const Dims dims = extent(file_space.get());
+  const std::size_t row = std::accumulate(dims.empty() ? dims.end() : dims.begin() + 1, dims.end(),
+                                          std::size_t{1}, std::multiplies<>());
+  // A rank with bad arguments still takes part, selecting nothing, and throws afterwards.
+  std::string refused;
+  if (dims.empty() || first > dims[0] || count > dims[0] - first || data.size() != count * row) {
+    refused = "cannot write rows [" + std::to_string(first) + ", " +
+              std::to_string(first + count) + ") from " + std::to_string(data.size()) +
+              " values into extent " + format_dims(dims);
+    count = 0;
+  }
+  const hsize_t size = count * row;
+  const hsize_t memory_extent = std::max<hsize_t>(size, 1);
+  const Handle memory_space(H5Screate_simple(1, &memory_extent, nullptr), H5Sclose);
+  if (size == 0) {
+    check(H5Sselect_none(file_space.get()), path_, dataset, "cannot select rows");
+    check(H5Sselect_none(memory_space.get()), path_, dataset, "cannot select rows");
+  } else {
+    std::vector<hsize_t> start(dims.size(), 0), counts(dims.begin(), dims.end());
+    start[0] = first;
+    counts[0] = count;
+    check(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start.data(), nullptr,
+                              counts.data(), nullptr),
+          path_, dataset, "cannot select rows");
+  }
+  const Handle transfer(H5Pcreate(H5P_DATASET_XFER), H5Pclose);
+  if (mpi_io_)
+    check(H5Pset_dxpl_mpio(transfer.get(), H5FD_MPIO_COLLECTIVE), path_, dataset,
+          "cannot request collective I/O");
+  const T placeholder{};
+  check(H5Dwrite(opened.get(), native_type_of<T>(), memory_space.get(), file_space.get(),
+                 transfer.get(), size > 0 ? data.data() : &placeholder),
+        path_, dataset, "cannot write");
+  if (!refused.empty()) fail(path_, dataset, refused);
+}
+
+void Hdf5File::write_rows(const std::string& dataset, std::size_t first, std::size_t count,
+                          std::span<const double> data) {
+  write_rows_of<double>(dataset, first, count, data);
+}
+
+void Hdf5File::write_rows(const std::string& dataset, std::size_t first, std::size_t count,
+                          std::span<const std::int64_t> data) {
+  write_rows_of<std::int64_t>(dataset, first, count, data);
 }
 
 void Hdf5File::write_doubles(const std::string& dataset, std::span<const double> data,

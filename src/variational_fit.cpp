@@ -72,8 +72,8 @@ void validate(const std::vector<TrialCounts>& trials, const FitSettings& setting
 class VariationalFit {
  public:
   VariationalFit(const std::vector<TrialCounts>& trials, const FitSettings& settings,
-                 Communicator& comm)
-      : trials_(trials), settings_(settings), comm_(comm) {}
+                 Communicator& comm, const FitControl& control)
+      : trials_(trials), settings_(settings), comm_(comm), control_(control) {}
 
   FitOutcome run(const ProgressCallback& progress);
 
@@ -83,6 +83,9 @@ class VariationalFit {
   bool full_batch() const { return settings_.minibatch.full_batch(population_); }
 
   void initialise();
+  void resume(const FitState& state);
+  FitState state_after(int iteration, const GlobalStatistics& stats, GlobalStepSize pending,
+                       double elbo) const;
   void initial_readout_steps(const GlobalStatistics& stats);
   GlobalStatistics statistics_at_current_moments();
   std::vector<std::size_t> members_of_batch(int iteration) const;
@@ -97,6 +100,7 @@ class VariationalFit {
   const std::vector<TrialCounts>& trials_;
   const FitSettings& settings_;
   Communicator& comm_;
+  const FitControl& control_;
   const PoissonObservation model_;
   int population_ = 0;          // K: trials on all ranks
   std::size_t buffer_size_ = 0;  // doubles in a packed GlobalStatistics
@@ -267,13 +271,12 @@ GlobalStatistics VariationalFit::local_pass(const std::vector<std::size_t>& memb
                        static_cast<int>(trial.counts.cols()));
       const auto modalities = spike_modality(model_, kernels, trial);
       try {
-        const Sites warm_sites = state.sites;
-        evaluator.evaluate(prior, modalities, warm_sites, state);
         const LocalStepReport report =
-            gauss_markov_local_step(prior, modalities, state, evaluator, settings_.local);
+            gauss_markov_warm_local_step(prior, modalities, state, evaluator, settings_.local);
         trial_stats.add_trial(state.moments, globals.spikes, model_, trial.counts, state.elbo);
         trial_stats.local_iterations = report.iterations;
         trial_stats.unconverged_trials = report.converged ? 0.0 : 1.0;
+        trial_stats.restarted_trials = report.restarted ? 1.0 : 0.0;
       } catch (const NumericalError& error) {
         // Every rank must still reach the reduction: report here, count it, stop after.
         std::cerr << "spikevi: rank " << comm_.rank() << ": trial " << trial.index << ": "
@@ -284,15 +287,44 @@ GlobalStatistics VariationalFit::local_pass(const std::vector<std::size_t>& memb
       trial_stats.pack_into(packed);
       sum.add(packed);
     }
+    if (control_.stop_requested && control_.stop_requested()) {
+      GlobalStatistics stop = GlobalStatistics::zero(dim(), neurons());
+      stop.stop_requests = 1.0;
+      stop.pack_into(packed);
+      sum.add(packed);
+    }
   });
   return reduce(sum);
 }
 
+// True when every global parameter is finite.
+bool all_finite(const GlobalState& g) {
+  return g.dynamics.M.allFinite() && g.dynamics.V.allFinite() && g.dynamics.Psi.allFinite() &&
+         std::isfinite(g.dynamics.nu) && g.mu0.allFinite() && g.Sigma0.allFinite() &&
+         g.spikes.C.allFinite() && g.spikes.d.allFinite() && g.spikes.precision.allFinite();
+}
+
+// The global step; a step that fails or leaves a non-finite value is retried with half the
+// step size (identically on every rank: same inputs), up to 10 times.
 void VariationalFit::global_step(const GlobalStatistics& stats, GlobalStepSize step) {
   timed(outcome_.timing.global, [&] {
-    readout_before_step_ = outcome_.globals.spikes;
-    update_dynamics(outcome_.globals, stats, step);
-    update_readout(outcome_.globals, stats, step, row_damping_);
+    const GlobalState start = outcome_.globals;
+    readout_before_step_ = start.spikes;
+    std::string failure;
+    for (int attempt = 0; attempt <= 10; ++attempt, step.rho *= 0.5) {
+      outcome_.globals = start;
+      try {
+        update_dynamics(outcome_.globals, stats, step);
+        update_readout(outcome_.globals, stats, step, row_damping_);
+        if (all_finite(outcome_.globals)) return;
+        failure = "a global parameter became non-finite";
+      } catch (const NumericalError& error) {
+        failure = error.what();
+      }
+    }
+    outcome_.globals = start;
+    throw NumericalError("fit: the global step failed even at rho = " + std::to_string(step.rho) +
+                         ": " + failure);
   });
 }
 
@@ -333,12 +365,23 @@ FitOutcome VariationalFit::run(const ProgressCallback& progress) {
   population_ = static_cast<int>(local_trials);
   validate(trials_, settings_, population_);
   buffer_size_ = GlobalStatistics::zero(dim(), neurons()).pack().size();
-  timed(outcome_.timing.initialisation, [&] { initialise(); });
 
   double previous_elbo = std::numeric_limits<double>::quiet_NaN();
   GlobalStatistics stats;
   GlobalStepSize pending;  // the step that the statistics of the last iteration call for
-  for (int iteration = 1; iteration <= settings_.iterations; ++iteration) {
+  int first = 1;
+  if (control_.resume) {
+    timed(outcome_.timing.initialisation, [&] { resume(*control_.resume); });
+    const FitState& state = *control_.resume;
+    stats = GlobalStatistics::zero(dim(), neurons());
+    stats.unpack(state.statistics);
+    pending = state.pending;
+    previous_elbo = state.previous_elbo;
+    first = state.iteration + 1;
+  } else {
+    timed(outcome_.timing.initialisation, [&] { initialise(); });
+  }
+  for (int iteration = first; iteration <= settings_.iterations; ++iteration) {
     const auto iteration_start = Clock::now();
     const bool check_readout = full_batch() && iteration > 1;
     if (iteration > 1) global_step(stats, pending);
@@ -348,13 +391,17 @@ FitOutcome VariationalFit::run(const ProgressCallback& progress) {
     int rejected = 0;
     if (check_readout && std::isfinite(stats.elbo_sum)) {
       rejected = undo_rows_that_dropped(stats, previous);
-      if (rejected > 0) stats = local_pass(members, false);  // q under the corrected readout
+      if (rejected > 0) {  // q under the corrected readout; keep the stop requests
+        const double stops = stats.stop_requests;
+        stats = local_pass(members, false);
+        stats.stop_requests += stops;
+      }
     }
     if (stats.failed_trials > 0 || !std::isfinite(stats.elbo_sum))
       throw NumericalError("fit: the local step failed on " +
                            std::to_string(static_cast<long>(stats.failed_trials)) +
                            " trial(s) at iteration " + std::to_string(iteration) +
-                           " (the ELBO is not finite)");
+                           " (the ELBO is not finite; see the rank's message above)");
     outcome_.unconverged_local_steps += static_cast<int>(stats.unconverged_trials);
 
     const double scale = statistics_scale(population_, static_cast<int>(stats.trials));
@@ -366,15 +413,28 @@ FitOutcome VariationalFit::run(const ProgressCallback& progress) {
     record.seconds = std::chrono::duration<double>(Clock::now() - iteration_start).count();
     outcome_.trace.push_back(record);
     if (progress) progress(record);
-    if (full_batch() && settings_.tolerance > 0 &&
-        std::abs(record.relative_change) < settings_.tolerance) {
+    previous_elbo = record.elbo;
+    const bool converged = full_batch() && settings_.tolerance > 0 &&
+                           std::abs(record.relative_change) < settings_.tolerance;
+    const bool stop = stats.stop_requests > 0;
+    const bool last = converged || stop || iteration == settings_.iterations;
+    if (control_.checkpoint &&
+        (last || (control_.checkpoint_every > 0 && iteration % control_.checkpoint_every == 0)))
+      control_.checkpoint(state_after(iteration, stats, pending, previous_elbo));
+    if (converged) {
       outcome_.termination = Termination::kConverged;
       break;
     }
-    previous_elbo = record.elbo;
+    if (stop) {
+      outcome_.termination = Termination::kStopped;
+      break;
+    }
   }
-  if (full_batch()) {
+  if (outcome_.termination == Termination::kStopped) {
     outcome_.elbo = outcome_.trace.back().elbo;
+  } else if (full_batch()) {
+    outcome_.elbo = outcome_.trace.empty() ? stats.elbo_sum + outcome_.globals.global_terms()
+                                           : outcome_.trace.back().elbo;
     outcome_.spike_count = stats.spike_count;
   } else {
     finish_stochastic(stats, pending);
@@ -383,6 +443,47 @@ FitOutcome VariationalFit::run(const ProgressCallback& progress) {
   outcome_.timing.total = std::chrono::duration<double>(Clock::now() - start).count();
   finish_timing();
   return std::move(outcome_);
+}
+
+// The state at the end of `iteration`, for a checkpoint.
+FitState VariationalFit::state_after(int iteration, const GlobalStatistics& stats,
+                                     GlobalStepSize pending, double elbo) const {
+  FitState state;
+  state.iteration = iteration;
+  state.globals = outcome_.globals;
+  state.statistics = stats.pack();
+  state.pending = pending;
+  state.row_damping = row_damping_;
+  state.previous_elbo = elbo;
+  state.unconverged_local_steps = outcome_.unconverged_local_steps;
+  state.trace = outcome_.trace;
+  state.sites.reserve(outcome_.posteriors.size());
+  for (const GaussMarkovState& posterior : outcome_.posteriors)
+    state.sites.push_back(posterior.sites);
+  return state;
+}
+
+// Continues from a checkpoint: its globals and sites, and q re-evaluated from them (the same
+// bits the local step had left, since evaluation is deterministic).
+void VariationalFit::resume(const FitState& state) {
+  if (state.sites.size() != trials_.size())
+    throw InputError("checkpoint: holds " + std::to_string(state.sites.size()) +
+                     " trials for this rank, which has " + std::to_string(trials_.size()));
+  outcome_.globals = state.globals;
+  outcome_.trace = state.trace;
+  outcome_.unconverged_local_steps = state.unconverged_local_steps;
+  row_damping_ = state.row_damping;
+  const LatentPrior latent_prior = LatentPrior::from(outcome_.globals);
+  const ReadoutKernels kernels(outcome_.globals.spikes);
+  GaussMarkovEvaluator evaluator;
+  outcome_.posteriors.assign(trials_.size(), GaussMarkovState{});
+  for (std::size_t k = 0; k < trials_.size(); ++k) {
+    const PriorBlocks prior =
+        prior_blocks(latent_prior.dynamics, latent_prior.mu0, latent_prior.Sigma0,
+                     static_cast<int>(trials_[k].counts.cols()));
+    evaluator.evaluate(prior, spike_modality(model_, kernels, trials_[k]), state.sites[k],
+                       outcome_.posteriors[k]);
+  }
 }
 
 // Minibatch runs: the last step, then the local steps of every trial at the final globals,
@@ -435,8 +536,9 @@ LatentPrior LatentPrior::from(const GlobalState& globals) {
 }
 
 FitOutcome fit_variational(const std::vector<TrialCounts>& trials, const FitSettings& settings,
-                           Communicator& comm, const ProgressCallback& progress) {
-  return VariationalFit(trials, settings, comm).run(progress);
+                           Communicator& comm, const ProgressCallback& progress,
+                           const FitControl& control) {
+  return VariationalFit(trials, settings, comm, control).run(progress);
 }
 
 std::vector<GaussMarkovState> infer_latents(const LatentPrior& latent_prior, const Readout& readout,

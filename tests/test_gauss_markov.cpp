@@ -180,6 +180,38 @@ TEST(GaussMarkovLocalStep, ConvergesToTheKalmanSmootherAndNeverLowersTheElbo) {
   EXPECT_NEAR(state.elbo, kalman_rts(m, trial.y).log_likelihood, 1e-8 * std::abs(state.elbo));
 }
 
+// Warm sites that make J indefinite under the new prior (a strongly negative site precision)
+// are abandoned for the prior's zero sites; valid warm sites are kept. Both reach the Kalman
+// smoother (a Gaussian model: the exact posterior).
+TEST(GaussMarkovWarmLocalStep, RestartsFromThePriorWhenTheWarmSitesAreInvalid) {
+  const int T = 30;
+  const int D = 2;
+  std::mt19937_64 rng(11);
+  const LinearGaussianModel m = random_model(D, 3, rng);
+  GaussianTrial trial(m, simulate(m, T, rng));
+  const ReadoutKernels kernels(trial.readout);
+  const std::vector<ModalityView> modalities{ModalityView{&trial.model, &kernels, &trial.y, 0.0}};
+  const PriorBlocks prior =
+      prior_blocks(DynamicsExpectations::point(m.A, m.b, m.Q), m.mu0, m.Sigma0, T);
+  const double exact = kalman_rts(m, trial.y).log_likelihood;
+  GaussMarkovEvaluator evaluator;
+
+  GaussMarkovState invalid;
+  invalid.sites = Sites::zero(D, T);
+  invalid.sites.precision.middleCols(7 * D, D) = -1e6 * Eigen::MatrixXd::Identity(D, D);
+  const LocalStepReport restarted =
+      gauss_markov_warm_local_step(prior, modalities, invalid, evaluator, LocalStepSettings{});
+  EXPECT_TRUE(restarted.restarted);
+  EXPECT_NEAR(invalid.elbo, exact, 1e-8 * std::abs(exact));
+
+  GaussMarkovState valid;
+  valid.sites = random_sites(D, T, rng);
+  const LocalStepReport warm =
+      gauss_markov_warm_local_step(prior, modalities, valid, evaluator, LocalStepSettings{});
+  EXPECT_FALSE(warm.restarted);
+  EXPECT_NEAR(valid.elbo, exact, 1e-8 * std::abs(exact));
+}
+
 TEST(SiteFormElbo, EqualsTheGenericElboOfTheSameGaussian) {
   // ELBO = E[ell] + E_q[log p(z)] + H[q] evaluated directly from the moments must equal the
   // site form for any sites (DESIGN.md §2): checks J_p, h_p, c and the site algebra together.

@@ -51,6 +51,7 @@ struct LocalStepReport {
   int evaluations = 0;
   bool converged = false;
   double start_elbo = 0.0;
+  bool restarted = false;  // warm start only: the old sites were invalid, began from the prior
 };
 
 // CVI on the sites (DESIGN.md §2 "Local step"): L <- (1-rho) L + rho L_target, same for l,
@@ -60,5 +61,15 @@ LocalStepReport gauss_markov_local_step(const PriorBlocks& prior,
                                         const std::vector<ModalityView>& modalities,
                                         GaussMarkovState& state, GaussMarkovEvaluator& evaluator,
                                         const LocalStepSettings& settings);
+
+// The local step of an iteration: evaluates q at the state's sites under `prior` (a warm start
+// from the previous iteration) and runs the local step. When those sites are not valid under
+// this prior (J not SPD, or a non-finite ELBO), starts again from zero sites, q = the prior.
+// Throws NumericalError only if even that fails.
+LocalStepReport gauss_markov_warm_local_step(const PriorBlocks& prior,
+                                             const std::vector<ModalityView>& modalities,
+                                             GaussMarkovState& state,
+                                             GaussMarkovEvaluator& evaluator,
+                                             const LocalStepSettings& settings);
 
 }  // namespace spikevi

@@ -26,6 +26,8 @@ struct GlobalStatistics {
   double local_iterations = 0.0;    // sum over trials of the CVI steps taken
   double unconverged_trials = 0.0;  // trials whose local step hit its iteration limit
   double failed_trials = 0.0;       // trials whose local step threw (their statistics are absent)
+  double restarted_trials = 0.0;    // trials whose warm start was invalid (began from the prior)
+  double stop_requests = 0.0;       // ranks that asked to stop after this iteration
 
   static GlobalStatistics zero(int dim, int neurons);
   // Adds one trial's posterior (and its counts, for the readout statistics).

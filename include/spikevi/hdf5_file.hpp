@@ -112,6 +112,17 @@ class Hdf5File {
   void write_int64(const std::string& dataset, std::span<const std::int64_t> data, const Dims& dims,
                    const Dims& chunk = {}, ElementType stored = ElementType::kInt64);
 
+  // Creates a dataset without writing it (collective on an MPI-IO file), for write_rows.
+  void create_dataset(const std::string& dataset, const Dims& dims, ElementType stored,
+                      const Dims& chunk = {});
+  // Writes the rows [first, first + count) of the first dimension from row-major `data`. On an
+  // MPI-IO file this is one collective write: every rank calls it with its own rows (count may
+  // be 0); a rank whose rows do not fit takes part writing nothing and throws afterwards.
+  void write_rows(const std::string& dataset, std::size_t first, std::size_t count,
+                  std::span<const double> data);
+  void write_rows(const std::string& dataset, std::size_t first, std::size_t count,
+                  std::span<const std::int64_t> data);
+
   // Attributes of an existing object (group or dataset). Numeric attributes must hold one
   // element; strings may be fixed- or variable-length (as h5py and MATLAB write them).
   // Writing replaces an attribute of the same name.
@@ -133,6 +144,9 @@ class Hdf5File {
   template <class T>
   std::vector<T> read_rows(const std::string& dataset, bool whole, std::size_t first,
                            std::size_t count) const;
+  template <class T>
+  void write_rows_of(const std::string& dataset, std::size_t first, std::size_t count,
+                     std::span<const T> data);
   template <class T>
   std::vector<T> read_rows_collective(const std::string& dataset, std::size_t first,
                                       std::size_t count);

@@ -12,6 +12,7 @@
 #include "spikevi/dataset.hpp"
 #include "spikevi/gauss_markov.hpp"
 #include "spikevi/global_state.hpp"
+#include "spikevi/global_step.hpp"
 #include "spikevi/minibatch.hpp"
 
 namespace spikevi {
@@ -66,7 +67,8 @@ struct IterationRecord {
   int rejected_readout_rows = 0;  // full batch: rows whose readout step was undone
 };
 
-enum class Termination { kConverged, kIterationLimit };
+// kStopped: a stop was requested (a signal on any rank) and agreed at an iteration boundary.
+enum class Termination { kConverged, kIterationLimit, kStopped };
 
 // Where the solver's time went on this rank, and the spread of the local work over ranks.
 struct FitTiming {
@@ -91,10 +93,39 @@ struct FitOutcome {
 
 using ProgressCallback = std::function<void(const IterationRecord&)>;
 
+// Everything a fit needs to go on exactly where it stopped, at an iteration boundary
+// (DESIGN.md §5): the next iteration is global_step(statistics, pending), then local steps
+// warm-started from the sites. The same on every rank except `sites` (this rank's trials).
+struct FitState {
+  int iteration = 0;                // iterations completed
+  GlobalState globals;              // those the local steps of `iteration` used
+  std::vector<double> statistics;   // the reduced statistics of `iteration` (packed)
+  GlobalStepSize pending;           // the global step they call for
+  Eigen::VectorXd row_damping;      // full batch: per-row readout step damping
+  double previous_elbo = 0.0;       // objective of `iteration` (for the relative change)
+  int unconverged_local_steps = 0;
+  std::vector<IterationRecord> trace;
+  std::vector<Sites> sites;         // this rank's trials, in order
+};
+
+// How a caller (the CLI) steers a fit from outside the numerics.
+struct FitControl {
+  const FitState* resume = nullptr;  // continue from this state instead of initialising
+  int checkpoint_every = 0;          // call `checkpoint` every this many iterations (0: never)
+  // Called on every rank with the state at an iteration boundary: every checkpoint_every
+  // iterations, when a stop was agreed, and once after the last iteration (before a minibatch
+  // fit's final pass). Never with a non-finite state.
+  std::function<void(const FitState&)> checkpoint;
+  // This rank's wish to stop (e.g. a signal arrived); summed in the iteration's reduction, so
+  // every rank stops after the same iteration.
+  std::function<bool()> stop_requested;
+};
+
 // Fits on the given trials (this rank's share; the communicator sums over ranks). Every
 // rank must pass trials with distinct positions 0 .. K-1 over all ranks together.
 FitOutcome fit_variational(const std::vector<TrialCounts>& trials, const FitSettings& settings,
-                           Communicator& comm, const ProgressCallback& progress = {});
+                           Communicator& comm, const ProgressCallback& progress = {},
+                           const FitControl& control = {});
 
 // The prior over latent paths, with the dynamics either from q(A~, Q) or at point values.
 struct LatentPrior {

@@ -3,11 +3,15 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <csignal>
 #include <cstdlib>
 #include <iostream>
 #include <map>
+#include <optional>
+#include <sstream>
 
 #include "command.hpp"
+#include "spikevi/checkpoint.hpp"
 #include "spikevi/dataset.hpp"
 #include "spikevi/error.hpp"
 #include "spikevi/fit_file.hpp"
@@ -21,9 +25,30 @@ namespace {
 struct FitOptions {
   std::string data, out;
   double epochs = 0.0;  // > 0: sets the iteration count from passes over the data
-  bool overwrite = false, quiet = false;
+  int checkpoint_every = 10;
+  bool overwrite = false, quiet = false, restart = false;
   FitSettings settings;
 };
+
+// Exit status of a fit stopped by SIGTERM/SIGUSR1 after writing its checkpoint (EX_TEMPFAIL
+// of sysexits.h: try again). Documented in the README; jobs/fit.slurm requeues on it.
+constexpr int kStoppedBySignal = 75;
+
+volatile std::sig_atomic_t stop_signal = 0;
+
+extern "C" void request_stop(int signal_number) { stop_signal = signal_number; }
+
+// SIGTERM (SLURM's time limit, mpirun's kill) and SIGUSR1 (sbatch --signal) ask the fit to
+// stop at the next iteration boundary with a checkpoint.
+void install_stop_signals() {
+  struct sigaction action {};
+  action.sa_handler = request_stop;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGUSR1, &action, nullptr);
+}
+
+std::string checkpoint_path(const std::string& out) { return out + ".checkpoint.h5"; }
 
 po::options_description fit_options(FitOptions& o) {
   FitSettings& s = o.settings;
@@ -60,6 +85,13 @@ po::options_description fit_options(FitOptions& o) {
        "MNIW prior column variance v0 of [A b]")
       ("prior-process-noise", po::value(&s.priors.process_noise)->default_value(0.1),
        "MNIW prior mean of the process noise variance, E[Q] = q0 I")
+      ("checkpoint-every", po::value(&o.checkpoint_every)->default_value(10),
+       "write OUT.checkpoint.h5 every this many iterations (0: only at the end and on a "
+       "signal); the previous one is kept as OUT.checkpoint.h5.prev")
+      ("restart", po::bool_switch(&o.restart),
+       "continue from the newest valid checkpoint of --out (an error if there is none); "
+       "without --overwrite a fit that finds one continues from it anyway, and --overwrite "
+       "alone starts afresh. --iterations counts from the fit's start")
       ("overwrite", po::bool_switch(&o.overwrite), "replace an existing --out")
       ("quiet", po::bool_switch(&o.quiet), "no per-iteration progress lines");
   // clang-format on
@@ -82,7 +114,27 @@ void validate(const FitOptions& o) {
   for (double p : {s.priors.readout_weight_precision, s.priors.readout_offset_precision,
                    s.priors.dynamics_column_variance, s.priors.process_noise})
     if (!(p > 0) || !std::isfinite(p)) throw ConfigError("prior settings must be finite and > 0");
-  check_output_path("--out", o.out, o.overwrite);
+  if (o.checkpoint_every < 0) throw ConfigError("--checkpoint-every must be >= 0");
+  check_output_path("--out", o.out, true);  // the folder; an existing file is checked later
+}
+
+// What a checkpoint must share with the fit that continues it: the data and every setting
+// that changes the iterations (not --iterations, --tolerance, output or printing).
+CheckpointIdentity checkpoint_identity(const po::variables_map& values, const Dataset& metadata,
+                                       const std::vector<int>& trials, double spike_count) {
+  const std::map<std::string, std::string> options = option_values(values);
+  CheckpointIdentity identity;
+  for (const char* key :
+       {"latents", "minibatch", "step-tau", "step-kappa", "seed", "local-tolerance",
+        "local-max-iterations", "prior-readout-precision", "prior-offset-precision",
+        "prior-dynamics-variance", "prior-process-noise"})
+    if (options.count(key)) identity[key] = options.at(key);
+  std::ostringstream data;
+  data << metadata.trials << " trials x " << metadata.bins << " bins x " << metadata.neurons
+       << " neurons, " << trials.size() << " training trials, "
+       << static_cast<long long>(spike_count) << " spikes in them";
+  identity["data"] = data.str();
+  return identity;
 }
 
 // Ascending, so that each rank's share is one contiguous block of the file.
@@ -208,9 +260,58 @@ int run_fit(const CommandContext& context) {
   const std::vector<TrialCounts> counts =
       make_trial_counts(data, local, {}, static_cast<int>(share.begin));
   data = Dataset{};  // the solver's copy is all it needs: do not hold the block twice
+
+  // Checkpoints: continue from one for this --out if there is one (DESIGN.md §5).
+  double spike_count = 0.0;
+  CheckpointLayout layout{static_cast<int>(share.begin), population, metadata.bins, {},
+                          o.settings.latents, metadata.neurons};
+  for (const TrialCounts& trial : counts) {
+    spike_count += trial.counts.sum();
+    layout.bins.push_back(static_cast<int>(trial.counts.cols()));
+  }
+  comm.allreduce_sum(std::span<double>(&spike_count, 1));  // integers: exact in any order
+  const CheckpointIdentity identity = checkpoint_identity(values, metadata, trials, spike_count);
+  const std::string checkpoint = checkpoint_path(o.out);
+  const auto checkpoint_start = std::chrono::steady_clock::now();
+  // --overwrite without --restart starts afresh; otherwise a matching checkpoint is continued.
+  std::optional<LoadedCheckpoint> loaded;
+  if (o.restart || !o.overwrite) {
+    try {
+      loaded = read_checkpoint(checkpoint, layout, identity, comm);
+    } catch (const ConfigError&) {
+      if (!o.restart) check_output_path("--out", o.out, false);  // the plainer complaint first
+      throw;
+    }
+  }
+  io_seconds += seconds_since(checkpoint_start);
+  if (o.restart && !loaded)
+    throw ConfigError("--restart: no valid checkpoint " + checkpoint + " (nor " +
+                      previous_checkpoint_path(checkpoint) + ")");
+  if (loaded && root)
+    std::printf("continuing from %s: %d iterations done (written by %d rank(s))\n",
+                loaded->path.c_str(), loaded->state.iteration, loaded->ranks);
+  check_output_path("--out", o.out, o.overwrite || loaded.has_value());
+
+  FitControl control;
+  control.resume = loaded ? &loaded->state : nullptr;
+  control.checkpoint_every = o.checkpoint_every;
+  control.checkpoint = [&](const FitState& state) {
+    const auto write_start = std::chrono::steady_clock::now();
+    write_checkpoint(checkpoint, state, layout, identity, comm);
+    io_seconds += seconds_since(write_start);
+  };
+  install_stop_signals();
+  control.stop_requested = [] { return stop_signal != 0; };
   const FitOutcome outcome = fit_variational(
       counts, o.settings, comm,
-      root && !o.quiet ? ProgressCallback(print_progress) : ProgressCallback{});
+      root && !o.quiet ? ProgressCallback(print_progress) : ProgressCallback{}, control);
+  if (outcome.termination == Termination::kStopped) {
+    if (root)
+      std::printf("spikevi fit: stopped by a signal after iteration %d; checkpoint %s written; "
+                  "run the same command again (or with --restart) to continue\n",
+                  outcome.trace.empty() ? 0 : outcome.trace.back().iteration, checkpoint.c_str());
+    return kStoppedBySignal;
+  }
 
   std::vector<GaussianMoments> local_latents;
   for (const GaussMarkovState& state : outcome.posteriors) local_latents.push_back(state.moments);
