@@ -235,6 +235,30 @@ void write_attribute(hid_t file, const std::string& path, const std::string& obj
   check(H5Awrite(attribute.get(), memory, value), path, object, "cannot write " + label);
 }
 
+// Selects rows [first, first + count) of the first dimension of a dataset of extent `dims` in
+// `file_space` (nothing when count is 0, so that a rank can join a collective call empty-handed)
+// and returns the matching one-dimensional memory space.
+Handle select_rows(hid_t file_space, const Hdf5File::Dims& dims, std::size_t first,
+                   std::size_t count, const std::string& path, const std::string& dataset) {
+  const std::size_t row = std::accumulate(dims.empty() ? dims.end() : dims.begin() + 1, dims.end(),
+                                          std::size_t{1}, std::multiplies<>());
+  const hsize_t size = count * row;
+  const hsize_t memory_extent = std::max<hsize_t>(size, 1);
+  Handle memory_space(H5Screate_simple(1, &memory_extent, nullptr), H5Sclose);
+  if (size == 0) {
+    check(H5Sselect_none(file_space), path, dataset, "cannot select rows");
+    check(H5Sselect_none(memory_space.get()), path, dataset, "cannot select rows");
+  } else {
+    std::vector<hsize_t> start(dims.size(), 0), counts(dims.begin(), dims.end());
+    start[0] = first;
+    counts[0] = count;
+    check(H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start.data(), nullptr, counts.data(),
+                              nullptr),
+          path, dataset, "cannot select rows");
+  }
+  return memory_space;
+}
+
 // Creates `dataset` of extent `dims` stored as `stored` (chunked by `chunk` unless empty),
 // with any missing groups; fails when it exists.
 Handle create_dataset_handle(hid_t file, const std::string& path, const std::string& dataset,
@@ -462,19 +486,7 @@ std::vector<T> Hdf5File::read_rows_collective(const std::string& dataset, std::s
   const std::size_t row = std::accumulate(dims.empty() ? dims.end() : dims.begin() + 1, dims.end(),
                                           std::size_t{1}, std::multiplies<>());
   const hsize_t size = count * row;
-  const hsize_t memory_extent = std::max<hsize_t>(size, 1);
-  const Handle memory_space(H5Screate_simple(1, &memory_extent, nullptr), H5Sclose);
-  if (size == 0) {
-    check(H5Sselect_none(file_space.get()), path_, dataset, "cannot select rows");
-    check(H5Sselect_none(memory_space.get()), path_, dataset, "cannot select rows");
-  } else {
-    std::vector<hsize_t> start(dims.size(), 0), counts(dims.begin(), dims.end());
-    start[0] = first;
-    counts[0] = count;
-    check(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start.data(), nullptr,
-                              counts.data(), nullptr),
-          path_, dataset, "cannot select rows");
-  }
+  const Handle memory_space = select_rows(file_space.get(), dims, first, count, path_, dataset);
 
   // Room for `size` values of the stored type or of T, whichever is wider: H5Tconvert below
   // converts in place.
@@ -556,19 +568,7 @@ void Hdf5File::write_rows_of(const std::string& dataset, std::size_t first, std:
     count = 0;
   }
   const hsize_t size = count * row;
-  const hsize_t memory_extent = std::max<hsize_t>(size, 1);
-  const Handle memory_space(H5Screate_simple(1, &memory_extent, nullptr), H5Sclose);
-  if (size == 0) {
-    check(H5Sselect_none(file_space.get()), path_, dataset, "cannot select rows");
-    check(H5Sselect_none(memory_space.get()), path_, dataset, "cannot select rows");
-  } else {
-    std::vector<hsize_t> start(dims.size(), 0), counts(dims.begin(), dims.end());
-    start[0] = first;
-    counts[0] = count;
-    check(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start.data(), nullptr,
-                              counts.data(), nullptr),
-          path_, dataset, "cannot select rows");
-  }
+  const Handle memory_space = select_rows(file_space.get(), dims, first, count, path_, dataset);
   const Handle transfer(H5Pcreate(H5P_DATASET_XFER), H5Pclose);
   if (mpi_io_)
     check(H5Pset_dxpl_mpio(transfer.get(), H5FD_MPIO_COLLECTIVE), path_, dataset,

@@ -297,11 +297,18 @@ GlobalStatistics VariationalFit::local_pass(const std::vector<std::size_t>& memb
   return reduce(sum);
 }
 
-// True when every global parameter is finite.
-bool all_finite(const GlobalState& g) {
-  return g.dynamics.M.allFinite() && g.dynamics.V.allFinite() && g.dynamics.Psi.allFinite() &&
-         std::isfinite(g.dynamics.nu) && g.mu0.allFinite() && g.Sigma0.allFinite() &&
-         g.spikes.C.allFinite() && g.spikes.d.allFinite() && g.spikes.precision.allFinite();
+// The name of the first global parameter with a non-finite value ("" when all are finite).
+std::string non_finite_parameter(const GlobalState& g) {
+  if (!g.dynamics.M.allFinite() || !g.dynamics.V.allFinite()) return "the dynamics [A b]";
+  if (!g.dynamics.Psi.allFinite() || !std::isfinite(g.dynamics.nu)) return "the process noise Q";
+  if (!g.mu0.allFinite() || !g.Sigma0.allFinite()) return "the initial state (mu0, Sigma0)";
+  for (Eigen::Index n = 0; n < g.spikes.rows(); ++n) {
+    const int p = g.dim() + 1;
+    if (!g.spikes.C.row(n).allFinite() || !std::isfinite(g.spikes.d(n)) ||
+        !g.spikes.precision.middleCols(n * p, p).allFinite())
+      return "readout row " + std::to_string(n);
+  }
+  return "";
 }
 
 // The global step; a step that fails or leaves a non-finite value is retried with half the
@@ -316,8 +323,9 @@ void VariationalFit::global_step(const GlobalStatistics& stats, GlobalStepSize s
       try {
         update_dynamics(outcome_.globals, stats, step);
         update_readout(outcome_.globals, stats, step, row_damping_);
-        if (all_finite(outcome_.globals)) return;
-        failure = "a global parameter became non-finite";
+        const std::string bad = non_finite_parameter(outcome_.globals);
+        if (bad.empty()) return;
+        failure = bad + " became non-finite";
       } catch (const NumericalError& error) {
         failure = error.what();
       }
