@@ -334,9 +334,13 @@ std::optional<LoadedCheckpoint> read_checkpoint(const std::string& path,
       if (attempt.verdict == Verdict::kOtherSettings) throw ConfigError(attempt.message);
       throw ConfigError(candidate + " belongs to another fit (see rank 0's message)");
     }
-    if (attempt.verdict != Verdict::kValid)
-      std::cerr << "spikevi: warning: rank " << comm.rank() << ": skipping checkpoint "
-                << attempt.message << std::endl;
+    // One warning: rank 0's reason, or else that of the ranks that saw the damage.
+    double root_saw_it = attempt.verdict != Verdict::kValid ? 1.0 : 0.0;
+    comm.broadcast(std::span<double>(&root_saw_it, 1), 0);
+    if (attempt.verdict != Verdict::kValid && (comm.is_root() || root_saw_it == 0.0))
+      std::cerr << "spikevi: warning: skipping checkpoint " << attempt.message
+                << (comm.is_root() ? "" : " (rank " + std::to_string(comm.rank()) + ")")
+                << std::endl;
   }
   return std::nullopt;
 }

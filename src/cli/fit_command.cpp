@@ -108,7 +108,9 @@ void validate(const FitOptions& o) {
     throw ConfigError("--epochs must be finite and >= 0");
   if (o.epochs > 0 && s.minibatch.size <= 0)
     throw ConfigError("--epochs needs --minibatch (a full-batch iteration is one epoch)");
-  if (!(s.tolerance >= 0)) throw ConfigError("--tolerance must be >= 0");
+  if (o.data.empty()) throw ConfigError("--data must name the data set to fit");
+  if (!(s.tolerance >= 0))
+    throw ConfigError("--tolerance must be >= 0 (got " + std::to_string(s.tolerance) + ")");
   if (!(s.local.tolerance > 0)) throw ConfigError("--local-tolerance must be > 0");
   if (s.local.max_iterations < 1) throw ConfigError("--local-max-iterations must be >= 1");
   for (double p : {s.priors.readout_weight_precision, s.priors.readout_offset_precision,
