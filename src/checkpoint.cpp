@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "spikevi/error.hpp"
+#include "spikevi/global_statistics.hpp"
 #include "spikevi/hdf5_file.hpp"
 
 namespace spikevi {
@@ -48,7 +49,7 @@ class Checksum {
 
 std::vector<double> scalars_of(const FitState& s) {
   return {static_cast<double>(s.iteration), s.pending.rho, s.pending.scale, s.previous_elbo,
-          static_cast<double>(s.unconverged_local_steps)};
+          static_cast<double>(s.unconverged_local_steps), s.converged ? 1.0 : 0.0};
 }
 
 std::vector<double> trace_of(const std::vector<IterationRecord>& trace) {
@@ -166,6 +167,22 @@ std::vector<std::int64_t> site_checksums(const std::vector<double>& precision,
   return sums;
 }
 
+// The shapes of a state of `layout.dim` latents and `layout.neurons` rows.
+bool shapes_fit(const FitState& s, const CheckpointLayout& layout) {
+  const Eigen::Index D = layout.dim, N = layout.neurons, P = layout.dim + 1;
+  auto is = [](const Eigen::MatrixXd& m, Eigen::Index rows, Eigen::Index cols) {
+    return m.rows() == rows && m.cols() == cols;
+  };
+  const GlobalState& g = s.globals;
+  return is(g.dynamics.M, D, P) && is(g.dynamics.V, P, P) && is(g.dynamics.Psi, D, D) &&
+         is(g.dynamics_prior.M, D, P) && is(g.dynamics_prior.V, P, P) &&
+         is(g.dynamics_prior.Psi, D, D) && g.mu0.size() == D && is(g.Sigma0, D, D) &&
+         is(g.spikes.C, N, D) && g.spikes.d.size() == N && is(g.spikes.precision, P, N * P) &&
+         g.spikes_prior.mean.size() == P && is(g.spikes_prior.precision, P, P) &&
+         s.row_damping.size() == N &&
+         s.statistics.size() == GlobalStatistics::zero(layout.dim, layout.neurons).pack().size();
+}
+
 void write_file(const std::string& path, const FitState& state, const CheckpointLayout& layout,
                 const CheckpointIdentity& identity, Communicator& comm) {
   std::vector<double> trace = trace_of(state.trace);
@@ -244,13 +261,16 @@ Attempt read_file(const std::string& path, const CheckpointLayout& layout,
     s.statistics = file.read_doubles("/state/statistics");
     get_raw(file, "/state/row_damping", s.row_damping);
     const std::vector<double> scalars = file.read_doubles("/state/scalars");
-    if (scalars.size() != 5) return {Verdict::kCorrupt, path + ": /state/scalars is damaged", {}};
+    if (scalars.size() != 6) return {Verdict::kCorrupt, path + ": /state/scalars is damaged", {}};
     s.iteration = static_cast<int>(scalars[0]);
     s.pending = GlobalStepSize{scalars[1], scalars[2]};
     s.previous_elbo = scalars[3];
     s.unconverged_local_steps = static_cast<int>(scalars[4]);
+    s.converged = scalars[5] != 0.0;
     const std::vector<double> trace = file.read_doubles("/state/trace");
     s.trace = trace_from(trace);
+    if (!shapes_fit(s, layout))
+      return {Verdict::kCorrupt, path + ": its arrays do not have the shapes of this fit", {}};
     if (shared_checksum(s, trace) != file.read_string_attribute("/", "checksum"))
       return {Verdict::kCorrupt, path + ": the checksum of the global state does not match", {}};
 
@@ -276,8 +296,8 @@ Attempt read_file(const std::string& path, const CheckpointLayout& layout,
     }
     attempt.loaded.path = path;
     attempt.loaded.ranks = static_cast<int>(file.read_double_attribute("/", "ranks"));
-  } catch (const Error& error) {
-    return {Verdict::kCorrupt, error.what(), {}};
+  } catch (const std::exception& error) {  // HDF5 errors, absurd extents (bad_alloc), ...
+    return {Verdict::kCorrupt, path + ": " + error.what(), {}};
   }
   return attempt;
 }
@@ -286,9 +306,26 @@ Attempt read_file(const std::string& path, const CheckpointLayout& layout,
 
 std::string previous_checkpoint_path(const std::string& path) { return path + ".prev"; }
 
+std::string data_fingerprint(const std::vector<TrialCounts>& trials, Communicator& comm) {
+  // Sums of the four 16-bit pieces of each trial's hash: exact in doubles for any K < 2^37.
+  double pieces[4] = {0.0, 0.0, 0.0, 0.0};
+  for (const TrialCounts& trial : trials) {
+    Checksum sum;
+    sum.add(static_cast<double>(trial.position));
+    sum.add(static_cast<double>(trial.counts.cols()));
+    sum.add(trial.counts.data(), static_cast<std::size_t>(trial.counts.size()));
+    for (int i = 0; i < 4; ++i) pieces[i] += static_cast<double>((sum.value() >> (16 * i)) & 0xffff);
+  }
+  comm.allreduce_sum(std::span<double>(pieces, 4));
+  std::ostringstream text;
+  text << std::hex;
+  for (double piece : pieces) text << static_cast<unsigned long long>(piece) << '.';
+  return text.str();
+}
+
 void write_checkpoint(const std::string& path, const FitState& state,
                       const CheckpointLayout& layout, const CheckpointIdentity& identity,
-                      Communicator& comm) {
+                      Communicator& comm, bool current_is_valid) {
   double non_finite = finite(state) ? 0.0 : 1.0;
   comm.allreduce_max(std::span<double>(&non_finite, 1));
   if (non_finite > 0)
@@ -296,17 +333,30 @@ void write_checkpoint(const std::string& path, const FitState& state,
                          std::to_string(state.iteration) +
                          " is not finite; the previous checkpoint is kept");
   const std::string temporary = path + ".tmp";
-  if (comm.is_root()) std::filesystem::remove(temporary);
+  if (comm.is_root()) {
+    std::error_code ignored;
+    std::filesystem::remove(temporary, ignored);
+  }
   comm.barrier();
   write_file(temporary, state, layout, identity, comm);
   comm.barrier();  // every rank has closed the file
+  // Rank 0: the current checkpoint becomes the previous one by a hard link (or, when it is not
+  // a valid checkpoint of this fit, is moved aside to NAME.old, leaving the previous one), then
+  // the new one replaces it by rename(2): `path` is never missing or half written.
   double failed = 0.0;
   std::string message;
   if (comm.is_root()) {
+    namespace fs = std::filesystem;
     std::error_code error;
-    if (std::filesystem::exists(path))
-      std::filesystem::rename(path, previous_checkpoint_path(path), error);
-    if (!error) std::filesystem::rename(temporary, path, error);
+    const std::string previous = previous_checkpoint_path(path);
+    if (fs::exists(path, error) && current_is_valid) {
+      fs::remove(previous, error);
+      fs::create_hard_link(path, previous, error);
+      if (error) fs::copy_file(path, previous, fs::copy_options::overwrite_existing, error);
+    } else if (fs::exists(path, error)) {
+      fs::rename(path, path + ".old", error);
+    }
+    if (!error) fs::rename(temporary, path, error);
     if (error) {
       failed = 1.0;
       message = error.message();
@@ -341,6 +391,7 @@ std::optional<LoadedCheckpoint> read_checkpoint(const std::string& path,
       std::cerr << "spikevi: warning: skipping checkpoint " << attempt.message
                 << (comm.is_root() ? "" : " (rank " + std::to_string(comm.rank()) + ")")
                 << std::endl;
+
   }
   return std::nullopt;
 }

@@ -85,7 +85,7 @@ class VariationalFit {
   void initialise();
   void resume(const FitState& state);
   FitState state_after(int iteration, const GlobalStatistics& stats, GlobalStepSize pending,
-                       double elbo) const;
+                       double elbo, bool converged) const;
   void initial_readout_steps(const GlobalStatistics& stats);
   GlobalStatistics statistics_at_current_moments();
   std::vector<std::size_t> members_of_batch(int iteration) const;
@@ -277,7 +277,7 @@ GlobalStatistics VariationalFit::local_pass(const std::vector<std::size_t>& memb
         trial_stats.local_iterations = report.iterations;
         trial_stats.unconverged_trials = report.converged ? 0.0 : 1.0;
         trial_stats.restarted_trials = report.restarted ? 1.0 : 0.0;
-      } catch (const NumericalError& error) {
+      } catch (const std::exception& error) {
         // Every rank must still reach the reduction: report here, count it, stop after.
         std::cerr << "spikevi: rank " << comm_.rank() << ": trial " << trial.index << ": "
                   << error.what() << std::endl;
@@ -386,6 +386,10 @@ FitOutcome VariationalFit::run(const ProgressCallback& progress) {
     pending = state.pending;
     previous_elbo = state.previous_elbo;
     first = state.iteration + 1;
+    if (state.converged) {
+      outcome_.termination = Termination::kConverged;
+      first = settings_.iterations + 1;
+    }
   } else {
     timed(outcome_.timing.initialisation, [&] { initialise(); });
   }
@@ -428,7 +432,7 @@ FitOutcome VariationalFit::run(const ProgressCallback& progress) {
     const bool last = converged || stop || iteration == settings_.iterations;
     if (control_.checkpoint &&
         (last || (control_.checkpoint_every > 0 && iteration % control_.checkpoint_every == 0)))
-      control_.checkpoint(state_after(iteration, stats, pending, previous_elbo));
+      control_.checkpoint(state_after(iteration, stats, pending, previous_elbo, converged));
     if (converged) {
       outcome_.termination = Termination::kConverged;
       break;
@@ -455,9 +459,10 @@ FitOutcome VariationalFit::run(const ProgressCallback& progress) {
 
 // The state at the end of `iteration`, for a checkpoint.
 FitState VariationalFit::state_after(int iteration, const GlobalStatistics& stats,
-                                     GlobalStepSize pending, double elbo) const {
+                                     GlobalStepSize pending, double elbo, bool converged) const {
   FitState state;
   state.iteration = iteration;
+  state.converged = converged;
   state.globals = outcome_.globals;
   state.statistics = stats.pack();
   state.pending = pending;
@@ -489,8 +494,14 @@ void VariationalFit::resume(const FitState& state) {
     const PriorBlocks prior =
         prior_blocks(latent_prior.dynamics, latent_prior.mu0, latent_prior.Sigma0,
                      static_cast<int>(trials_[k].counts.cols()));
-    evaluator.evaluate(prior, spike_modality(model_, kernels, trials_[k]), state.sites[k],
-                       outcome_.posteriors[k]);
+    outcome_.posteriors[k].sites = state.sites[k];
+    try {  // only the full-batch readout check reads these moments, and there they are valid
+      evaluator.evaluate(prior, spike_modality(model_, kernels, trials_[k]), state.sites[k],
+                         outcome_.posteriors[k]);
+    } catch (const NumericalError&) {
+      // a minibatch trial's stale sites: its next warm local step restarts from the prior,
+      // exactly as the uninterrupted fit does
+    }
   }
 }
 

@@ -100,4 +100,38 @@ LATENTS=4 fit 1 --iterations 20 --out part.h5 --restart >/dev/null 2>other.err |
   { echo "FAIL: a checkpoint of another configuration: status $code"; cat other.err; status=1; }
 [ "$before" = "$(sha256sum part.h5.checkpoint.h5)" ] || { echo "FAIL: checkpoint changed"; status=1; }
 echo "ok: another configuration refused: $(head -1 other.err)"
+
+# 7. Other data of the same shape and spike count (the neurons in reverse order): refused.
+/usr/bin/python3 -c "
+import h5py
+with h5py.File('data.h5') as f, h5py.File('reversed.h5', 'w') as g:
+    for name in ('counts', 'trial_lengths', 'split/train_trials', 'split/test_trials', 'split/heldout_neurons'):
+        g[name] = f[name][:]
+    g['counts'][...] = f['counts'][:][:, :, ::-1]
+    g['counts'].attrs['bin_width_s'] = f['counts'].attrs.get('bin_width_s', f.attrs.get('bin_width_s'))"
+code=0
+timeout 120 mpirun -np 2 "$spikevi" fit --data reversed.h5 --latents 3 --tolerance 0 --quiet \
+  --iterations 20 --out part.h5 --restart >/dev/null 2>data.err || code=$?
+[ "$code" -eq 2 ] && grep -q "data content" data.err ||
+  { echo "FAIL: a checkpoint of other data: status $code"; cat data.err; status=1; }
+echo "ok: other data refused: $(head -c 120 data.err)..."
+
+# 8. A fit that converged, run again: no iteration more, the same results.
+timeout 120 "$spikevi" fit --data data.h5 --latents 3 --quiet --out conv.h5 >/dev/null
+cp conv.h5 conv_first.h5
+timeout 120 "$spikevi" fit --data data.h5 --latents 3 --quiet --out conv.h5 >conv.log
+grep -q "continuing from" conv.log || { echo "FAIL: the converged fit's checkpoint was not found"; status=1; }
+same conv_first.h5 conv.h5 "a converged fit run again" || status=1
+
+# 9. A signal at once, during start-up: the fit still stops at the first boundary with a
+#    checkpoint and status 75.
+mpirun -np 2 "$spikevi" fit --data data.h5 --latents 3 --tolerance 0 --quiet "${long[@]}" \
+  --out early.h5 >early.log 2>&1 &
+pid=$!
+sleep 0.3
+kill -USR1 "$pid"
+code=0; wait "$pid" || code=$?
+[ "$code" -eq 75 ] && [ -e early.h5.checkpoint.h5 ] ||
+  { echo "FAIL: an early SIGUSR1: status $code"; cat early.log; status=1; }
+echo "ok: SIGUSR1 during start-up: status $code, $(grep -o 'after iteration [0-9]*' early.log)"
 exit $status

@@ -8,6 +8,7 @@
 
 #include "spikevi/checkpoint.hpp"
 #include "spikevi/error.hpp"
+#include "spikevi/global_statistics.hpp"
 #include "support/test_support.hpp"
 
 namespace spikevi {
@@ -27,7 +28,10 @@ FitState state_at(int iteration) {
   s.globals.spikes.d = testing::random_normal(kNeurons, 1, rng);
   s.globals.mu0 = testing::random_normal(kDim, 1, rng);
   s.globals.dynamics.nu = 7.25 + iteration;
-  s.statistics = {1.0 / 3.0, -2.5e-300, 7.0 * iteration};
+  s.statistics = GlobalStatistics::zero(kDim, kNeurons).pack();
+  s.statistics[0] = 1.0 / 3.0;
+  s.statistics[1] = -2.5e-300;
+  s.statistics.back() = 7.0 * iteration;
   s.pending = GlobalStepSize{0.375, 12.5};
   s.row_damping = Eigen::Vector3d(1.0, 0.25, 1.0);
   s.previous_elbo = -1234.5678901234567;
@@ -109,6 +113,14 @@ TEST(Checkpoint, DamagedNewestFileFallsBackToThePreviousOne) {
   ASSERT_TRUE(loaded.has_value());
   EXPECT_EQ(loaded->path, previous_checkpoint_path(path));
   expect_same(loaded->state, state_at(3));
+
+  // The next write must not rotate the damaged file over the good previous one.
+  write_checkpoint(path, state_at(6), layout(), identity(), comm, false);
+  EXPECT_TRUE(std::filesystem::exists(path + ".old"));
+  std::filesystem::remove(path);
+  const auto previous = read_checkpoint(path, layout(), identity(), comm);
+  ASSERT_TRUE(previous.has_value());
+  expect_same(previous->state, state_at(3));
 }
 
 TEST(Checkpoint, AnotherConfigurationIsRefusedNamingTheSetting) {

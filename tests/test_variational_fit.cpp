@@ -88,18 +88,6 @@ TEST(FitVariational, StaysStableOnSparseBurstyRaggedRecordings) {
   EXPECT_LT(max_rate, 50.0);  // expected counts per bin stay physiological
 }
 
-TEST(FitVariational, MinibatchOfEveryTrialIsTheFullBatchFit) {
-  SerialCommunicator comm;
-  const std::vector<TrialCounts> trials = training_counts(default_data());
-  FitSettings settings = settings_with(3, 5);
-  const FitOutcome full = fit_variational(trials, settings, comm);
-  settings.minibatch.size = static_cast<int>(trials.size());
-  const FitOutcome all = fit_variational(trials, settings, comm);
-  for (std::size_t i = 0; i < full.trace.size(); ++i)
-    EXPECT_EQ(all.trace[i].elbo, full.trace[i].elbo);
-  EXPECT_EQ(all.globals.spikes.C, full.globals.spikes.C);
-}
-
 // Stochastic VI with 8 of 32 trials per iteration and a decaying step reaches the full-batch
 // fit: co-smoothing within 0.01 bits/spike and the final (exact, all-trial) ELBO within 0.5 %.
 TEST(FitVariational, MinibatchFitReachesTheFullBatchFit) {

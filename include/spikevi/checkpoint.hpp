@@ -29,11 +29,18 @@ using CheckpointIdentity = std::map<std::string, std::string>;
 
 std::string previous_checkpoint_path(const std::string& path);  // path + ".prev"
 
+// A fingerprint of the fitted data: a hash of every trial's position, length and counts,
+// combined over ranks exactly, so the same on any rank count (one reduction). Part of a
+// checkpoint's identity: a checkpoint of other data (even of the same shape) is refused.
+std::string data_fingerprint(const std::vector<TrialCounts>& trials, Communicator& comm);
+
 // Collective: every rank calls it with its own sites. A non-finite state is refused
-// (NumericalError) before anything is written.
+// (NumericalError) before anything is written. `current_is_valid`: the file now at `path` (if
+// any) is a valid checkpoint of this fit, to be kept as the previous one; otherwise (damaged,
+// or another fit's) it is moved aside to `path`.old and the previous one stays.
 void write_checkpoint(const std::string& path, const FitState& state,
                       const CheckpointLayout& layout, const CheckpointIdentity& identity,
-                      Communicator& comm);
+                      Communicator& comm, bool current_is_valid = true);
 
 struct LoadedCheckpoint {
   FitState state;

@@ -104,6 +104,7 @@ struct FitState {
   Eigen::VectorXd row_damping;      // full batch: per-row readout step damping
   double previous_elbo = 0.0;       // objective of `iteration` (for the relative change)
   int unconverged_local_steps = 0;
+  bool converged = false;           // the fit had converged: continuing it runs no iteration
   std::vector<IterationRecord> trace;
   std::vector<Sites> sites;         // this rank's trials, in order
 };

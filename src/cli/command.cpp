@@ -3,7 +3,9 @@
 #include <sys/resource.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -68,6 +70,22 @@ void check_output_path(const std::string& option, const std::string& path, bool 
     throw ConfigError(option + " " + path + " already exists (pass --overwrite to replace it)");
 }
 
+namespace {
+volatile std::sig_atomic_t stop_signal = 0;
+extern "C" void request_stop(int signal_number) { stop_signal = signal_number; }
+}  // namespace
+
+void install_stop_signals() {
+  struct sigaction action {};
+  action.sa_handler = request_stop;
+  action.sa_flags = SA_RESTART;  // interrupted I/O system calls resume instead of failing
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGUSR1, &action, nullptr);
+}
+
+bool stop_was_requested() { return stop_signal != 0; }
+
 double peak_resident_bytes() {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
@@ -119,6 +137,18 @@ std::map<std::string, std::string> provenance(const CommandContext& context) {
           {"command_line", context.command_line}};
 }
 
+namespace {
+// The shortest %g text that reads back as exactly `x` (0.1 stays "0.1"; 0.1000001 is kept).
+std::string round_trip_text(double x) {
+  char text[32];
+  for (int digits = 6; digits <= 17; ++digits) {
+    std::snprintf(text, sizeof text, "%.*g", digits, x);
+    if (std::strtod(text, nullptr) == x) break;
+  }
+  return text;
+}
+}  // namespace
+
 std::map<std::string, std::string> option_values(const po::variables_map& values) {
   std::map<std::string, std::string> out;
   for (const auto& [key, value] : values) {
@@ -129,7 +159,7 @@ std::map<std::string, std::string> option_values(const po::variables_map& values
     else if (held.type() == typeid(int))
       text << boost::any_cast<int>(held);
     else if (held.type() == typeid(double))
-      text << boost::any_cast<double>(held);
+      text << round_trip_text(boost::any_cast<double>(held));
     else if (held.type() == typeid(std::uint64_t))
       text << boost::any_cast<std::uint64_t>(held);
     else if (held.type() == typeid(bool))

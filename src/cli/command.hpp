@@ -36,6 +36,12 @@ void rename_into_place(const std::string& temporary, const std::string& path);
 std::string temporary_path_for(const std::string& path);
 void remove_quietly(const std::string& path);
 
+// SIGTERM (SLURM's time limit, mpirun's kill) and SIGUSR1 (sbatch --signal) only set a flag:
+// a fit then stops at the next iteration boundary with a checkpoint. main() installs this
+// first thing, so that an early signal cannot kill a rank before it can checkpoint.
+void install_stop_signals();
+bool stop_was_requested();
+
 // The largest resident set size this process has had (getrusage), in bytes.
 double peak_resident_bytes();
 

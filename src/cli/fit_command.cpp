@@ -34,20 +34,6 @@ struct FitOptions {
 // of sysexits.h: try again). Documented in the README; jobs/fit.slurm requeues on it.
 constexpr int kStoppedBySignal = 75;
 
-volatile std::sig_atomic_t stop_signal = 0;
-
-extern "C" void request_stop(int signal_number) { stop_signal = signal_number; }
-
-// SIGTERM (SLURM's time limit, mpirun's kill) and SIGUSR1 (sbatch --signal) ask the fit to
-// stop at the next iteration boundary with a checkpoint.
-void install_stop_signals() {
-  struct sigaction action {};
-  action.sa_handler = request_stop;
-  sigemptyset(&action.sa_mask);
-  sigaction(SIGTERM, &action, nullptr);
-  sigaction(SIGUSR1, &action, nullptr);
-}
-
 std::string checkpoint_path(const std::string& out) { return out + ".checkpoint.h5"; }
 
 po::options_description fit_options(FitOptions& o) {
@@ -255,9 +241,11 @@ int run_fit(const CommandContext& context) {
   const auto read_start = std::chrono::steady_clock::now();
   Dataset data = read_share(o.data, local, comm);
   io_seconds += seconds_since(read_start);
+  double independent = data.counts_read_collectively ? 0.0 : 1.0;  // on any rank
+  comm.allreduce_max(std::span<double>(&independent, 1));
   if (root)
     std::printf("read /counts: %s parallel-HDF5 read of each rank's block (%.2f s)\n",
-                data.counts_read_collectively ? "collective" : "independent (not collective)",
+                independent == 0.0 ? "collective" : "independent (not collective) on some rank",
                 io_seconds);
   const std::vector<TrialCounts> counts =
       make_trial_counts(data, local, {}, static_cast<int>(share.begin));
@@ -272,7 +260,8 @@ int run_fit(const CommandContext& context) {
     layout.bins.push_back(static_cast<int>(trial.counts.cols()));
   }
   comm.allreduce_sum(std::span<double>(&spike_count, 1));  // integers: exact in any order
-  const CheckpointIdentity identity = checkpoint_identity(values, metadata, trials, spike_count);
+  CheckpointIdentity identity = checkpoint_identity(values, metadata, trials, spike_count);
+  identity["data content"] = data_fingerprint(counts, comm);
   const std::string checkpoint = checkpoint_path(o.out);
   const auto checkpoint_start = std::chrono::steady_clock::now();
   // --overwrite without --restart starts afresh; otherwise a matching checkpoint is continued.
@@ -292,18 +281,24 @@ int run_fit(const CommandContext& context) {
   if (loaded && root)
     std::printf("continuing from %s: %d iterations done (written by %d rank(s))\n",
                 loaded->path.c_str(), loaded->state.iteration, loaded->ranks);
+  if (loaded && root && loaded->state.iteration > o.settings.iterations)
+    std::printf("warning: the checkpoint already has %d iterations, more than --iterations %d: "
+                "none are run\n",
+                loaded->state.iteration, o.settings.iterations);
   check_output_path("--out", o.out, o.overwrite || loaded.has_value());
 
   FitControl control;
   control.resume = loaded ? &loaded->state : nullptr;
   control.checkpoint_every = o.checkpoint_every;
+  // Until this fit has written one, a file at `checkpoint` is valid only if it was loaded.
+  bool checkpoint_is_valid = loaded && loaded->path == checkpoint;
   control.checkpoint = [&](const FitState& state) {
     const auto write_start = std::chrono::steady_clock::now();
-    write_checkpoint(checkpoint, state, layout, identity, comm);
+    write_checkpoint(checkpoint, state, layout, identity, comm, checkpoint_is_valid);
+    checkpoint_is_valid = true;
     io_seconds += seconds_since(write_start);
   };
-  install_stop_signals();
-  control.stop_requested = [] { return stop_signal != 0; };
+  control.stop_requested = stop_was_requested;
   const FitOutcome outcome = fit_variational(
       counts, o.settings, comm,
       root && !o.quiet ? ProgressCallback(print_progress) : ProgressCallback{}, control);

@@ -34,6 +34,7 @@ int dispatch(const std::string& command, spikevi::cli::CommandContext& context) 
 }  // namespace
 
 int main(int argc, char** argv) {
+  spikevi::cli::install_stop_signals();
   spikevi::MpiSession mpi(&argc, &argv);
   auto comm = spikevi::make_world_communicator();
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
