@@ -159,16 +159,29 @@ TEST_P(ExactnessTest, OneFullStepFromAnyStartIsTheKalmanSmootherAndTheElboItsLik
 
 INSTANTIATE_TEST_SUITE_P(RaggedLengths, ExactnessTest, ::testing::Values(1, 2, 5, 60));
 
+// One simulated linear-Gaussian trial of T bins with its modality and prior, for local steps.
+struct SimulatedTrial {
+  LinearGaussianModel m;
+  GaussianTrial trial;
+  ReadoutKernels kernels;
+  std::vector<ModalityView> modalities;
+  PriorBlocks prior;
+
+  SimulatedTrial(int D, int T, std::mt19937_64& rng)
+      : m(random_model(D, 3, rng)),
+        trial(m, simulate(m, T, rng)),
+        kernels(trial.readout),
+        modalities{ModalityView{&trial.model, &kernels, &trial.y, 0.0}},
+        prior(prior_blocks(DynamicsExpectations::point(m.A, m.b, m.Q), m.mu0, m.Sigma0, T)) {}
+  double exact_log_likelihood() const { return kalman_rts(m, trial.y).log_likelihood; }
+};
+
 TEST(GaussMarkovLocalStep, ConvergesToTheKalmanSmootherAndNeverLowersTheElbo) {
   const int T = 40;
   const int D = 2;
   std::mt19937_64 rng(5);
-  const LinearGaussianModel m = random_model(D, 3, rng);
-  GaussianTrial trial(m, simulate(m, T, rng));
-  const ReadoutKernels kernels(trial.readout);
-  const std::vector<ModalityView> modalities{ModalityView{&trial.model, &kernels, &trial.y, 0.0}};
-  const PriorBlocks prior =
-      prior_blocks(DynamicsExpectations::point(m.A, m.b, m.Q), m.mu0, m.Sigma0, T);
+  const SimulatedTrial problem(D, T, rng);
+  const auto& [m, trial, kernels, modalities, prior] = problem;
   GaussMarkovEvaluator evaluator;
   GaussMarkovState state;
   evaluator.evaluate(prior, modalities, Sites::zero(D, T), state);
@@ -187,13 +200,9 @@ TEST(GaussMarkovWarmLocalStep, RestartsFromThePriorWhenTheWarmSitesAreInvalid) {
   const int T = 30;
   const int D = 2;
   std::mt19937_64 rng(11);
-  const LinearGaussianModel m = random_model(D, 3, rng);
-  GaussianTrial trial(m, simulate(m, T, rng));
-  const ReadoutKernels kernels(trial.readout);
-  const std::vector<ModalityView> modalities{ModalityView{&trial.model, &kernels, &trial.y, 0.0}};
-  const PriorBlocks prior =
-      prior_blocks(DynamicsExpectations::point(m.A, m.b, m.Q), m.mu0, m.Sigma0, T);
-  const double exact = kalman_rts(m, trial.y).log_likelihood;
+  const SimulatedTrial problem(D, T, rng);
+  const auto& [m, trial, kernels, modalities, prior] = problem;
+  const double exact = problem.exact_log_likelihood();
   GaussMarkovEvaluator evaluator;
 
   GaussMarkovState invalid;
