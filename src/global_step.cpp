@@ -1,6 +1,9 @@
 #include "spikevi/global_step.hpp"
 
 #include <cmath>
+#include <string>
+
+#include "spikevi/error.hpp"
 
 namespace spikevi {
 
@@ -21,6 +24,40 @@ void update_readout(GlobalState& globals, const GlobalStatistics& stats, GlobalS
                     const Eigen::VectorXd& row_damping) {
   globals.spikes = readout_natural_gradient_step(globals.spikes, globals.spikes_prior,
                                                  stats.spikes, step.scale, step.rho * row_damping);
+}
+
+std::string non_finite_parameter(const GlobalState& g) {
+  if (!g.dynamics.M.allFinite() || !g.dynamics.V.allFinite()) return "the dynamics [A b]";
+  if (!g.dynamics.Psi.allFinite() || !std::isfinite(g.dynamics.nu)) return "the process noise Q";
+  if (!g.mu0.allFinite() || !g.Sigma0.allFinite()) return "the initial state (mu0, Sigma0)";
+  const int p = g.dim() + 1;
+  for (Eigen::Index n = 0; n < g.spikes.rows(); ++n)
+    if (!g.spikes.C.row(n).allFinite() || !std::isfinite(g.spikes.d(n)) ||
+        !g.spikes.precision.middleCols(n * p, p).allFinite())
+      return "readout row " + std::to_string(n);
+  return "";
+}
+
+double checked_global_step(GlobalState& globals, const GlobalStatistics& stats,
+                           GlobalStepSize step, const Eigen::VectorXd& row_damping, int retries) {
+  const GlobalState start = globals;
+  std::string failure;
+  for (int attempt = 0; attempt <= retries; ++attempt) {
+    globals = start;
+    try {
+      update_dynamics(globals, stats, step);
+      update_readout(globals, stats, step, row_damping);
+      const std::string bad = non_finite_parameter(globals);
+      if (bad.empty()) return step.rho;
+      failure = bad + " became non-finite";
+    } catch (const NumericalError& error) {
+      failure = error.what();
+    }
+    if (attempt < retries) step.rho *= 0.5;
+  }
+  globals = start;
+  throw NumericalError("the global step failed even at rho = " + std::to_string(step.rho) + ": " +
+                       failure);
 }
 
 std::vector<int> rows_that_dropped(const ReadoutPrior& prior, const Readout& before,

@@ -297,42 +297,10 @@ GlobalStatistics VariationalFit::local_pass(const std::vector<std::size_t>& memb
   return reduce(sum);
 }
 
-// The name of the first global parameter with a non-finite value ("" when all are finite).
-std::string non_finite_parameter(const GlobalState& g) {
-  if (!g.dynamics.M.allFinite() || !g.dynamics.V.allFinite()) return "the dynamics [A b]";
-  if (!g.dynamics.Psi.allFinite() || !std::isfinite(g.dynamics.nu)) return "the process noise Q";
-  if (!g.mu0.allFinite() || !g.Sigma0.allFinite()) return "the initial state (mu0, Sigma0)";
-  for (Eigen::Index n = 0; n < g.spikes.rows(); ++n) {
-    const int p = g.dim() + 1;
-    if (!g.spikes.C.row(n).allFinite() || !std::isfinite(g.spikes.d(n)) ||
-        !g.spikes.precision.middleCols(n * p, p).allFinite())
-      return "readout row " + std::to_string(n);
-  }
-  return "";
-}
-
-// The global step; a step that fails or leaves a non-finite value is retried with half the
-// step size (identically on every rank: same inputs), up to 10 times.
 void VariationalFit::global_step(const GlobalStatistics& stats, GlobalStepSize step) {
   timed(outcome_.timing.global, [&] {
-    const GlobalState start = outcome_.globals;
-    readout_before_step_ = start.spikes;
-    std::string failure;
-    for (int attempt = 0; attempt <= 10; ++attempt, step.rho *= 0.5) {
-      outcome_.globals = start;
-      try {
-        update_dynamics(outcome_.globals, stats, step);
-        update_readout(outcome_.globals, stats, step, row_damping_);
-        const std::string bad = non_finite_parameter(outcome_.globals);
-        if (bad.empty()) return;
-        failure = bad + " became non-finite";
-      } catch (const NumericalError& error) {
-        failure = error.what();
-      }
-    }
-    outcome_.globals = start;
-    throw NumericalError("fit: the global step failed even at rho = " + std::to_string(step.rho) +
-                         ": " + failure);
+    readout_before_step_ = outcome_.globals.spikes;
+    checked_global_step(outcome_.globals, stats, step, row_damping_);
   });
 }
 

@@ -2,6 +2,7 @@
 // damping of the readout step, and the check that undoes a readout row whose step lost.
 #include <gtest/gtest.h>
 
+#include "spikevi/error.hpp"
 #include "spikevi/global_step.hpp"
 #include "support/test_support.hpp"
 
@@ -116,6 +117,42 @@ TEST(GlobalStep, RowDampingScalesEachRowsStepLikeItsOwnRho) {
     EXPECT_EQ(p.globals.spikes.C.row(n), alone.C.row(n)) << "row " << n;
     EXPECT_EQ(p.globals.spikes.d(n), alone.d(n)) << "row " << n;
   }
+}
+
+// A Newton target P0 + H that is not positive definite (H pushed negative) fails at rho = 1;
+// at rho = 1/2 the blend with the current, very precise P_n is fine: the step is retried there.
+TEST(GlobalStep, FailedStepIsRetriedAtHalfTheStepSize) {
+  ReadoutProblem p = readout_problem();
+  GlobalStatistics stats = readout_statistics(p);
+  stats.trials = 1.0;
+  stats.initial_second_moment_sum = Eigen::Matrix2d::Identity();
+  p.globals.spikes.precision = 100.0 * Eigen::MatrixXd::Identity(3, 3).replicate(1, 3);
+  for (int n = 0; n < 3; ++n)
+    stats.spikes.hessian.middleCols(n * 3, 3) = -20.0 * Eigen::Matrix3d::Identity();
+  const GlobalState start = p.globals;
+  const double rho =
+      checked_global_step(p.globals, stats, GlobalStepSize{}, Eigen::VectorXd::Ones(3));
+  EXPECT_EQ(rho, 0.5);
+  EXPECT_EQ(non_finite_parameter(p.globals), "");
+  EXPECT_NE(p.globals.spikes.d, start.spikes.d);
+}
+
+TEST(GlobalStep, StepThatAlwaysFailsNamesTheParameterAndLeavesTheGlobals) {
+  ReadoutProblem p = readout_problem();
+  GlobalStatistics stats = readout_statistics(p);
+  stats.trials = 1.0;
+  stats.initial_second_moment_sum = Eigen::Matrix2d::Identity();
+  stats.spikes.gradient(0, 2) = std::nan("");
+  const GlobalState start = p.globals;
+  try {
+    checked_global_step(p.globals, stats, GlobalStepSize{}, Eigen::VectorXd::Ones(3), 3);
+    FAIL() << "a NaN gradient was accepted";
+  } catch (const NumericalError& error) {
+    EXPECT_NE(std::string(error.what()).find("row 2"), std::string::npos) << error.what();
+    EXPECT_NE(std::string(error.what()).find("rho = 0.125"), std::string::npos) << error.what();
+  }
+  EXPECT_EQ(p.globals.spikes.C, start.spikes.C);
+  EXPECT_EQ(p.globals.mu0, start.mu0);
 }
 
 }  // namespace

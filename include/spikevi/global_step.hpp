@@ -2,6 +2,8 @@
 // The global natural-gradient step shared by full-batch VB-EM and stochastic VI (DESIGN.md §3):
 //   lambda <- (1 - rho) lambda + rho (lambda_prior + scale * s),  scale = K/|B|.
 #include <Eigen/Dense>
+#include <string>
+#include <vector>
 
 #include "spikevi/global_state.hpp"
 #include "spikevi/global_statistics.hpp"
@@ -21,6 +23,17 @@ void update_dynamics(GlobalState& globals, const GlobalStatistics& stats, Global
 // The readout's natural-gradient step with one rho per row times step.rho (no backtracking).
 void update_readout(GlobalState& globals, const GlobalStatistics& stats, GlobalStepSize step,
                     const Eigen::VectorXd& row_damping);
+
+// The name of the first global parameter holding a non-finite value ("" if there is none).
+std::string non_finite_parameter(const GlobalState& globals);
+
+// update_dynamics then update_readout. A step that throws or leaves a non-finite parameter is
+// retried from the same start at half the step size, up to `retries` times (identically on
+// every rank: the inputs are the same). Returns the rho taken; when even the last try fails,
+// leaves `globals` as they were and throws NumericalError naming the parameter.
+double checked_global_step(GlobalState& globals, const GlobalStatistics& stats,
+                           GlobalStepSize step, const Eigen::VectorXd& row_damping,
+                           int retries = 10);
 
 // Rows whose proposed readout did not raise their term of the objective: with q fixed at the
 // posteriors the proposal was made from, E_q log p(x_n | w, z) + log p0(w_n) dropped (or is not
