@@ -128,29 +128,33 @@ using Eigen::Index;
 // binomial (n = x + r, shift = log r, after splitting log(r + e^eta) = log r + softplus(u)) and
 // the Bernoulli (n = 1, shift = 0). With p = sigmoid(u), q = 1 - p:
 //   f' = x - n p,  f'' = -n p q,  f''' = -n p q (q - p),  f'''' = -n p q (1 - 6 p q).
-// Everything is written through e = e^{-|u|} <= 1, so no exponential overflows for any eta:
-//   softplus(u) = max(u, 0) + log1p(e),  {p, q} = {1, e} / (1 + e) (in order for u >= 0),
-//   p q = e / (1 + e)^2.
-// The buffers hold one column, so nothing is allocated per node.
+// Everything is written through a = e^{min(u, 0)} and b = e^{-max(u, 0)}, both in (0, 1], so
+// no exponential overflows for any eta: p = a / (a + b), q = b / (a + b), and with
+// e = a b = e^{-|u|}, softplus(u) = max(u, 0) + log1p(e). Two exponentials instead of one and a
+// branch, because Eigen 3.4 evaluates select() one scalar at a time. The buffers hold one
+// column, so nothing is allocated per node.
 class SoftplusTerms {
  public:
   explicit SoftplusTerms(Index rows)
-      : u_(rows), e_(rows), inverse_(rows), softplus_(rows), p_(rows), q_(rows), pq_(rows) {}
+      : u_(rows), a_(rows), b_(rows), softplus_(rows), p_(rows), q_(rows), pq_(rows) {}
 
   // softplus(u) is only formed when `with_value` (the log is the costliest part).
   template <class Shift>
   void evaluate(const Eigen::ArrayXd& eta, const Shift& shift, bool with_value) {
     u_ = eta - shift;
-    e_ = (-u_.abs()).exp();
-    inverse_ = 1.0 / (1.0 + e_);
-    p_ = (u_ >= 0.0).select(inverse_, e_ * inverse_);
-    q_ = (u_ >= 0.0).select(e_ * inverse_, inverse_);
-    pq_ = e_ * inverse_.square();
+    a_ = u_.min(0.0).exp();
+    b_ = (-u_.max(0.0)).exp();
+    pq_ = 1.0 / (a_ + b_);  // (held in pq_ for two lines)
+    p_ = a_ * pq_;
+    q_ = b_ * pq_;
+    pq_ = p_ * q_;
     if (with_value) {
-      // log1p(e) in vectorisable form: log(1 + e) e / ((1 + e) - 1) cancels the rounding of
-      // 1 + e (Goldberg 1991; Eigen 3.4 vectorises log1p for float only). inverse_ is free.
-      softplus_ = 1.0 + e_;
-      softplus_ = (softplus_ == 1.0).select(e_, softplus_.log() * e_ / (softplus_ - 1.0));
+      // log1p(e) for e = a b in [0, 1], vectorisable: with y = fl(1 + e), e - (y - 1) is the
+      // exact rounding error of y, and log1p(e) = log y + (e - (y - 1)) / y up to its square;
+      // a few ulp, and e itself when y rounds to 1.
+      a_ *= b_;              // e
+      softplus_ = 1.0 + a_;  // y
+      softplus_ = softplus_.log() + (a_ - (softplus_ - 1.0)) / softplus_;
       softplus_ += u_.max(0.0);
     }
   }
@@ -170,7 +174,7 @@ class SoftplusTerms {
   const Eigen::ArrayXd& p() const { return p_; }
 
  private:
-  Eigen::ArrayXd u_, e_, inverse_, softplus_, p_, q_, pq_;
+  Eigen::ArrayXd u_, a_, b_, softplus_, p_, q_, pq_;
 };
 
 void check_same_shape(const char* model, const Eigen::ArrayXXd& x, const Eigen::ArrayXXd& mu,
@@ -208,7 +212,7 @@ void check_shapes(const Eigen::VectorXd& shapes) {
 }
 
 // The shape-dependent part of the negative binomial pmf relative to its Poisson limit
-// (NB2 parameterisation, mean m, variance m + m^2 / r; Hilbe 2011, ch. 8):
+// (the "NB2" parameterisation of Cameron & Trivedi 1986: mean m, variance m + m^2 / r):
 //   a(x, r) = lgamma(x + r) - lgamma(r) - x log r,
 //   a_r = psi(x + r) - psi(r) - x / r,   a_rr = psi'(x + r) - psi'(r) + x / r^2.
 // Each tends to 0 as r -> infinity while its terms grow like log r, so Boost's differences

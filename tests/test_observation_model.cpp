@@ -464,6 +464,36 @@ TEST(BernoulliObservation, EqualsAHundredPointQuadrature) {
   EXPECT_EQ(BernoulliObservation{}.log_base_measure(in.x), 0.0);
 }
 
+// With s2 = 0 every node sits at mu, so ell, g, 2 G are f, f', f'' at mu: the vectorised
+// softplus (two exponentials, log1p by a first-order correction of log(1 + e)) against the
+// scalar std::log1p, across the whole range where e^mu does or does not overflow. (Eigen's
+// vectorised exp does not go subnormal: below e^{-708} it returns ~1e-308, hence the floor.)
+TEST(BernoulliObservation, PointwiseFormulasKeepFullPrecisionAtZeroVariance) {
+  const int points = 2001;
+  ArrayXXd x(2, points), mu(2, points), s2 = ArrayXXd::Zero(2, points);
+  for (int j = 0; j < points; ++j) {
+    mu.col(j).setConstant(-740.0 + 1480.0 * j / (points - 1) + 1e-3);
+    x(0, j) = 0.0;
+    x(1, j) = 1.0;
+  }
+  mu.col(0).setConstant(1e-9);  // and tiny |u|, where 1 + e rounds
+  mu.col(1).setConstant(-1e-12);
+  mu.col(2).setConstant(36.0);  // e^{-u} ~ 2e-16: 1 + e just rounds to 1
+  const Outputs out = evaluate(BernoulliObservation{}, x, mu, s2);
+  for (int j = 0; j < points; ++j) {
+    for (int i = 0; i < 2; ++i) {
+      const double eta = mu(i, j), e = std::exp(-std::abs(eta));
+      const double softplus = std::max(eta, 0.0) + std::log1p(e);
+      const double p = eta >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
+      const double pq = e / ((1.0 + e) * (1.0 + e));
+      const double ell = x(i, j) * eta - softplus;
+      EXPECT_NEAR(out.ell(i, j), ell, 1e-15 * std::max(std::abs(ell), softplus) + 1e-300) << eta;
+      EXPECT_NEAR(out.g(i, j), x(i, j) - p, 1e-15 * std::max(p, 1.0 - p) + 1e-300) << eta;
+      EXPECT_NEAR(out.G(i, j), -0.5 * pq, 1e-15 * pq + 1e-300) << eta;
+    }
+  }
+}
+
 TEST(BernoulliObservation, RejectsObservationsOtherThanZeroAndOne) {
   const BernoulliObservation model;
   const ArrayXXd mu = ArrayXXd::Zero(2, 3), s2 = ArrayXXd::Constant(2, 3, 0.5);
