@@ -27,7 +27,7 @@ po::options_description evaluate_options(EvaluateOptions& o) {
       ("data", po::value(&o.data)->required(), "the data set the fit was made on (HDF5)")
       ("fit", po::value(&o.fit)->required(), "results of spikevi fit (HDF5)")
       ("out", po::value(&o.out)->required(), "evaluation file to write (HDF5)")
-      ("local-tolerance", po::value(&o.local.tolerance)->default_value(1e-6),
+      ("local-tolerance", po::value(&o.local.tolerance)->default_value(1e-6, "1e-6"),
        "latent inference on test trials: stop when a step gains less (nats)")
       ("local-max-iterations", po::value(&o.local.max_iterations)->default_value(200),
        "latent inference on test trials: most natural-gradient steps")

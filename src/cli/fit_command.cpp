@@ -45,21 +45,21 @@ po::options_description fit_options(FitOptions& o) {
       ("out", po::value(&o.out)->required(), "results file to write (HDF5)")
       ("latents", po::value(&s.latents)->default_value(4), "number of latent dimensions D")
       ("iterations", po::value(&s.iterations)->default_value(100), "maximum number of iterations")
-      ("tolerance", po::value(&s.tolerance)->default_value(1e-6),
+      ("tolerance", po::value(&s.tolerance)->default_value(1e-6, "1e-6"),
        "stop when the relative ELBO change falls below this; 0 runs exactly --iterations")
       ("minibatch", po::value(&s.minibatch.size)->default_value(0),
        "trials per iteration (stochastic VI, statistics scaled by K/|B|); 0 = full batch "
        "(exact VB-EM)")
       ("step-tau", po::value(&s.minibatch.tau)->default_value(1.0),
        "minibatch step size rho_i = (i + tau)^-kappa: tau >= 1")
-      ("step-kappa", po::value(&s.minibatch.kappa)->default_value(0.7),
+      ("step-kappa", po::value(&s.minibatch.kappa)->default_value(0.7, "0.7"),
        "minibatch step size rho_i = (i + tau)^-kappa: kappa in (0.5, 1]")
       ("epochs", po::value(&o.epochs)->default_value(0.0),
        "with --minibatch: run ceil(epochs K / |B|) iterations (replaces --iterations)")
       ("seed", po::value(&s.minibatch.seed)->default_value(1),
        "key of the counter-based random streams (minibatch choice, Monte Carlo draws); the "
        "full-batch closed-form Poisson fit is deterministic and draws nothing")
-      ("local-tolerance", po::value(&s.local.tolerance)->default_value(1e-6),
+      ("local-tolerance", po::value(&s.local.tolerance)->default_value(1e-6, "1e-6"),
        "per-trial local step: stop when an accepted step gains less (nats)")
       ("local-max-iterations", po::value(&s.local.max_iterations)->default_value(100),
        "per-trial local step: most natural-gradient steps per iteration")
@@ -69,7 +69,7 @@ po::options_description fit_options(FitOptions& o) {
        "prior precision pd of each log-rate offset d_n")
       ("prior-dynamics-variance", po::value(&s.priors.dynamics_column_variance)->default_value(10.0),
        "MNIW prior column variance v0 of [A b]")
-      ("prior-process-noise", po::value(&s.priors.process_noise)->default_value(0.1),
+      ("prior-process-noise", po::value(&s.priors.process_noise)->default_value(0.1, "0.1"),
        "MNIW prior mean of the process noise variance, E[Q] = q0 I")
       ("checkpoint-every", po::value(&o.checkpoint_every)->default_value(10),
        "write OUT.checkpoint.h5 every this many iterations (0: only at the end and on a "
