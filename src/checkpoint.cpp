@@ -48,17 +48,26 @@ class Checksum {
 // ---- the part of the state every rank holds the same ----
 
 std::vector<double> scalars_of(const FitState& s) {
-  return {static_cast<double>(s.iteration), s.pending.rho, s.pending.scale, s.previous_elbo,
-          static_cast<double>(s.unconverged_local_steps), s.converged ? 1.0 : 0.0};
+  return {static_cast<double>(s.iteration),
+          s.pending.rho,
+          s.pending.scale,
+          s.previous_elbo,
+          static_cast<double>(s.unconverged_local_steps),
+          s.converged ? 1.0 : 0.0};
 }
 
 std::vector<double> trace_of(const std::vector<IterationRecord>& trace) {
   std::vector<double> rows;
   for (const IterationRecord& r : trace) {
-    const double row[kTraceColumns] = {
-        static_cast<double>(r.iteration), r.elbo, r.elbo_per_spike, r.relative_change,
-        r.seconds, r.local_iterations, static_cast<double>(r.batch_trials), r.rho,
-        static_cast<double>(r.rejected_readout_rows)};
+    const double row[kTraceColumns] = {static_cast<double>(r.iteration),
+                                       r.elbo,
+                                       r.elbo_per_spike,
+                                       r.relative_change,
+                                       r.seconds,
+                                       r.local_iterations,
+                                       static_cast<double>(r.batch_trials),
+                                       r.rho,
+                                       static_cast<double>(r.rejected_readout_rows)};
     rows.insert(rows.end(), row, row + kTraceColumns);
   }
   return rows;
@@ -117,7 +126,8 @@ bool finite(const FitState& s) {
   bool ok = std::isfinite(s.globals.dynamics.nu);
   visit_globals(s.globals, [&](const char*, const auto& m) { ok = ok && m.allFinite(); });
   for (double x : s.statistics) ok = ok && std::isfinite(x);
-  for (const Sites& sites : s.sites) ok = ok && sites.precision.allFinite() && sites.shift.allFinite();
+  for (const Sites& sites : s.sites)
+    ok = ok && sites.precision.allFinite() && sites.shift.allFinite();
   return ok && s.row_damping.allFinite();
 }
 
@@ -195,10 +205,12 @@ void write_file(const std::string& path, const FitState& state, const Checkpoint
   file.write_string_attribute("/", "checksum", shared_checksum(state, trace));
   file.create_group("/config");
   for (const auto& [key, value] : identity) file.write_string_attribute("/config", key, value);
-  visit_globals(state.globals,
-                [&](const char* name, const auto& m) { put_raw(file, std::string("/globals/") + name, m); });
-  file.write_doubles("/globals/nu", std::vector<double>{state.globals.dynamics.nu,
-                                                        state.globals.dynamics_prior.nu}, {2});
+  visit_globals(state.globals, [&](const char* name, const auto& m) {
+    put_raw(file, std::string("/globals/") + name, m);
+  });
+  file.write_doubles(
+      "/globals/nu",
+      std::vector<double>{state.globals.dynamics.nu, state.globals.dynamics_prior.nu}, {2});
   file.write_doubles("/state/statistics", state.statistics, {state.statistics.size()});
   put_raw(file, "/state/row_damping", state.row_damping);
   const std::vector<double> scalars = scalars_of(state);
@@ -217,7 +229,8 @@ void write_file(const std::string& path, const FitState& state, const Checkpoint
   file.write_rows("/sites/precision", first, state.sites.size(), precision);
   file.write_rows("/sites/shift", first, state.sites.size(), shift);
   const std::vector<std::int64_t> sums = site_checksums(precision, shift, layout);
-  file.write_rows("/sites/checksum", first, state.sites.size(), std::span<const std::int64_t>(sums));
+  file.write_rows("/sites/checksum", first, state.sites.size(),
+                  std::span<const std::int64_t>(sums));
   file.close();
 }
 
@@ -236,8 +249,7 @@ Attempt read_file(const std::string& path, const CheckpointLayout& layout,
   Attempt attempt;
   try {
     const Hdf5File file = Hdf5File::open_read(path);
-    if (!file.has_attribute("/", "format") ||
-        file.read_string_attribute("/", "format") != kFormat)
+    if (!file.has_attribute("/", "format") || file.read_string_attribute("/", "format") != kFormat)
       return {Verdict::kCorrupt, path + ": not a spikevi checkpoint", {}};
     for (const auto& [key, value] : identity) {
       const std::string saved = file.has_attribute("/config", key)
@@ -282,8 +294,9 @@ Attempt read_file(const std::string& path, const CheckpointLayout& layout,
     if (precision.size() != count * precision_row(layout) ||
         shift.size() != count * shift_row(layout) ||
         site_checksums(precision, shift, layout) != saved)
-      return {Verdict::kCorrupt, path + ": the sites of trials " + std::to_string(first) + ".." +
-                                     std::to_string(first + count - 1) + " are damaged",
+      return {Verdict::kCorrupt,
+              path + ": the sites of trials " + std::to_string(first) + ".." +
+                  std::to_string(first + count - 1) + " are damaged",
               {}};
     for (std::size_t k = 0; k < count; ++k) {
       const int T = layout.bins[k];
@@ -314,7 +327,8 @@ std::string data_fingerprint(const std::vector<TrialCounts>& trials, Communicato
     sum.add(static_cast<double>(trial.position));
     sum.add(static_cast<double>(trial.counts.cols()));
     sum.add(trial.counts.data(), static_cast<std::size_t>(trial.counts.size()));
-    for (int i = 0; i < 4; ++i) pieces[i] += static_cast<double>((sum.value() >> (16 * i)) & 0xffff);
+    for (int i = 0; i < 4; ++i)
+      pieces[i] += static_cast<double>((sum.value() >> (16 * i)) & 0xffff);
   }
   comm.allreduce_sum(std::span<double>(pieces, 4));
   std::ostringstream text;
@@ -391,7 +405,6 @@ std::optional<LoadedCheckpoint> read_checkpoint(const std::string& path,
       std::cerr << "spikevi: warning: skipping checkpoint " << attempt.message
                 << (comm.is_root() ? "" : " (rank " + std::to_string(comm.rank()) + ")")
                 << std::endl;
-
   }
   return std::nullopt;
 }

@@ -156,7 +156,8 @@ void write_fit(const std::string& path, const FitRecord& record) {
     file.write_string_attribute("/config", key, value);
   if (!record.timing.empty()) {
     file.create_group("/timing");
-    for (const auto& [key, value] : record.timing) file.write_double_attribute("/timing", key, value);
+    for (const auto& [key, value] : record.timing)
+      file.write_double_attribute("/timing", key, value);
   }
   file.close();
 }

@@ -22,8 +22,8 @@ void update_dynamics(GlobalState& globals, const GlobalStatistics& stats, Global
 
 void update_readout(GlobalState& globals, const GlobalStatistics& stats, GlobalStepSize step,
                     const Eigen::VectorXd& row_damping) {
-  globals.spikes = readout_natural_gradient_step(globals.spikes, globals.spikes_prior,
-                                                 stats.spikes, step.scale, step.rho * row_damping);
+  globals.spikes = readout_natural_gradient_step(globals.spikes, globals.spikes_prior, stats.spikes,
+                                                 step.scale, step.rho * row_damping);
 }
 
 std::string non_finite_parameter(const GlobalState& g) {
@@ -38,8 +38,8 @@ std::string non_finite_parameter(const GlobalState& g) {
   return "";
 }
 
-double checked_global_step(GlobalState& globals, const GlobalStatistics& stats,
-                           GlobalStepSize step, const Eigen::VectorXd& row_damping, int retries) {
+double checked_global_step(GlobalState& globals, const GlobalStatistics& stats, GlobalStepSize step,
+                           const Eigen::VectorXd& row_damping, int retries) {
   const GlobalState start = globals;
   std::string failure;
   for (int attempt = 0; attempt <= retries; ++attempt) {

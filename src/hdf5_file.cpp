@@ -278,8 +278,8 @@ Handle create_dataset_handle(hid_t file, const std::string& path, const std::str
     check(H5Pset_chunk(creation.get(), static_cast<int>(chunk.size()), chunk_h.data()), path,
           dataset, "invalid chunk " + format_dims(chunk));
   }
-  return Handle(check(H5Dcreate2(file, dataset.c_str(), file_type(stored), space.get(),
-                                 links.get(), creation.get(), H5P_DEFAULT),
+  return Handle(check(H5Dcreate2(file, dataset.c_str(), file_type(stored), space.get(), links.get(),
+                                 creation.get(), H5P_DEFAULT),
                       path, dataset, "cannot create"),
                 H5Dclose);
 }
@@ -389,8 +389,7 @@ void Hdf5File::create_group(const std::string& group) {
   if (exists(group)) return;
   const Handle links(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
   H5Pset_create_intermediate_group(links.get(), 1);
-  const Handle created(check(H5Gcreate2(id(), group.c_str(), links.get(), H5P_DEFAULT,
-                                        H5P_DEFAULT),
+  const Handle created(check(H5Gcreate2(id(), group.c_str(), links.get(), H5P_DEFAULT, H5P_DEFAULT),
                              path_, group, "cannot create group"),
                        H5Gclose);
 }
@@ -562,9 +561,8 @@ void Hdf5File::write_rows_of(const std::string& dataset, std::size_t first, std:
   // A rank with bad arguments still takes part, selecting nothing, and throws afterwards.
   std::string refused;
   if (dims.empty() || first > dims[0] || count > dims[0] - first || data.size() != count * row) {
-    refused = "cannot write rows [" + std::to_string(first) + ", " +
-              std::to_string(first + count) + ") from " + std::to_string(data.size()) +
-              " values into extent " + format_dims(dims);
+    refused = "cannot write rows [" + std::to_string(first) + ", " + std::to_string(first + count) +
+              ") from " + std::to_string(data.size()) + " values into extent " + format_dims(dims);
     count = 0;
   }
   const hsize_t size = count * row;

@@ -57,8 +57,7 @@ std::vector<std::size_t> every_trial(std::size_t count) {
   return all;
 }
 
-void validate(const std::vector<TrialCounts>& trials, const FitSettings& settings,
-              int population) {
+void validate(const std::vector<TrialCounts>& trials, const FitSettings& settings, int population) {
   if (settings.latents < 1) throw ConfigError("--latents must be >= 1");
   if (trials.empty()) throw ConfigError("fit: no trials to fit on this rank");
   if (settings.latents >= trials.front().counts.rows())
@@ -102,11 +101,11 @@ class VariationalFit {
   Communicator& comm_;
   const FitControl& control_;
   const PoissonObservation model_;
-  int population_ = 0;          // K: trials on all ranks
+  int population_ = 0;           // K: trials on all ranks
   std::size_t buffer_size_ = 0;  // doubles in a packed GlobalStatistics
   FitOutcome outcome_;
-  Readout readout_before_step_;   // full batch: to undo rows whose step dropped the objective
-  Eigen::VectorXd row_damping_;   // full batch: halved for a row whose step was undone
+  Readout readout_before_step_;  // full batch: to undo rows whose step dropped the objective
+  Eigen::VectorXd row_damping_;  // full batch: halved for a row whose step was undone
 };
 
 // ---- Initialisation ----
@@ -152,16 +151,15 @@ std::vector<std::size_t> evenly_spaced_sample(const std::vector<TrialCounts>& tr
 // step do not matter.
 void VariationalFit::initial_readout_steps(const GlobalStatistics& stats) {
   const int sample_size = std::min(settings_.initialisation.readout_trials, population_);
-  const std::vector<std::size_t> sample =
-      evenly_spaced_sample(trials_, population_, sample_size);
+  const std::vector<std::size_t> sample = evenly_spaced_sample(trials_, population_, sample_size);
   const double scale = statistics_scale(population_, sample_size);
   const auto rows = static_cast<std::size_t>(neurons());
   const ReadoutObjective objective = [&](const Readout& candidate) {
     const ReadoutKernels kernels(candidate);
     return Eigen::VectorXd(scale * sum_over_trials(rows, sample, comm_, [&](std::size_t k) {
-      return row_log_likelihood(kernels, model_, trials_[k].counts,
-                                outcome_.posteriors[k].moments);
-    }));
+                             return row_log_likelihood(kernels, model_, trials_[k].counts,
+                                                       outcome_.posteriors[k].moments);
+                           }));
   };
   GlobalState& globals = outcome_.globals;
   ReadoutStatistics readout_stats = stats.spikes;
@@ -172,8 +170,7 @@ void VariationalFit::initial_readout_steps(const GlobalStatistics& stats) {
       const std::size_t size = rows * static_cast<std::size_t>(p * (p + 1));
       const Eigen::VectorXd summed = sum_over_trials(size, sample, comm_, [&](std::size_t k) {
         ReadoutStatistics trial = ReadoutStatistics::zero(neurons(), dim());
-        trial.add_trial(globals.spikes, model_, trials_[k].counts,
-                        outcome_.posteriors[k].moments);
+        trial.add_trial(globals.spikes, model_, trials_[k].counts, outcome_.posteriors[k].moments);
         Eigen::VectorXd packed(static_cast<Eigen::Index>(size));
         packed << trial.gradient.reshaped(), trial.hessian.reshaped();
         return packed;
@@ -309,9 +306,9 @@ void VariationalFit::global_step(const GlobalStatistics& stats, GlobalStepSize s
 int VariationalFit::undo_rows_that_dropped(const GlobalStatistics& stats,
                                            const GlobalStatistics& previous) {
   Readout& readout = outcome_.globals.spikes;
-  const std::vector<int> dropped = rows_that_dropped(
-      outcome_.globals.spikes_prior, readout_before_step_, previous.spikes.log_likelihood,
-      readout, stats.candidate_log_likelihood);
+  const std::vector<int> dropped =
+      rows_that_dropped(outcome_.globals.spikes_prior, readout_before_step_,
+                        previous.spikes.log_likelihood, readout, stats.candidate_log_likelihood);
   row_damping_ = (2.0 * row_damping_).cwiseMin(1.0);
   const int p = dim() + 1;
   for (int n : dropped) {

@@ -45,8 +45,8 @@ FitState state_at(int iteration) {
     s.trace.push_back(r);
   }
   for (int bins : layout().bins)
-    s.sites.push_back({testing::random_normal(kDim, kDim * bins, rng),
-                       testing::random_normal(kDim, bins, rng)});
+    s.sites.push_back(
+        {testing::random_normal(kDim, kDim * bins, rng), testing::random_normal(kDim, bins, rng)});
   return s;
 }
 

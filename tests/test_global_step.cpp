@@ -13,7 +13,8 @@ GaussianMoments random_moments(int dim, int bins, std::mt19937_64& rng) {
   GaussianMoments q;
   q.mean = testing::random_normal(dim, bins, rng, 0.8);
   q.cov = Eigen::MatrixXd(dim, dim * bins);
-  for (int t = 0; t < bins; ++t) q.cov.middleCols(t * dim, dim) = testing::random_spd(dim, rng, 0.1, 0.3);
+  for (int t = 0; t < bins; ++t)
+    q.cov.middleCols(t * dim, dim) = testing::random_spd(dim, rng, 0.1, 0.3);
   q.lag_cov = Eigen::MatrixXd::Zero(dim, dim * bins);
   return q;
 }

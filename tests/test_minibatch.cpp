@@ -180,7 +180,9 @@ TEST(Minibatch, ScaledTargetOfDrawnMinibatchesAveragesToTheFullBatchTarget) {
   EXPECT_TRUE(((mean.dynamics.eta3 - full.dynamics.eta3).cwiseAbs().array() <=
                5.0 * eta3_se.array() + 1e-12)
                   .all())
-      << "mean\n" << mean.dynamics.eta3 << "\nfull\n" << full.dynamics.eta3;
+      << "mean\n"
+      << mean.dynamics.eta3 << "\nfull\n"
+      << full.dynamics.eta3;
   const Eigen::VectorXd stats_se =
       ((square.statistics - mean.statistics.cwiseAbs2()).cwiseMax(0.0) / draws).cwiseSqrt();
   // (components that never vary, e.g. the trial count, leave only rounding to compare)

@@ -103,8 +103,7 @@ TEST(FitVariational, MinibatchFitReachesTheFullBatchFit) {
   EXPECT_DOUBLE_EQ(stochastic.trace[9].rho, std::pow(10.0, -0.6));
   const LocalStepSettings local{.tolerance = 1e-8, .max_iterations = 200};
   auto cobps = [&](const FitOutcome& fit) {
-    return cosmooth(LatentPrior::from(fit.globals), fit.globals.spikes, data, local)
-        .bits_per_spike;
+    return cosmooth(LatentPrior::from(fit.globals), fit.globals.spikes, data, local).bits_per_spike;
   };
   EXPECT_NEAR(cobps(stochastic), cobps(full), 0.01);
   EXPECT_NEAR(stochastic.elbo, full.elbo, 0.005 * std::abs(full.elbo));

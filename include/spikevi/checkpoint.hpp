@@ -17,10 +17,10 @@ namespace spikevi {
 
 // Where this rank's trials go among all K of the fit.
 struct CheckpointLayout {
-  int first_position = 0;        // position of this rank's first trial
-  int population = 0;            // K
-  int padded_bins = 0;           // the longest trial
-  std::vector<int> bins;         // this rank's trials' lengths
+  int first_position = 0;  // position of this rank's first trial
+  int population = 0;      // K
+  int padded_bins = 0;     // the longest trial
+  std::vector<int> bins;   // this rank's trials' lengths
   int dim = 0, neurons = 0;
 };
 

@@ -35,7 +35,7 @@ struct GlobalStatistics {
                  const Eigen::ArrayXXd& counts, double elbo);
   std::vector<double> pack() const;
   void pack_into(std::vector<double>& buffer) const;  // as pack(), reusing the buffer
-  void unpack(std::span<const double> buffer);  // the layout of pack() for the same sizes
+  void unpack(std::span<const double> buffer);        // the layout of pack() for the same sizes
 };
 
 }  // namespace spikevi

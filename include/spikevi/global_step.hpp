@@ -31,15 +31,15 @@ std::string non_finite_parameter(const GlobalState& globals);
 // retried from the same start at half the step size, up to `retries` times (identically on
 // every rank: the inputs are the same). Returns the rho taken; when even the last try fails,
 // leaves `globals` as they were and throws NumericalError naming the parameter.
-double checked_global_step(GlobalState& globals, const GlobalStatistics& stats,
-                           GlobalStepSize step, const Eigen::VectorXd& row_damping,
-                           int retries = 10);
+double checked_global_step(GlobalState& globals, const GlobalStatistics& stats, GlobalStepSize step,
+                           const Eigen::VectorXd& row_damping, int retries = 10);
 
 // Rows whose proposed readout did not raise their term of the objective: with q fixed at the
 // posteriors the proposal was made from, E_q log p(x_n | w, z) + log p0(w_n) dropped (or is not
 // finite) from `before` (readout, log-likelihood) to `after` (DESIGN.md §3, full batch).
 std::vector<int> rows_that_dropped(const ReadoutPrior& prior, const Readout& before,
                                    const Eigen::VectorXd& log_likelihood_before,
-                                   const Readout& after, const Eigen::VectorXd& log_likelihood_after);
+                                   const Readout& after,
+                                   const Eigen::VectorXd& log_likelihood_after);
 
 }  // namespace spikevi

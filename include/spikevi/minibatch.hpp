@@ -7,9 +7,9 @@
 namespace spikevi {
 
 struct MinibatchSettings {
-  int size = 0;          // trials per iteration; 0 (or >= the number of trials) = full batch
-  double tau = 1.0;      // rho_i = (i + tau)^-kappa, i = 0, 1, ...; tau >= 1
-  double kappa = 0.7;    // in (0.5, 1]
+  int size = 0;        // trials per iteration; 0 (or >= the number of trials) = full batch
+  double tau = 1.0;    // rho_i = (i + tau)^-kappa, i = 0, 1, ...; tau >= 1
+  double kappa = 0.7;  // in (0.5, 1]
   std::uint64_t seed = 1;
 
   bool full_batch(int population) const { return size <= 0 || size >= population; }

@@ -97,16 +97,16 @@ using ProgressCallback = std::function<void(const IterationRecord&)>;
 // (DESIGN.md §5): the next iteration is global_step(statistics, pending), then local steps
 // warm-started from the sites. The same on every rank except `sites` (this rank's trials).
 struct FitState {
-  int iteration = 0;                // iterations completed
-  GlobalState globals;              // those the local steps of `iteration` used
-  std::vector<double> statistics;   // the reduced statistics of `iteration` (packed)
-  GlobalStepSize pending;           // the global step they call for
-  Eigen::VectorXd row_damping;      // full batch: per-row readout step damping
-  double previous_elbo = 0.0;       // objective of `iteration` (for the relative change)
+  int iteration = 0;               // iterations completed
+  GlobalState globals;             // those the local steps of `iteration` used
+  std::vector<double> statistics;  // the reduced statistics of `iteration` (packed)
+  GlobalStepSize pending;          // the global step they call for
+  Eigen::VectorXd row_damping;     // full batch: per-row readout step damping
+  double previous_elbo = 0.0;      // objective of `iteration` (for the relative change)
   int unconverged_local_steps = 0;
-  bool converged = false;           // the fit had converged: continuing it runs no iteration
+  bool converged = false;  // the fit had converged: continuing it runs no iteration
   std::vector<IterationRecord> trace;
-  std::vector<Sites> sites;         // this rank's trials, in order
+  std::vector<Sites> sites;  // this rank's trials, in order
 };
 
 // How a caller (the CLI) steers a fit from outside the numerics.

@@ -2,8 +2,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstdio>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <map>
@@ -151,7 +151,8 @@ void print_progress(const IterationRecord& r) {
   std::printf("iter %4d  elbo %.6e  elbo/spike %+.6f  rel.change %+.3e  %.3f s", r.iteration,
               r.elbo, r.elbo_per_spike, r.relative_change, r.seconds);
   if (r.rho < 1.0) std::printf("  batch %d  rho %.4f", r.batch_trials, r.rho);
-  if (r.rejected_readout_rows > 0) std::printf("  (%d readout rows undone)", r.rejected_readout_rows);
+  if (r.rejected_readout_rows > 0)
+    std::printf("  (%d readout rows undone)", r.rejected_readout_rows);
   std::printf("\n");
   std::fflush(stdout);
 }
@@ -253,8 +254,12 @@ int run_fit(const CommandContext& context) {
 
   // Checkpoints: continue from one for this --out if there is one (DESIGN.md §5).
   double spike_count = 0.0;
-  CheckpointLayout layout{static_cast<int>(share.begin), population, metadata.bins, {},
-                          o.settings.latents, metadata.neurons};
+  CheckpointLayout layout{static_cast<int>(share.begin),
+                          population,
+                          metadata.bins,
+                          {},
+                          o.settings.latents,
+                          metadata.neurons};
   for (const TrialCounts& trial : counts) {
     spike_count += trial.counts.sum();
     layout.bins.push_back(static_cast<int>(trial.counts.cols()));
@@ -282,9 +287,10 @@ int run_fit(const CommandContext& context) {
     std::printf("continuing from %s: %d iterations done (written by %d rank(s))\n",
                 loaded->path.c_str(), loaded->state.iteration, loaded->ranks);
   if (loaded && root && loaded->state.iteration > o.settings.iterations)
-    std::printf("warning: the checkpoint already has %d iterations, more than --iterations %d: "
-                "none are run\n",
-                loaded->state.iteration, o.settings.iterations);
+    std::printf(
+        "warning: the checkpoint already has %d iterations, more than --iterations %d: "
+        "none are run\n",
+        loaded->state.iteration, o.settings.iterations);
   check_output_path("--out", o.out, o.overwrite || loaded.has_value());
 
   FitControl control;
@@ -304,9 +310,10 @@ int run_fit(const CommandContext& context) {
       root && !o.quiet ? ProgressCallback(print_progress) : ProgressCallback{}, control);
   if (outcome.termination == Termination::kStopped) {
     if (root)
-      std::printf("spikevi fit: stopped by a signal after iteration %d; checkpoint %s written; "
-                  "run the same command again (or with --restart) to continue\n",
-                  outcome.trace.empty() ? 0 : outcome.trace.back().iteration, checkpoint.c_str());
+      std::printf(
+          "spikevi fit: stopped by a signal after iteration %d; checkpoint %s written; "
+          "run the same command again (or with --restart) to continue\n",
+          outcome.trace.empty() ? 0 : outcome.trace.back().iteration, checkpoint.c_str());
     return kStoppedBySignal;
   }
 
