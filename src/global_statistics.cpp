@@ -1,6 +1,7 @@
 #include "spikevi/global_statistics.hpp"
 
 #include <cassert>
+#include <type_traits>
 
 namespace spikevi {
 namespace {
@@ -67,6 +68,15 @@ GlobalStatistics GlobalStatistics::zero(int dim, int neurons) {
   s.spikes = ReadoutStatistics::zero(neurons, dim);
   s.candidate_log_likelihood = Eigen::VectorXd::Zero(neurons);
   return s;
+}
+
+void GlobalStatistics::clear() {
+  visit_fields(*this, [](auto& field) {
+    if constexpr (std::is_same_v<std::decay_t<decltype(field)>, double>)
+      field = 0.0;
+    else
+      field.setZero();
+  });
 }
 
 void GlobalStatistics::add_trial(const GaussianMoments& q, const Readout& readout,

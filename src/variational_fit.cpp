@@ -89,7 +89,7 @@ class VariationalFit {
   GlobalStatistics statistics_at_current_moments();
   std::vector<std::size_t> members_of_batch(int iteration) const;
   GlobalStatistics local_pass(const std::vector<std::size_t>& members, bool check_readout);
-  GlobalStatistics reduce(const ReproducibleSum& local_sum);
+  GlobalStatistics reduce(ReproducibleSum sum);
   void global_step(const GlobalStatistics& stats, GlobalStepSize step);
   int undo_rows_that_dropped(const GlobalStatistics& stats, const GlobalStatistics& previous);
   IterationRecord record_of(int iteration, const GlobalStatistics& stats, double scale) const;
@@ -121,7 +121,7 @@ GlobalStatistics VariationalFit::statistics_at_current_moments() {
     trial.pack_into(packed);
     sum.add(packed);
   }
-  return reduce(sum);
+  return reduce(std::move(sum));
 }
 
 // Newton has converged when no loading or offset moved by more than 1e-10 of its size.
@@ -236,8 +236,7 @@ std::vector<std::size_t> VariationalFit::members_of_batch(int iteration) const {
   return members;
 }
 
-GlobalStatistics VariationalFit::reduce(const ReproducibleSum& local_sum) {
-  ReproducibleSum sum = local_sum;
+GlobalStatistics VariationalFit::reduce(ReproducibleSum sum) {
   timed(outcome_.timing.allreduce, [&] { sum.allreduce(comm_); });
   GlobalStatistics stats = GlobalStatistics::zero(dim(), neurons());
   stats.unpack(sum.values());
@@ -255,11 +254,12 @@ GlobalStatistics VariationalFit::local_pass(const std::vector<std::size_t>& memb
     const LatentPrior latent_prior = LatentPrior::from(globals);
     const ReadoutKernels kernels(globals.spikes);
     GaussMarkovEvaluator evaluator;
+    GlobalStatistics trial_stats = GlobalStatistics::zero(dim(), neurons());
     std::vector<double> packed;
     for (std::size_t k : members) {
       const TrialCounts& trial = trials_[k];
       GaussMarkovState& state = outcome_.posteriors[k];
-      GlobalStatistics trial_stats = GlobalStatistics::zero(dim(), neurons());
+      trial_stats.clear();
       if (check_readout)
         trial_stats.candidate_log_likelihood =
             row_log_likelihood(kernels, model_, trial.counts, state.moments);
@@ -278,20 +278,20 @@ GlobalStatistics VariationalFit::local_pass(const std::vector<std::size_t>& memb
         // Every rank must still reach the reduction: report here, count it, stop after.
         std::cerr << "spikevi: rank " << comm_.rank() << ": trial " << trial.index << ": "
                   << error.what() << std::endl;
-        trial_stats = GlobalStatistics::zero(dim(), neurons());
+        trial_stats.clear();
         trial_stats.failed_trials = 1.0;
       }
       trial_stats.pack_into(packed);
       sum.add(packed);
     }
     if (control_.stop_requested && control_.stop_requested()) {
-      GlobalStatistics stop = GlobalStatistics::zero(dim(), neurons());
-      stop.stop_requests = 1.0;
-      stop.pack_into(packed);
+      trial_stats.clear();
+      trial_stats.stop_requests = 1.0;
+      trial_stats.pack_into(packed);
       sum.add(packed);
     }
   });
-  return reduce(sum);
+  return reduce(std::move(sum));
 }
 
 void VariationalFit::global_step(const GlobalStatistics& stats, GlobalStepSize step) {

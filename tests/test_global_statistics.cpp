@@ -59,6 +59,15 @@ TEST(GlobalStatistics, PackAndUnpackRoundTripEveryField) {
   EXPECT_GT(copy.spike_count, 0.0);
 }
 
+TEST(GlobalStatistics, ClearZeroesEveryFieldAndKeepsTheLayout) {
+  const auto [trials, readout] = small_problem(3, 20, 10, 2);
+  GlobalStatistics stats = statistics_of(trials, readout, 0, 3);
+  stats.stop_requests = 1.0;
+  const std::size_t size = stats.pack().size();
+  stats.clear();
+  EXPECT_EQ(stats.pack(), std::vector<double>(size, 0.0));
+}
+
 TEST(GlobalStatistics, ShardsSummedEqualTheWholeBatch) {
   const auto [trials, readout] = small_problem(7, 15, 8, 3);
   const std::vector<double> whole = statistics_of(trials, readout, 0, 7).pack();

@@ -30,6 +30,7 @@ struct GlobalStatistics {
   double stop_requests = 0.0;       // ranks that asked to stop after this iteration
 
   static GlobalStatistics zero(int dim, int neurons);
+  void clear();  // every field back to zero, keeping the sizes (no allocation)
   // Adds one trial's posterior (and its counts, for the readout statistics).
   void add_trial(const GaussianMoments& q, const Readout& readout, const ObservationModel& model,
                  const Eigen::ArrayXXd& counts, double elbo);

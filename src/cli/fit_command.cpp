@@ -109,7 +109,7 @@ void validate(const FitOptions& o) {
 // What a checkpoint must share with the fit that continues it: the data and every setting
 // that changes the iterations (not --iterations, --tolerance, output or printing).
 CheckpointIdentity checkpoint_identity(const po::variables_map& values, const Dataset& metadata,
-                                       const std::vector<int>& trials, double spike_count) {
+                                       const std::vector<int>& trials, const std::string& content) {
   const std::map<std::string, std::string> options = option_values(values);
   CheckpointIdentity identity;
   for (const char* key :
@@ -119,9 +119,9 @@ CheckpointIdentity checkpoint_identity(const po::variables_map& values, const Da
     if (options.count(key)) identity[key] = options.at(key);
   std::ostringstream data;
   data << metadata.trials << " trials x " << metadata.bins << " bins x " << metadata.neurons
-       << " neurons, " << trials.size() << " training trials, "
-       << static_cast<long long>(spike_count) << " spikes in them";
+       << " neurons, " << trials.size() << " training trials";
   identity["data"] = data.str();
+  identity["data content"] = content;  // data_fingerprint: the counts themselves
   return identity;
 }
 
@@ -253,20 +253,16 @@ int run_fit(const CommandContext& context) {
   data = Dataset{};  // the solver's copy is all it needs: do not hold the block twice
 
   // Checkpoints: continue from one for this --out if there is one (DESIGN.md §5).
-  double spike_count = 0.0;
   CheckpointLayout layout{static_cast<int>(share.begin),
                           population,
                           metadata.bins,
                           {},
                           o.settings.latents,
                           metadata.neurons};
-  for (const TrialCounts& trial : counts) {
-    spike_count += trial.counts.sum();
+  for (const TrialCounts& trial : counts)
     layout.bins.push_back(static_cast<int>(trial.counts.cols()));
-  }
-  comm.allreduce_sum(std::span<double>(&spike_count, 1));  // integers: exact in any order
-  CheckpointIdentity identity = checkpoint_identity(values, metadata, trials, spike_count);
-  identity["data content"] = data_fingerprint(counts, comm);
+  const CheckpointIdentity identity =
+      checkpoint_identity(values, metadata, trials, data_fingerprint(counts, comm));
   const std::string checkpoint = checkpoint_path(o.out);
   const auto checkpoint_start = std::chrono::steady_clock::now();
   // --overwrite without --restart starts afresh; otherwise a matching checkpoint is continued.
