@@ -107,12 +107,27 @@ void visit_globals(State& g, Visit&& visit) {
   visit("readout_precision", g.spikes.precision);
   visit("readout_prior/mean", g.spikes_prior.mean);
   visit("readout_prior/precision", g.spikes_prior.precision);
+  if (g.spike_shapes.active()) {
+    visit("spike_shapes", g.spike_shapes.shapes);
+    visit("spike_shape_precision", g.spike_shapes.precision);
+  }
+  for (auto& modality : g.continuous) {
+    const std::string prefix = "continuous/" + modality.name + "/";
+    visit(prefix + "W", modality.readout.C);
+    visit(prefix + "e", modality.readout.d);
+    visit(prefix + "precision", modality.readout.precision);
+    visit(prefix + "R", modality.variances);
+    visit(prefix + "second_moment", modality.statistics.second_moment);
+    visit(prefix + "cross", modality.statistics.cross);
+    visit(prefix + "sum_squares", modality.statistics.sum_squares);
+    visit(prefix + "observed", modality.statistics.observed);
+  }
 }
 
 // `trace_rows`: trace_of(s.trace) as rank 0 has it (the seconds differ between ranks).
 std::string shared_checksum(const FitState& s, const std::vector<double>& trace_rows) {
   Checksum sum;
-  visit_globals(s.globals, [&](const char*, const auto& m) { sum.add(m); });
+  visit_globals(s.globals, [&](const std::string&, const auto& m) { sum.add(m); });
   sum.add(s.globals.dynamics.nu);
   sum.add(s.globals.dynamics_prior.nu);
   sum.add(s.statistics);
@@ -124,7 +139,7 @@ std::string shared_checksum(const FitState& s, const std::vector<double>& trace_
 
 bool finite(const FitState& s) {
   bool ok = std::isfinite(s.globals.dynamics.nu);
-  visit_globals(s.globals, [&](const char*, const auto& m) { ok = ok && m.allFinite(); });
+  visit_globals(s.globals, [&](const std::string&, const auto& m) { ok = ok && m.allFinite(); });
   for (double x : s.statistics) ok = ok && std::isfinite(x);
   for (const Sites& sites : s.sites)
     ok = ok && sites.precision.allFinite() && sites.shift.allFinite();
@@ -180,17 +195,20 @@ std::vector<std::int64_t> site_checksums(const std::vector<double>& precision,
 // The shapes of a state of `layout.dim` latents and `layout.neurons` rows.
 bool shapes_fit(const FitState& s, const CheckpointLayout& layout) {
   const Eigen::Index D = layout.dim, N = layout.neurons, P = layout.dim + 1;
+  const Eigen::Index dynamics_columns = P + layout.model.inputs;
   auto is = [](const Eigen::MatrixXd& m, Eigen::Index rows, Eigen::Index cols) {
     return m.rows() == rows && m.cols() == cols;
   };
   const GlobalState& g = s.globals;
-  return is(g.dynamics.M, D, P) && is(g.dynamics.V, P, P) && is(g.dynamics.Psi, D, D) &&
-         is(g.dynamics_prior.M, D, P) && is(g.dynamics_prior.V, P, P) &&
+  const Eigen::Index DP = dynamics_columns;
+  return is(g.dynamics.M, D, DP) && is(g.dynamics.V, DP, DP) && is(g.dynamics.Psi, D, D) &&
+         is(g.dynamics_prior.M, D, DP) && is(g.dynamics_prior.V, DP, DP) &&
          is(g.dynamics_prior.Psi, D, D) && g.mu0.size() == D && is(g.Sigma0, D, D) &&
          is(g.spikes.C, N, D) && g.spikes.d.size() == N && is(g.spikes.precision, P, N * P) &&
          g.spikes_prior.mean.size() == P && is(g.spikes_prior.precision, P, P) &&
          s.row_damping.size() == N &&
-         s.statistics.size() == GlobalStatistics::zero(layout.dim, layout.neurons).pack().size();
+         s.statistics.size() ==
+             GlobalStatistics::zero(layout.dim, layout.neurons, layout.model).pack().size();
 }
 
 void write_file(const std::string& path, const FitState& state, const CheckpointLayout& layout,
@@ -205,7 +223,7 @@ void write_file(const std::string& path, const FitState& state, const Checkpoint
   file.write_string_attribute("/", "checksum", shared_checksum(state, trace));
   file.create_group("/config");
   for (const auto& [key, value] : identity) file.write_string_attribute("/config", key, value);
-  visit_globals(state.globals, [&](const char* name, const auto& m) {
+  visit_globals(state.globals, [&](const std::string& name, const auto& m) {
     put_raw(file, std::string("/globals/") + name, m);
   });
   file.write_doubles(
@@ -263,7 +281,8 @@ Attempt read_file(const std::string& path, const CheckpointLayout& layout,
                 {}};
     }
     FitState& s = attempt.loaded.state;
-    visit_globals(s.globals, [&](const char* name, auto& m) {
+    s.globals = make_prior_state(layout.dim, layout.neurons, PriorSettings{}, layout.model);
+    visit_globals(s.globals, [&](const std::string& name, auto& m) {
       get_raw(file, std::string("/globals/") + name, m);
     });
     const std::vector<double> nu = file.read_doubles("/globals/nu");

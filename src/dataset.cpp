@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <exception>
+#include <iterator>
 #include <limits>
 #include <stdexcept>
 
@@ -378,14 +379,16 @@ class Reader {
     Truth truth;
     if (file_.has_attribute("/truth", "observation"))
       truth.observation = file_.read_string_attribute("/truth", "observation");
-    if (truth.observation != "poisson" && truth.observation != "negative_binomial")
+    if (truth.observation != "poisson" && truth.observation != "negative_binomial" &&
+        truth.observation != "bernoulli")
       fail("/truth attribute observation = '" + truth.observation +
-           "' must be poisson or negative_binomial");
+           "' must be poisson, negative_binomial or bernoulli");
     const std::size_t dim = truth_dim();
     truth.A = read_matrix("/truth/A", dim, dim, "D, D");
     truth.C = read_matrix("/truth/C", neurons(), dim, "neurons, D");
     truth.d = read_vector("/truth/d", neurons(), "neurons");
     truth.b = read_vector("/truth/b", dim, "D");
+    truth.B = read_input_gains(dim);
     truth.Q = read_matrix("/truth/Q", dim, dim, "D, D");
     truth.mu0 = read_vector("/truth/mu0", dim, "D");
     truth.Sigma0 = read_matrix("/truth/Sigma0", dim, dim, "D, D");
@@ -395,7 +398,37 @@ class Reader {
       truth.dispersion = read_vector("/truth/dispersion", neurons(), "neurons");
     truth.latents = read_truth_trials("/truth/latents", dim, "trials, bins, D");
     truth.rates = read_truth_trials("/truth/rates", neurons(), "trials, bins, neurons");
+    read_continuous_truth(dim, truth);
     data_.truth = std::move(truth);
+  }
+
+  // /truth/B [D, inputs], optional; empty when absent.
+  Eigen::MatrixXd read_input_gains(std::size_t dim) {
+    if (!file_.exists("/truth/B")) return {};
+    if (!file_.exists("/inputs")) fail("/truth/B is given but /inputs is missing");
+    return read_matrix("/truth/B", dim, file_.shape("/inputs")[2], "D, inputs");
+  }
+
+  // /truth/NAME_W [channels, D], NAME_e and NAME_R [channels] of each /continuous/NAME that has
+  // any of them: then all three.
+  void read_continuous_truth(std::size_t dim, Truth& truth) {
+    if (!file_.exists("/continuous")) return;
+    for (const std::string& modality : file_.list_children("/continuous")) {
+      const std::string prefix = "/truth/" + modality + "_";
+      const std::string names[] = {prefix + "W", prefix + "e", prefix + "R"};
+      if (std::none_of(std::begin(names), std::end(names),
+                       [&](const std::string& name) { return file_.exists(name); }))
+        continue;
+      for (const std::string& name : names)
+        if (!file_.exists(name))
+          fail(name + " is missing; the truth of /continuous/" + modality + " needs " + prefix +
+               "W, " + prefix + "e and " + prefix + "R");
+      const std::size_t channels = file_.shape("/continuous/" + modality)[2];
+      ContinuousTruth& readout = truth.continuous[modality];
+      readout.W = read_matrix(names[0], channels, dim, "channels, D");
+      readout.e = read_vector(names[1], channels, "channels");
+      readout.R = read_vector(names[2], channels, "channels");
+    }
   }
 
   Hdf5File file_;
@@ -489,12 +522,18 @@ void write_truth(Hdf5File& file, const Dataset& data) {
   write_vector(file, "/truth/d", truth.d);
   write_matrix(file, "/truth/A", truth.A);
   write_vector(file, "/truth/b", truth.b);
+  if (truth.B.size() > 0) write_matrix(file, "/truth/B", truth.B);
   write_matrix(file, "/truth/Q", truth.Q);
   write_vector(file, "/truth/mu0", truth.mu0);
   write_matrix(file, "/truth/Sigma0", truth.Sigma0);
   if (truth.dispersion.size() > 0) write_vector(file, "/truth/dispersion", truth.dispersion);
   if (!truth.latents.empty()) write_per_trial(file, "/truth/latents", truth.latents, data, kNaN);
   if (!truth.rates.empty()) write_per_trial(file, "/truth/rates", truth.rates, data, kNaN);
+  for (const auto& [name, readout] : truth.continuous) {
+    write_matrix(file, "/truth/" + name + "_W", readout.W);
+    write_vector(file, "/truth/" + name + "_e", readout.e);
+    write_vector(file, "/truth/" + name + "_R", readout.R);
+  }
   file.write_string_attribute("/truth", "observation", truth.observation);
 }
 
@@ -521,6 +560,17 @@ void write_dataset(const std::string& path, const Dataset& data) {
   if (data.split) write_split(file, *data.split);
   if (data.truth) write_truth(file, data);
   file.close();
+}
+
+std::vector<int> training_trials(const Dataset& data) {
+  std::vector<int> trials;
+  if (data.split && !data.split->train_trials.empty()) {
+    trials = data.split->train_trials;
+    std::sort(trials.begin(), trials.end());
+  } else {
+    for (int k = 0; k < data.trials; ++k) trials.push_back(k);
+  }
+  return trials;
 }
 
 }  // namespace spikevi

@@ -58,6 +58,7 @@ void write_globals(Hdf5File& file, const GlobalState& g) {
   write_vector(file, "/globals/d", g.spikes.d);
   write_matrix(file, "/globals/A", g.dynamics.mean_A());
   write_vector(file, "/globals/b", g.dynamics.mean_b());
+  if (g.dynamics.inputs() > 0) write_matrix(file, "/globals/B", g.dynamics.mean_B());
   write_matrix(file, "/globals/Q", g.dynamics.mean_Q());
   write_vector(file, "/globals/mu0", g.mu0);
   write_matrix(file, "/globals/Sigma0", g.Sigma0);
@@ -69,6 +70,22 @@ void write_globals(Hdf5File& file, const GlobalState& g) {
   write_mniw(file, "/globals/dynamics_prior", g.dynamics_prior);
   write_vector(file, "/globals/readout_prior/mean", g.spikes_prior.mean);
   write_matrix(file, "/globals/readout_prior/precision", g.spikes_prior.precision);
+  if (g.spike_shapes.active()) {
+    write_vector(file, "/globals/dispersion", g.spike_shapes.shapes);
+    write_vector(file, "/globals/dispersion_log_precision", g.spike_shapes.precision);
+  }
+  for (const ContinuousReadout& modality : g.continuous) {
+    const std::string group = "/globals/continuous/" + modality.name;
+    const std::size_t channels = dim_of(modality.channels());
+    write_matrix(file, group + "/W", modality.readout.C);
+    write_vector(file, group + "/e", modality.readout.d);
+    write_vector(file, group + "/R", modality.variances);
+    file.write_doubles(group + "/readout_covariance",
+                       stacked_blocks(readout_covariances(modality.readout), D + 1),
+                       {channels, D + 1, D + 1});
+    file.write_doubles(group + "/readout_precision",
+                       stacked_blocks(modality.readout.precision, D + 1), {channels, D + 1, D + 1});
+  }
 }
 
 void write_trace(Hdf5File& file, const std::vector<IterationRecord>& trace) {
@@ -128,10 +145,16 @@ Eigen::MatrixXd read_checked(const Hdf5File& file, const std::string& name, Eige
   return from_row_major(values, rows, cols);
 }
 
+// M is D x (D + U + 1) with U known inputs (0 without).
 MatrixNormalInverseWishart read_mniw(const Hdf5File& file, const std::string& group, int D) {
   MatrixNormalInverseWishart q;
-  q.M = read_checked(file, group + "/M", D, D + 1);
-  q.V = read_checked(file, group + "/V", D + 1, D + 1);
+  const Hdf5File::Dims m_shape =
+      file.exists(group + "/M") ? file.shape(group + "/M") : Hdf5File::Dims{};
+  const Eigen::Index columns = m_shape.size() == 2 && m_shape[1] > static_cast<std::size_t>(D)
+                                   ? static_cast<Eigen::Index>(m_shape[1])
+                                   : D + 1;
+  q.M = read_checked(file, group + "/M", D, columns);
+  q.V = read_checked(file, group + "/V", columns, columns);
   q.Psi = read_checked(file, group + "/Psi", D, D);
   q.nu = read_checked(file, group + "/nu", 1, 1)(0, 0);
   return q;
@@ -150,6 +173,9 @@ void write_fit(const std::string& path, const FitRecord& record) {
   file.write_double_attribute("/", "evidence_laplace", record.evidence_laplace);
   file.write_double_attribute("/", "spike_count", record.spike_count);
   file.write_string_attribute("/", "termination", record.termination);
+  file.write_string_attribute("/", "observation", observation_name(record.model.observation));
+  file.write_string_attribute("/", "family", family_name(record.model.family));
+  file.write_string_attribute("/", "expectations", expectations_name(record.model.expectations));
   for (const auto& [key, value] : record.provenance) file.write_string_attribute("/", key, value);
   file.write_doubles("/config/latents", std::vector<double>{double(record.globals.dim())}, {1});
   for (const auto& [key, value] : record.configuration)
@@ -185,7 +211,60 @@ GlobalState read_fit_globals(const std::string& path) {
       read_checked(file, "/globals/readout_precision", N * (D + 1), D + 1).transpose();
   g.spikes_prior.mean = read_checked(file, "/globals/readout_prior/mean", D + 1, 1);
   g.spikes_prior.precision = read_checked(file, "/globals/readout_prior/precision", D + 1, D + 1);
+  if (file.exists("/globals/dispersion")) {
+    g.spike_shapes.shapes = read_checked(file, "/globals/dispersion", N, 1);
+    g.spike_shapes.precision = read_checked(file, "/globals/dispersion_log_precision", N, 1);
+  }
+  g.continuous_prior = g.spikes_prior;
+  if (file.exists("/globals/continuous")) {
+    for (const std::string& name : file.list_children("/globals/continuous")) {
+      const std::string group = "/globals/continuous/" + name;
+      const Hdf5File::Dims w_shape = file.shape(group + "/W");
+      if (w_shape.size() != 2 || w_shape[1] != static_cast<std::size_t>(D))
+        throw InputError(path + ": " + group + "/W has shape " + format_dims(w_shape) +
+                         ", expected [channels, " + std::to_string(D) + "]");
+      const auto channels = static_cast<Eigen::Index>(w_shape[0]);
+      ContinuousReadout modality =
+          make_continuous_readout(name, static_cast<int>(channels), g.continuous_prior);
+      modality.readout.C = read_checked(file, group + "/W", channels, D);
+      modality.readout.d = read_checked(file, group + "/e", channels, 1);
+      modality.variances = read_checked(file, group + "/R", channels, 1);
+      modality.readout.precision =
+          read_checked(file, group + "/readout_precision", channels * (D + 1), D + 1).transpose();
+      g.continuous.push_back(std::move(modality));
+    }
+  }
   return g;
+}
+
+FitModel read_fit_model(const std::string& path) {
+  FitModel model;
+  model.globals = read_fit_globals(path);
+  const Hdf5File file = Hdf5File::open_read(path);
+  const auto attribute = [&](const char* name, const char* fallback) {
+    return file.has_attribute("/", name) ? file.read_string_attribute("/", name)
+                                         : std::string(fallback);
+  };
+  model.observation = parse_observation(attribute("observation", "poisson"));
+  model.family = parse_family(attribute("family", "gauss-markov"));
+  model.expectations = parse_expectations(attribute("expectations", "closed-form"));
+  if (model.observation == SpikeObservation::kNegativeBinomial &&
+      !model.globals.spike_shapes.active())
+    throw InputError(path + ": observation = negative_binomial but /globals/dispersion is missing");
+  return model;
+}
+
+}  // namespace spikevi
+
+namespace spikevi {
+
+std::unique_ptr<ObservationModel> FitModel::spike_model() const {
+  ModelSettings settings;
+  settings.observation = observation;
+  settings.expectations = observation == SpikeObservation::kPoisson
+                              ? ExpectationMethod::kClosedForm
+                              : ExpectationMethod::kQuadrature;
+  return make_spike_model(settings, globals.spike_shapes.shapes);
 }
 
 }  // namespace spikevi

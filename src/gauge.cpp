@@ -7,17 +7,18 @@
 namespace spikevi {
 namespace {
 
-// T = [[M, v], [0, 1]]: how z~ = (z, 1) transforms.
-Eigen::MatrixXd augmented(const AffineGauge& gauge) {
+// T = [[M, 0, v], [0, I_U, 0], [0, 0, 1]]: how z~ = (z, u, 1) transforms (U known inputs,
+// which the gauge leaves alone, so that B' = M B).
+Eigen::MatrixXd augmented(const AffineGauge& gauge, Eigen::Index inputs = 0) {
   const Eigen::Index D = gauge.M.rows();
-  Eigen::MatrixXd T = Eigen::MatrixXd::Identity(D + 1, D + 1);
+  Eigen::MatrixXd T = Eigen::MatrixXd::Identity(D + inputs + 1, D + inputs + 1);
   T.topLeftCorner(D, D) = gauge.M;
   T.topRightCorner(D, 1) = gauge.v;
   return T;
 }
 
 MatrixNormalInverseWishart transform(const MatrixNormalInverseWishart& q, const AffineGauge& g) {
-  const Eigen::MatrixXd T = augmented(g);
+  const Eigen::MatrixXd T = augmented(g, q.inputs());
   const Eigen::MatrixXd T_inv = T.inverse();
   MatrixNormalInverseWishart out = q;
   out.M = g.M * q.M * T_inv;
@@ -82,6 +83,16 @@ GlobalState AffineGauge::apply(const GlobalState& globals) const {
   const Eigen::MatrixXd T = augmented(*this);
   out.spikes_prior.mean = T.transpose().partialPivLu().solve(globals.spikes_prior.mean);
   out.spikes_prior.precision = T * globals.spikes_prior.precision * T.transpose();
+  if (globals.continuous_prior.mean.size() == T.rows()) {
+    out.continuous_prior.mean = T.transpose().partialPivLu().solve(globals.continuous_prior.mean);
+    out.continuous_prior.precision = T * globals.continuous_prior.precision * T.transpose();
+  }
+  for (ContinuousReadout& modality : out.continuous) {
+    modality.readout = apply(modality.readout);
+    // Statistics of z~ = (z, 1) map as z~' = T' z~ ... kept only for SVI continuation, which
+    // never sees a gauged state: drop them rather than carry a half-transformed copy.
+    modality.statistics = RegressionStatistics::zero(modality.channels(), globals.dim());
+  }
   return out;
 }
 

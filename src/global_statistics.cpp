@@ -48,6 +48,14 @@ void visit_fields(Stats& s, Visitor&& visit) {
   visit(s.spikes.gradient);
   visit(s.spikes.hessian);
   visit(s.spikes.log_likelihood);
+  visit(s.shape_gradient);
+  visit(s.shape_curvature);
+  for (auto& modality : s.continuous) {
+    visit(modality.second_moment);
+    visit(modality.cross);
+    visit(modality.sum_squares);
+    visit(modality.observed);
+  }
   visit(s.elbo_sum);
   visit(s.spike_count);
   visit(s.candidate_log_likelihood);
@@ -60,12 +68,18 @@ void visit_fields(Stats& s, Visitor&& visit) {
 
 }  // namespace
 
-GlobalStatistics GlobalStatistics::zero(int dim, int neurons) {
+GlobalStatistics GlobalStatistics::zero(int dim, int neurons, const ModelLayout& layout) {
   GlobalStatistics s;
-  s.transitions = TransitionStatistics::zero(dim);
+  s.transitions = TransitionStatistics::zero(dim, layout.inputs);
   s.initial_mean_sum = Eigen::VectorXd::Zero(dim);
   s.initial_second_moment_sum = Eigen::MatrixXd::Zero(dim, dim);
   s.spikes = ReadoutStatistics::zero(neurons, dim);
+  if (layout.spike_shapes) {
+    s.shape_gradient = Eigen::VectorXd::Zero(neurons);
+    s.shape_curvature = Eigen::VectorXd::Zero(neurons);
+  }
+  for (int channels : layout.continuous_channels)
+    s.continuous.push_back(RegressionStatistics::zero(channels, dim));
   s.candidate_log_likelihood = Eigen::VectorXd::Zero(neurons);
   return s;
 }
@@ -81,14 +95,28 @@ void GlobalStatistics::clear() {
 
 void GlobalStatistics::add_trial(const GaussianMoments& q, const Readout& readout,
                                  const ObservationModel& model, const Eigen::ArrayXXd& counts,
-                                 double elbo) {
-  transitions.add_trial(q);
+                                 double elbo, const Eigen::MatrixXd* inputs) {
+  transitions.add_trial(q, inputs);
   initial_mean_sum += q.mean.col(0);
   initial_second_moment_sum += q.cov_block(0) + q.mean.col(0) * q.mean.col(0).transpose();
   trials += 1.0;
   spikes.add_trial(readout, model, counts, q);
+  if (shape_gradient.size() > 0) {
+    const auto& negative_binomial = dynamic_cast<const NegativeBinomialObservation&>(model);
+    Eigen::ArrayXXd mu, s2;
+    ReadoutKernels(readout).eta_moments(q, mu, s2);
+    Eigen::VectorXd gradient, curvature;
+    negative_binomial.shape_gradient(counts, mu, s2, gradient, curvature);
+    shape_gradient += gradient;
+    shape_curvature += curvature;
+  }
   elbo_sum += elbo;
   spike_count += counts.sum();
+}
+
+void GlobalStatistics::add_continuous(std::size_t m, const Eigen::ArrayXXd& values,
+                                      const GaussianMoments& q) {
+  continuous.at(m).add_trial(values, q);
 }
 
 std::vector<double> GlobalStatistics::pack() const {

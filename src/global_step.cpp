@@ -1,5 +1,6 @@
 #include "spikevi/global_step.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -26,6 +27,39 @@ void update_readout(GlobalState& globals, const GlobalStatistics& stats, GlobalS
                                                  step.scale, step.rho * row_damping);
 }
 
+void update_shapes(GlobalState& globals, const GlobalStatistics& stats, GlobalStepSize step,
+                   const Eigen::VectorXd& row_damping) {
+  SpikeShapes& shapes = globals.spike_shapes;
+  if (!shapes.active()) return;
+  const double prior_precision = 1.0 / (shapes.prior_log_sd * shapes.prior_log_sd);
+  const double prior_mean = std::log(shapes.prior_median);
+  for (Eigen::Index n = 0; n < shapes.shapes.size(); ++n) {
+    const double r = shapes.shapes(n), log_r = std::log(r);
+    // d/d log r and d2/d (log r)^2 of scale * sum E log p(x_n | r) + log p0(log r).
+    const double gradient =
+        step.scale * r * stats.shape_gradient(n) - prior_precision * (log_r - prior_mean);
+    const double curvature =
+        step.scale * (r * r * stats.shape_curvature(n) + r * stats.shape_gradient(n)) -
+        prior_precision;
+    // Newton where the objective is concave in log r, else a unit step uphill; never more than
+    // one e-fold per step (the likelihood is nearly flat in r for Poisson-like rows).
+    double newton = curvature < 0.0 ? -gradient / curvature : (gradient > 0.0 ? 1.0 : -1.0);
+    newton = std::clamp(newton, -1.0, 1.0);
+    const double log_r_new =
+        std::clamp(log_r + step.rho * row_damping(n) * newton, std::log(1e-3), std::log(1e6));
+    shapes.shapes(n) = std::exp(log_r_new);
+    shapes.precision(n) = std::max(-curvature, prior_precision);
+  }
+}
+
+void update_continuous(GlobalState& globals, const GlobalStatistics& stats, GlobalStepSize step) {
+  for (std::size_t m = 0; m < globals.continuous.size(); ++m) {
+    ContinuousReadout& modality = globals.continuous[m];
+    modality.statistics.blend(stats.continuous.at(m), step.scale, step.rho);
+    solve_continuous_readout(modality, globals.continuous_prior, globals.noise_prior);
+  }
+}
+
 std::string non_finite_parameter(const GlobalState& g) {
   if (!g.dynamics.M.allFinite() || !g.dynamics.V.allFinite()) return "the dynamics [A b]";
   if (!g.dynamics.Psi.allFinite() || !std::isfinite(g.dynamics.nu)) return "the process noise Q";
@@ -35,6 +69,12 @@ std::string non_finite_parameter(const GlobalState& g) {
     if (!g.spikes.C.row(n).allFinite() || !std::isfinite(g.spikes.d(n)) ||
         !g.spikes.precision.middleCols(n * p, p).allFinite())
       return "readout row " + std::to_string(n);
+  if (g.spike_shapes.active() && !g.spike_shapes.shapes.allFinite())
+    return "the negative-binomial shapes";
+  for (const ContinuousReadout& modality : g.continuous)
+    if (!modality.readout.C.allFinite() || !modality.readout.d.allFinite() ||
+        !modality.variances.allFinite())
+      return "the readout of continuous modality '" + modality.name + "'";
   return "";
 }
 
@@ -47,6 +87,8 @@ double checked_global_step(GlobalState& globals, const GlobalStatistics& stats, 
     try {
       update_dynamics(globals, stats, step);
       update_readout(globals, stats, step, row_damping);
+      update_shapes(globals, stats, step, row_damping);
+      update_continuous(globals, stats, step);
       const std::string bad = non_finite_parameter(globals);
       if (bad.empty()) return step.rho;
       failure = bad + " became non-finite";

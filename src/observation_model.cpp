@@ -75,6 +75,24 @@ double PoissonObservation::log_base_measure(const Eigen::ArrayXXd& x) const {
   return sum;
 }
 
+void PoissonObservation::check(const Eigen::ArrayXXd& x) const { (void)log_base_measure(x); }
+
+void PoissonObservation::pointwise(const Eigen::ArrayXXd& x, Eigen::Index col,
+                                   const Eigen::ArrayXd& eta, PointwiseDerivatives& at) const {
+  // f = x eta - e^eta: f' = x - e^eta, f'' = f''' = f'''' = -e^eta.
+  const Eigen::ArrayXd rate = eta.exp();
+  if (at.wanted[0]) at.of_order[0] = x.col(col) * eta - rate;
+  if (at.wanted[1]) at.of_order[1] = x.col(col) - rate;
+  for (int k = 2; k < 5; ++k) {
+    if (at.wanted[k]) at.of_order[k] = -rate;
+  }
+}
+
+void PoissonObservation::predicted_mean(const Eigen::ArrayXXd& mu, const Eigen::ArrayXXd& s2,
+                                        Eigen::ArrayXXd& mean) const {
+  mean = (mu + 0.5 * s2).exp();
+}
+
 // ---- Gaussian: f(eta) = -log(2 pi R)/2 - (x - eta)^2 / (2R), per-row variance R. ----
 
 GaussianObservation::GaussianObservation(Eigen::VectorXd variances)
@@ -116,6 +134,28 @@ void GaussianObservation::expected_derivatives(const Eigen::ArrayXXd& x, const E
   d2 = (x == x).select(-inv_r.replicate(1, x.cols()), 0.0);
   d3.setZero();
   d4.setZero();
+}
+
+void GaussianObservation::pointwise(const Eigen::ArrayXXd& x, Eigen::Index col,
+                                    const Eigen::ArrayXd& eta, PointwiseDerivatives& at) const {
+  const Eigen::ArrayXd inv_r = variances_.array().inverse();
+  const auto observed = (x.col(col) == x.col(col));  // NaN = missing
+  const Eigen::ArrayXd resid = x.col(col) - eta;
+  if (at.wanted[0])
+    at.of_order[0] = observed.select(
+        -0.5 * (2.0 * std::numbers::pi * variances_.array()).log() - 0.5 * resid.square() * inv_r,
+        0.0);
+  if (at.wanted[1]) at.of_order[1] = observed.select(resid * inv_r, 0.0);
+  if (at.wanted[2]) at.of_order[2] = observed.select(-inv_r, 0.0);
+  for (int k = 3; k < 5; ++k) {
+    if (at.wanted[k]) at.of_order[k].setZero();
+  }
+}
+
+void GaussianObservation::predicted_mean(const Eigen::ArrayXXd& mu, const Eigen::ArrayXXd& s2,
+                                         Eigen::ArrayXXd& mean) const {
+  (void)s2;
+  mean = mu;
 }
 
 // ---- Quadrature models (DESIGN.md §1, §6): pointwise derivatives + gaussian_expectations ----
@@ -170,12 +210,21 @@ class SoftplusTerms {
     if (at.wanted[4]) at.of_order[4] = -n * pq_ * (1.0 - 6.0 * pq_);
   }
 
+  Index rows() const { return u_.size(); }
   const Eigen::ArrayXd& softplus() const { return softplus_; }
   const Eigen::ArrayXd& p() const { return p_; }
 
  private:
   Eigen::ArrayXd u_, a_, b_, softplus_, p_, q_, pq_;
 };
+
+// One SoftplusTerms per thread, resized to the column: pointwise() is called per column and
+// node, and must not allocate there.
+SoftplusTerms& softplus_scratch(Index rows) {
+  thread_local SoftplusTerms terms(0);
+  if (terms.rows() != rows) terms = SoftplusTerms(rows);
+  return terms;
+}
 
 void check_same_shape(const char* model, const Eigen::ArrayXXd& x, const Eigen::ArrayXXd& mu,
                       const Eigen::ArrayXXd& s2) {
@@ -254,52 +303,58 @@ ShapeDerivatives shape_normaliser_derivatives(double x, double r) {
 
 }  // namespace
 
-// ---- Poisson by quadrature: f = x eta - e^eta, f' = x - e^eta, f'' = f''' = f'''' = -e^eta. ----
+// ---- The quadrature base: check, the pointwise derivatives averaged over the nodes ----
 
-PoissonQuadratureObservation::PoissonQuadratureObservation(int nodes) : rule_(nodes) {}
+QuadratureObservation::QuadratureObservation(int nodes) : rule_(nodes) {}
 
-namespace {
-
-// Pointwise Poisson derivatives for one column (a buffer for e^eta, reused across nodes).
-struct PoissonColumn {
-  const Eigen::ArrayXXd& x;
-  Eigen::ArrayXd rate;
-
-  void operator()(Index col, const Eigen::ArrayXd& eta, PointwiseDerivatives& at) {
-    rate = eta.exp();
-    if (at.wanted[0]) at.of_order[0] = x.col(col) * eta - rate;
-    if (at.wanted[1]) at.of_order[1] = x.col(col) - rate;
-    for (int k = 2; k < 5; ++k) {
-      if (at.wanted[k]) at.of_order[k] = -rate;
-    }
-  }
-};
-
-}  // namespace
-
-void PoissonQuadratureObservation::expected_log_likelihood(const Eigen::ArrayXXd& x,
-                                                           const Eigen::ArrayXXd& mu,
-                                                           const Eigen::ArrayXXd& s2,
-                                                           Eigen::ArrayXXd& ell, Eigen::ArrayXXd& g,
-                                                           Eigen::ArrayXXd& G) const {
-  check_same_shape("poisson_quadrature", x, mu, s2);
-  gaussian_expectations(rule_, mu, s2, PoissonColumn{x, Eigen::ArrayXd(x.rows())},
+void QuadratureObservation::expected_log_likelihood(const Eigen::ArrayXXd& x,
+                                                    const Eigen::ArrayXXd& mu,
+                                                    const Eigen::ArrayXXd& s2, Eigen::ArrayXXd& ell,
+                                                    Eigen::ArrayXXd& g, Eigen::ArrayXXd& G) const {
+  check_same_shape(name().c_str(), x, mu, s2);
+  check(x);
+  gaussian_expectations(rule_, mu, s2,
+                        [&](Index col, const Eigen::ArrayXd& eta, PointwiseDerivatives& at) {
+                          pointwise(x, col, eta, at);
+                        },
                         {&ell, &g, &G, nullptr, nullptr});
   G *= 0.5;  // Price: d/ds2 E f = E f'' / 2
+  add_eta_free_terms(x, ell);
 }
 
-void PoissonQuadratureObservation::expected_derivatives(const Eigen::ArrayXXd& x,
-                                                        const Eigen::ArrayXXd& mu,
-                                                        const Eigen::ArrayXXd& s2,
-                                                        Eigen::ArrayXXd& d2, Eigen::ArrayXXd& d3,
-                                                        Eigen::ArrayXXd& d4) const {
-  check_same_shape("poisson_quadrature", x, mu, s2);
-  gaussian_expectations(rule_, mu, s2, PoissonColumn{x, Eigen::ArrayXd(x.rows())},
+void QuadratureObservation::expected_derivatives(const Eigen::ArrayXXd& x,
+                                                 const Eigen::ArrayXXd& mu,
+                                                 const Eigen::ArrayXXd& s2, Eigen::ArrayXXd& d2,
+                                                 Eigen::ArrayXXd& d3, Eigen::ArrayXXd& d4) const {
+  check_same_shape(name().c_str(), x, mu, s2);
+  check(x);
+  gaussian_expectations(rule_, mu, s2,
+                        [&](Index col, const Eigen::ArrayXd& eta, PointwiseDerivatives& at) {
+                          pointwise(x, col, eta, at);
+                        },
                         {nullptr, nullptr, &d2, &d3, &d4});
 }
 
+// ---- Poisson by quadrature: f = x eta - e^eta, f' = x - e^eta, f'' = f''' = f'''' = -e^eta. ----
+
 double PoissonQuadratureObservation::log_base_measure(const Eigen::ArrayXXd& x) const {
   return PoissonObservation{}.log_base_measure(x);
+}
+
+void PoissonQuadratureObservation::check(const Eigen::ArrayXXd& x) const {
+  PoissonObservation{}.check(x);
+}
+
+void PoissonQuadratureObservation::pointwise(const Eigen::ArrayXXd& x, Eigen::Index col,
+                                             const Eigen::ArrayXd& eta,
+                                             PointwiseDerivatives& at) const {
+  PoissonObservation{}.pointwise(x, col, eta, at);
+}
+
+void PoissonQuadratureObservation::predicted_mean(const Eigen::ArrayXXd& mu,
+                                                  const Eigen::ArrayXXd& s2,
+                                                  Eigen::ArrayXXd& mean) const {
+  PoissonObservation{}.predicted_mean(mu, s2, mean);
 }
 
 // ---- Negative binomial: ell = a(x, r) + E[x eta - (x + r) softplus(eta - log r)] ----
@@ -309,7 +364,7 @@ double PoissonQuadratureObservation::log_base_measure(const Eigen::ArrayXXd& x) 
 // (see shape_normaliser) and vanishes as r -> infinity, where the integrand tends to x eta - e^eta.
 
 NegativeBinomialObservation::NegativeBinomialObservation(Eigen::VectorXd shapes, int nodes)
-    : shapes_(std::move(shapes)), rule_(nodes) {
+    : QuadratureObservation(nodes), shapes_(std::move(shapes)) {
   check_shapes(shapes_);
 }
 
@@ -318,7 +373,7 @@ void NegativeBinomialObservation::set_shapes(Eigen::VectorXd shapes) {
   shapes_ = std::move(shapes);
 }
 
-void NegativeBinomialObservation::check_counts(const Eigen::ArrayXXd& x) const {
+void NegativeBinomialObservation::check(const Eigen::ArrayXXd& x) const {
   if (x.rows() != shapes_.size()) {
     throw InputError("negative_binomial: " + std::to_string(x.rows()) +
                      " rows of counts for a model with " + std::to_string(shapes_.size()) +
@@ -335,46 +390,29 @@ void NegativeBinomialObservation::check_counts(const Eigen::ArrayXXd& x) const {
   }
 }
 
-void NegativeBinomialObservation::expected_log_likelihood(const Eigen::ArrayXXd& x,
-                                                          const Eigen::ArrayXXd& mu,
-                                                          const Eigen::ArrayXXd& s2,
-                                                          Eigen::ArrayXXd& ell, Eigen::ArrayXXd& g,
-                                                          Eigen::ArrayXXd& G) const {
-  check_same_shape("negative_binomial", x, mu, s2);
-  check_counts(x);
-  const Eigen::ArrayXd r = shapes_.array(), log_r = r.log();
-  SoftplusTerms terms(x.rows());
-  gaussian_expectations(rule_, mu, s2,
-                        [&](Index col, const Eigen::ArrayXd& eta, PointwiseDerivatives& at) {
-                          terms.evaluate(eta, log_r, at.wanted[0]);
-                          terms.likelihood(x.col(col), x.col(col) + r, eta, at);
-                        },
-                        {&ell, &g, &G, nullptr, nullptr});
-  G *= 0.5;  // Price: d/ds2 E f = E f'' / 2
+void NegativeBinomialObservation::pointwise(const Eigen::ArrayXXd& x, Eigen::Index col,
+                                            const Eigen::ArrayXd& eta,
+                                            PointwiseDerivatives& at) const {
+  SoftplusTerms& terms = softplus_scratch(x.rows());
+  terms.evaluate(eta, shapes_.array().log(), at.wanted[0]);
+  terms.likelihood(x.col(col), x.col(col) + shapes_.array(), eta, at);
+}
+
+void NegativeBinomialObservation::add_eta_free_terms(const Eigen::ArrayXXd& x,
+                                                     Eigen::ArrayXXd& ell) const {
   for (Index j = 0; j < x.cols(); ++j) {
-    for (Index i = 0; i < x.rows(); ++i) ell(i, j) += shape_normaliser(x(i, j), r(i));
+    for (Index i = 0; i < x.rows(); ++i) ell(i, j) += shape_normaliser(x(i, j), shapes_(i));
   }
 }
 
-void NegativeBinomialObservation::expected_derivatives(const Eigen::ArrayXXd& x,
-                                                       const Eigen::ArrayXXd& mu,
-                                                       const Eigen::ArrayXXd& s2,
-                                                       Eigen::ArrayXXd& d2, Eigen::ArrayXXd& d3,
-                                                       Eigen::ArrayXXd& d4) const {
-  check_same_shape("negative_binomial", x, mu, s2);
-  check_counts(x);
-  const Eigen::ArrayXd r = shapes_.array(), log_r = r.log();
-  SoftplusTerms terms(x.rows());
-  gaussian_expectations(rule_, mu, s2,
-                        [&](Index col, const Eigen::ArrayXd& eta, PointwiseDerivatives& at) {
-                          terms.evaluate(eta, log_r, false);
-                          terms.likelihood(x.col(col), x.col(col) + r, eta, at);
-                        },
-                        {nullptr, nullptr, &d2, &d3, &d4});
+void NegativeBinomialObservation::predicted_mean(const Eigen::ArrayXXd& mu,
+                                                 const Eigen::ArrayXXd& s2,
+                                                 Eigen::ArrayXXd& mean) const {
+  mean = (mu + 0.5 * s2).exp();
 }
 
 double NegativeBinomialObservation::log_base_measure(const Eigen::ArrayXXd& x) const {
-  check_counts(x);
+  check(x);
   double sum = 0.0;
   for (Index j = 0; j < x.cols(); ++j) {
     for (Index i = 0; i < x.rows(); ++i) sum -= boost::math::lgamma(x(i, j) + 1.0);
@@ -392,12 +430,12 @@ void NegativeBinomialObservation::shape_gradient(const Eigen::ArrayXXd& x,
                                                  Eigen::VectorXd& gradient,
                                                  Eigen::VectorXd& curvature) const {
   check_same_shape("negative_binomial", x, mu, s2);
-  check_counts(x);
+  check(x);
   const Eigen::ArrayXd r = shapes_.array(), log_r = r.log();
   SoftplusTerms terms(x.rows());
   // Not derivatives of one f this time: slots 0, 1, 2 carry softplus(u), p and p^2.
   Eigen::ArrayXXd softplus_mean, p_mean, p_squared_mean;
-  gaussian_expectations(rule_, mu, s2,
+  gaussian_expectations(rule(), mu, s2,
                         [&](Index, const Eigen::ArrayXd& eta, PointwiseDerivatives& at) {
                           terms.evaluate(eta, log_r, true);
                           at.of_order[0] = terms.softplus();
@@ -420,36 +458,24 @@ void NegativeBinomialObservation::shape_gradient(const Eigen::ArrayXXd& x,
 
 // ---- Bernoulli: f = x eta - softplus(eta), the n = 1, shift = 0 case of SoftplusTerms. ----
 
-BernoulliObservation::BernoulliObservation(int nodes) : rule_(nodes) {}
+void BernoulliObservation::check(const Eigen::ArrayXXd& x) const { check_binary(x); }
 
-void BernoulliObservation::expected_log_likelihood(const Eigen::ArrayXXd& x,
-                                                   const Eigen::ArrayXXd& mu,
-                                                   const Eigen::ArrayXXd& s2, Eigen::ArrayXXd& ell,
-                                                   Eigen::ArrayXXd& g, Eigen::ArrayXXd& G) const {
-  check_same_shape("bernoulli", x, mu, s2);
-  check_binary(x);
-  SoftplusTerms terms(x.rows());
-  gaussian_expectations(rule_, mu, s2,
-                        [&](Index col, const Eigen::ArrayXd& eta, PointwiseDerivatives& at) {
-                          terms.evaluate(eta, 0.0, at.wanted[0]);
-                          terms.likelihood(x.col(col), 1.0, eta, at);
-                        },
-                        {&ell, &g, &G, nullptr, nullptr});
-  G *= 0.5;  // Price: d/ds2 E f = E f'' / 2
+void BernoulliObservation::pointwise(const Eigen::ArrayXXd& x, Eigen::Index col,
+                                     const Eigen::ArrayXd& eta, PointwiseDerivatives& at) const {
+  SoftplusTerms& terms = softplus_scratch(x.rows());
+  terms.evaluate(eta, 0.0, at.wanted[0]);
+  terms.likelihood(x.col(col), 1.0, eta, at);
 }
 
-void BernoulliObservation::expected_derivatives(const Eigen::ArrayXXd& x, const Eigen::ArrayXXd& mu,
-                                                const Eigen::ArrayXXd& s2, Eigen::ArrayXXd& d2,
-                                                Eigen::ArrayXXd& d3, Eigen::ArrayXXd& d4) const {
-  check_same_shape("bernoulli", x, mu, s2);
-  check_binary(x);
-  SoftplusTerms terms(x.rows());
-  gaussian_expectations(rule_, mu, s2,
-                        [&](Index col, const Eigen::ArrayXd& eta, PointwiseDerivatives& at) {
+void BernoulliObservation::predicted_mean(const Eigen::ArrayXXd& mu, const Eigen::ArrayXXd& s2,
+                                          Eigen::ArrayXXd& mean) const {
+  SoftplusTerms terms(mu.rows());
+  gaussian_expectations(rule(), mu, s2,
+                        [&](Index, const Eigen::ArrayXd& eta, PointwiseDerivatives& at) {
                           terms.evaluate(eta, 0.0, false);
-                          terms.likelihood(x.col(col), 1.0, eta, at);
+                          at.of_order[0] = terms.p();
                         },
-                        {nullptr, nullptr, &d2, &d3, &d4});
+                        {&mean, nullptr, nullptr, nullptr, nullptr});
 }
 
 double BernoulliObservation::log_base_measure(const Eigen::ArrayXXd& x) const {

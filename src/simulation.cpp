@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <sstream>
 #include <string>
@@ -19,7 +20,14 @@ enum SimulationCode : std::uint64_t {
   kNeuronCode = 1,    // trial = neuron, inner = NeuronStream: type, baseline rate, readout
   kLengthCode = 2,    // trial = k: T_k
   kLatentCode = 3,    // trial = k: the latent path
-  kCountCode = 4,     // trial = k, inner = bin: the counts of that bin
+  kCountCode = 4,     // trial = k, inner = bin: the Poisson counts of that bin
+  kNegativeBinomialCountCode = 5,  // trial = k, inner = bin: gamma mixing draws and counts
+  kBernoulliCountCode = 6,         // trial = k, inner = bin: the binary counts of that bin
+  kInputGainCode = 7,              // trial = input j: column j of B
+  kInputCode = 8,                  // trial = k, inner = bin: the inputs of that bin
+  kBehaviorReadoutCode = 9,        // trial = channel j: W_j, then e_j
+  kBehaviorNoiseCode = 10,         // trial = k, inner = bin: the behaviour noise of that bin
+  kBehaviorMissingCode = 11,       // trial = k, inner = bin: which behaviour values are missing
 };
 
 // RandomCounter::inner of a neuron's two parameter streams.
@@ -102,10 +110,24 @@ int trial_length(const SimulationSettings& s, int k) {
   return shortest + std::min(span - 1, static_cast<int>(stream.next_uniform() * span));
 }
 
-// z_0 ~ N(mu0, Sigma0), z_t = A z_{t-1} + b + N(0, Q) (DATA_FORMAT "Model in this layout");
-// returns D x length. Draws are sequential, so a prefix does not depend on `length`.
+// Pulse inputs of one trial (inputs x length), column 0 zero (unused), one stream per bin.
+Eigen::MatrixXd simulate_inputs(const SimulationSettings& s, int k, int length) {
+  Eigen::MatrixXd u = Eigen::MatrixXd::Zero(s.inputs, length);
+  for (int t = 1; t < length; ++t) {
+    RandomStream stream = simulation_stream(s, kInputCode, static_cast<std::uint64_t>(k),
+                                            static_cast<std::uint64_t>(t));
+    for (int j = 0; j < s.inputs; ++j)
+      u(j, t) = stream.next_uniform() < kInputPulseProbability ? 1.0 : 0.0;
+  }
+  return u;
+}
+
+// z_0 ~ N(mu0, Sigma0), z_t = A z_{t-1} + b [+ B u_t] + N(0, Q) (DATA_FORMAT "Model in this
+// layout"); returns D x length. Draws are sequential, so a prefix does not depend on `length`,
+// and the noise does not depend on the inputs.
 Eigen::MatrixXd simulate_latents(const SimulationSettings& s, const Truth& truth, int k,
-                                 int length) {
+                                 const Eigen::MatrixXd& inputs) {
+  const auto length = static_cast<int>(inputs.cols());
   const int dim = truth.dim();
   const Eigen::MatrixXd initial_factor = truth.Sigma0.llt().matrixL();
   const Eigen::MatrixXd noise_factor = truth.Q.llt().matrixL();
@@ -117,21 +139,66 @@ Eigen::MatrixXd simulate_latents(const SimulationSettings& s, const Truth& truth
   };
   Eigen::MatrixXd z(dim, length);
   z.col(0) = truth.mu0 + initial_factor * draw();
-  for (int t = 1; t < length; ++t)
+  for (int t = 1; t < length; ++t) {
     z.col(t) = truth.A * z.col(t - 1) + truth.b + noise_factor * draw();
+    if (inputs.rows() > 0) z.col(t) += truth.B * inputs.col(t);
+  }
   return z;
 }
 
-// Poisson counts of one trial, one stream per bin.
+// Counts of one trial given the truth rates (means, or Bernoulli probabilities), one stream per
+// bin.
 Eigen::MatrixXd simulate_counts(const SimulationSettings& s, int k, const Eigen::MatrixXd& rates) {
+  const std::uint64_t code = s.observation == "negative_binomial" ? kNegativeBinomialCountCode
+                             : s.observation == "bernoulli"       ? kBernoulliCountCode
+                                                                  : kCountCode;
   Eigen::MatrixXd counts(rates.rows(), rates.cols());
   for (Eigen::Index t = 0; t < rates.cols(); ++t) {
-    RandomStream stream = simulation_stream(s, kCountCode, static_cast<std::uint64_t>(k),
-                                            static_cast<std::uint64_t>(t));
-    for (Eigen::Index n = 0; n < rates.rows(); ++n)
-      counts(n, t) = static_cast<double>(stream.next_poisson(rates(n, t)));
+    RandomStream stream =
+        simulation_stream(s, code, static_cast<std::uint64_t>(k), static_cast<std::uint64_t>(t));
+    for (Eigen::Index n = 0; n < rates.rows(); ++n) {
+      const double rate = rates(n, t);
+      if (code == kBernoulliCountCode) {
+        counts(n, t) = stream.next_uniform() < rate ? 1.0 : 0.0;
+      } else if (code == kNegativeBinomialCountCode) {
+        // Gamma(r, rate/r) mixing of a Poisson mean: NB(mean rate, shape r).
+        const double mean = stream.next_gamma(s.dispersion) * (rate / s.dispersion);
+        counts(n, t) = static_cast<double>(stream.next_poisson(mean));
+      } else {
+        counts(n, t) = static_cast<double>(stream.next_poisson(rate));
+      }
+    }
   }
   return counts;
+}
+
+// The behaviour readout of channel j from its own stream: W_j ~ N(0, (scale^2 / D) I), e_j ~
+// N(0, 1).
+void behavior_readout(const SimulationSettings& s, int j, ContinuousTruth& truth) {
+  RandomStream normals = simulation_stream(s, kBehaviorReadoutCode, static_cast<std::uint64_t>(j));
+  const double sd = s.behavior_scale / std::sqrt(static_cast<double>(s.latents));
+  for (int i = 0; i < s.latents; ++i) truth.W(j, i) = sd * normals.next_normal();
+  truth.e(j) = normals.next_normal();
+}
+
+// Behaviour of one trial (channels x T_k), NaN where missing; noise and missingness from
+// separate streams per bin, so that behavior_missing changes only which values are missing.
+Eigen::MatrixXd simulate_behavior(const SimulationSettings& s, const ContinuousTruth& truth, int k,
+                                  const Eigen::MatrixXd& latents) {
+  Eigen::MatrixXd y = truth.W * latents;
+  y.colwise() += truth.e;
+  for (Eigen::Index t = 0; t < y.cols(); ++t) {
+    const auto trial = static_cast<std::uint64_t>(k);
+    const auto bin = static_cast<std::uint64_t>(t);
+    RandomStream noise = simulation_stream(s, kBehaviorNoiseCode, trial, bin);
+    RandomStream missing = simulation_stream(s, kBehaviorMissingCode, trial, bin);
+    for (Eigen::Index j = 0; j < y.rows(); ++j) {
+      y(j, t) += std::sqrt(truth.R(j)) * noise.next_normal();
+      if (s.behavior_missing > 0.0 && missing.next_uniform() < s.behavior_missing)
+        y(j, t) = std::numeric_limits<double>::quiet_NaN();
+    }
+  }
+  return y;
 }
 
 // A uniform random permutation of 0..size-1 (Fisher-Yates).
@@ -215,13 +282,26 @@ void validate_settings(const SimulationSettings& s) {
           "low-rate-max-hz", "finite and >= --low-rate-min-hz", s.low_rate_max_hz);
   require(std::isfinite(s.bursty_gain) && s.bursty_gain >= 0.0, "bursty-gain", "finite and >= 0",
           s.bursty_gain);
+  require(s.observation == "poisson" || s.observation == "negative_binomial" ||
+              s.observation == "bernoulli",
+          "observation", "poisson, negbin (negative_binomial) or bernoulli", s.observation);
+  require(std::isfinite(s.dispersion) && s.dispersion > 0.0, "dispersion", "finite and > 0",
+          s.dispersion);
+  require(s.behavior_channels >= 0, "behavior", ">= 0", s.behavior_channels);
+  require(std::isfinite(s.behavior_scale) && s.behavior_scale >= 0.0, "behavior-scale",
+          "finite and >= 0", s.behavior_scale);
+  require(std::isfinite(s.behavior_noise) && s.behavior_noise > 0.0, "behavior-noise",
+          "finite and > 0", s.behavior_noise);
+  require(in_unit_interval(s.behavior_missing, false), "behavior-missing", "in [0, 1)",
+          s.behavior_missing);
+  require(s.inputs >= 0, "inputs", ">= 0", s.inputs);
 }
 
 Truth truth_parameters(const SimulationSettings& settings) {
   validate_settings(settings);
   const int dim = settings.latents;
   Truth truth;
-  truth.observation = "poisson";
+  truth.observation = settings.observation;
   truth.A = rotation_dynamics(settings);
   truth.b = Eigen::VectorXd::Zero(dim);
   const Eigen::MatrixXd q = Eigen::MatrixXd::Identity(dim, dim) - truth.A * truth.A.transpose();
@@ -234,6 +314,25 @@ Truth truth_parameters(const SimulationSettings& settings) {
     const NeuronParameters neuron = neuron_parameters(settings, n);
     truth.C.row(n) = neuron.c;
     truth.d(n) = neuron.d;
+  }
+  if (settings.observation == "bernoulli") truth.d = truth.d.array().exp().expm1().log();
+  if (settings.observation == "negative_binomial")
+    truth.dispersion = Eigen::VectorXd::Constant(settings.neurons, settings.dispersion);
+  if (settings.inputs > 0) {
+    truth.B.resize(dim, settings.inputs);
+    for (int j = 0; j < settings.inputs; ++j) {
+      RandomStream normals =
+          simulation_stream(settings, kInputGainCode, static_cast<std::uint64_t>(j));
+      for (int i = 0; i < dim; ++i) truth.B(i, j) = kInputGainSd * normals.next_normal();
+    }
+  }
+  if (settings.behavior_channels > 0) {
+    ContinuousTruth behavior;
+    behavior.W.resize(settings.behavior_channels, dim);
+    behavior.e.resize(settings.behavior_channels);
+    behavior.R = Eigen::VectorXd::Constant(settings.behavior_channels, settings.behavior_noise);
+    for (int j = 0; j < settings.behavior_channels; ++j) behavior_readout(settings, j, behavior);
+    truth.continuous[kBehaviorModality] = std::move(behavior);
   }
   return truth;
 }
@@ -249,11 +348,19 @@ Dataset simulate(const SimulationSettings& settings) {
   for (int k = 0; k < settings.trials; ++k) {
     const int length = trial_length(settings, k);
     data.trial_lengths.push_back(length);
-    truth.latents.push_back(simulate_latents(settings, truth, k, length));
-    Eigen::MatrixXd log_rates = truth.C * truth.latents.back();
-    log_rates.colwise() += truth.d;
-    truth.rates.push_back(log_rates.array().exp().matrix());
+    const Eigen::MatrixXd inputs = simulate_inputs(settings, k, length);
+    if (settings.inputs > 0) data.inputs.push_back(inputs);
+    truth.latents.push_back(simulate_latents(settings, truth, k, inputs));
+    Eigen::MatrixXd eta = truth.C * truth.latents.back();
+    eta.colwise() += truth.d;
+    if (settings.observation == "bernoulli")
+      truth.rates.push_back((1.0 + (-eta.array()).exp()).inverse().matrix());
+    else
+      truth.rates.push_back(eta.array().exp().matrix());
     data.counts.push_back(simulate_counts(settings, k, truth.rates.back()));
+    for (const auto& [name, readout] : truth.continuous)
+      data.continuous[name].push_back(
+          simulate_behavior(settings, readout, k, truth.latents.back()));
   }
   data.split = make_split(settings);
   return data;

@@ -11,6 +11,7 @@
 #include "spikevi/global_statistics.hpp"
 #include "spikevi/global_step.hpp"
 #include "spikevi/initialisation.hpp"
+#include "spikevi/mean_field.hpp"
 #include "spikevi/reproducible_sum.hpp"
 
 namespace spikevi {
@@ -30,11 +31,31 @@ auto timed(double& total, Work&& work) {
   return work();
 }
 
-// The spike modality of one trial under the given readout kernels.
-std::vector<ModalityView> spike_modality(const PoissonObservation& model,
-                                         const ReadoutKernels& kernels, const TrialCounts& trial) {
-  return {ModalityView{&model, &kernels, &trial.counts, trial.log_base_measure}};
-}
+// The readout kernels of every modality under fixed globals, and a trial's views of them.
+class ModalityKernels {
+ public:
+  ModalityKernels(const GlobalState& globals, const ObservationModel& spike_model,
+                  const std::vector<GaussianObservation>& continuous_models)
+      : spike_model_(spike_model), spikes_(globals.spikes), continuous_models_(continuous_models) {
+    for (const ContinuousReadout& modality : globals.continuous)
+      continuous_.push_back(std::make_unique<ReadoutKernels>(modality.readout));
+  }
+  const ReadoutKernels& spikes() const { return spikes_; }
+  std::vector<ModalityView> views(const TrialCounts& trial, double spike_base_measure) const {
+    std::vector<ModalityView> views{
+        ModalityView{&spike_model_, &spikes_, &trial.counts, spike_base_measure}};
+    for (std::size_t m = 0; m < continuous_.size(); ++m)
+      views.push_back(
+          ModalityView{&continuous_models_[m], continuous_[m].get(), &trial.continuous[m], 0.0});
+    return views;
+  }
+
+ private:
+  const ObservationModel& spike_model_;
+  const ReadoutKernels spikes_;
+  const std::vector<GaussianObservation>& continuous_models_;
+  std::vector<std::unique_ptr<ReadoutKernels>> continuous_;
+};
 
 // Sum over the listed local trials and over all ranks of a per-trial vector of `size` doubles,
 // exact and independent of how trials are spread over ranks (reproducible_sum.hpp).
@@ -60,6 +81,22 @@ std::vector<std::size_t> every_trial(std::size_t count) {
 void validate(const std::vector<TrialCounts>& trials, const FitSettings& settings, int population) {
   if (settings.latents < 1) throw ConfigError("--latents must be >= 1");
   if (trials.empty()) throw ConfigError("fit: no trials to fit on this rank");
+  settings.model.validate();
+  for (const TrialCounts& trial : trials) {
+    if (trial.inputs.rows() != trials.front().inputs.rows() ||
+        (trial.inputs.rows() > 0 && trial.inputs.cols() != trial.counts.cols()))
+      throw InputError("fit: trial " + std::to_string(trial.index) +
+                       ": /inputs does not have one column per bin");
+    if (trial.continuous.size() != settings.continuous_names.size())
+      throw InputError("fit: trial " + std::to_string(trial.index) + " has " +
+                       std::to_string(trial.continuous.size()) + " continuous modalities, not " +
+                       std::to_string(settings.continuous_names.size()));
+    for (std::size_t m = 0; m < trial.continuous.size(); ++m)
+      if (trial.continuous[m].cols() != trial.counts.cols() ||
+          trial.continuous[m].rows() != trials.front().continuous[m].rows())
+        throw InputError("fit: trial " + std::to_string(trial.index) + ": /continuous/" +
+                         settings.continuous_names[m] + " has the wrong shape");
+  }
   if (settings.latents >= trials.front().counts.rows())
     throw ConfigError("--latents (" + std::to_string(settings.latents) +
                       ") must be smaller than the number of neurons (" +
@@ -82,13 +119,15 @@ class VariationalFit {
   bool full_batch() const { return settings_.minibatch.full_batch(population_); }
 
   void initialise();
+  void refresh_models();
   void resume(const FitState& state);
   FitState state_after(int iteration, const GlobalStatistics& stats, GlobalStepSize pending,
                        double elbo, bool converged) const;
   void initial_readout_steps(const GlobalStatistics& stats);
   GlobalStatistics statistics_at_current_moments();
   std::vector<std::size_t> members_of_batch(int iteration) const;
-  GlobalStatistics local_pass(const std::vector<std::size_t>& members, bool check_readout);
+  GlobalStatistics local_pass(const std::vector<std::size_t>& members, bool check_readout,
+                              int iteration);
   GlobalStatistics reduce(ReproducibleSum sum);
   void global_step(const GlobalStatistics& stats, GlobalStepSize step);
   int undo_rows_that_dropped(const GlobalStatistics& stats, const GlobalStatistics& previous);
@@ -100,11 +139,16 @@ class VariationalFit {
   const FitSettings& settings_;
   Communicator& comm_;
   const FitControl& control_;
-  const PoissonObservation model_;
-  int population_ = 0;           // K: trials on all ranks
-  std::size_t buffer_size_ = 0;  // doubles in a packed GlobalStatistics
+  ModelLayout layout_;
+  std::unique_ptr<ObservationModel> model_;             // spikes, at the current shapes
+  std::vector<GaussianObservation> continuous_models_;  // at the current variances
+  std::unique_ptr<FamilyEvaluator> evaluator_;
+  std::vector<double> spike_base_measures_;  // per local trial, under model_
+  int population_ = 0;                       // K: trials on all ranks
+  std::size_t buffer_size_ = 0;              // doubles in a packed GlobalStatistics
   FitOutcome outcome_;
   Readout readout_before_step_;  // full batch: to undo rows whose step dropped the objective
+  SpikeShapes shapes_before_step_;
   Eigen::VectorXd row_damping_;  // full batch: halved for a row whose step was undone
 };
 
@@ -114,10 +158,14 @@ class VariationalFit {
 GlobalStatistics VariationalFit::statistics_at_current_moments() {
   ReproducibleSum sum(buffer_size_);
   std::vector<double> packed;
+  GlobalStatistics trial = GlobalStatistics::zero(dim(), neurons(), layout_);
   for (std::size_t k = 0; k < trials_.size(); ++k) {
-    GlobalStatistics trial = GlobalStatistics::zero(dim(), neurons());
-    trial.add_trial(outcome_.posteriors[k].moments, outcome_.globals.spikes, model_,
-                    trials_[k].counts, 0.0);
+    trial.clear();
+    const GaussianMoments& q = outcome_.posteriors[k].moments;
+    trial.add_trial(q, outcome_.globals.spikes, *model_, trials_[k].counts, 0.0,
+                    trials_[k].inputs_or_null());
+    for (std::size_t m = 0; m < trials_[k].continuous.size(); ++m)
+      trial.add_continuous(m, trials_[k].continuous[m], q);
     trial.pack_into(packed);
     sum.add(packed);
   }
@@ -157,7 +205,7 @@ void VariationalFit::initial_readout_steps(const GlobalStatistics& stats) {
   const ReadoutObjective objective = [&](const Readout& candidate) {
     const ReadoutKernels kernels(candidate);
     return Eigen::VectorXd(scale * sum_over_trials(rows, sample, comm_, [&](std::size_t k) {
-                             return row_log_likelihood(kernels, model_, trials_[k].counts,
+                             return row_log_likelihood(kernels, *model_, trials_[k].counts,
                                                        outcome_.posteriors[k].moments);
                            }));
   };
@@ -170,7 +218,7 @@ void VariationalFit::initial_readout_steps(const GlobalStatistics& stats) {
       const std::size_t size = rows * static_cast<std::size_t>(p * (p + 1));
       const Eigen::VectorXd summed = sum_over_trials(size, sample, comm_, [&](std::size_t k) {
         ReadoutStatistics trial = ReadoutStatistics::zero(neurons(), dim());
-        trial.add_trial(globals.spikes, model_, trials_[k].counts, outcome_.posteriors[k].moments);
+        trial.add_trial(globals.spikes, *model_, trials_[k].counts, outcome_.posteriors[k].moments);
         Eigen::VectorXd packed(static_cast<Eigen::Index>(size));
         packed << trial.gradient.reshaped(), trial.hessian.reshaped();
         return packed;
@@ -190,7 +238,7 @@ void VariationalFit::initial_readout_steps(const GlobalStatistics& stats) {
 // PCA q(z), so the first local step starts near the data.
 void VariationalFit::initialise() {
   GlobalState& globals = outcome_.globals;
-  globals = make_prior_state(dim(), neurons(), settings_.priors);
+  globals = make_prior_state(dim(), neurons(), settings_.priors, layout_);
   const std::vector<GaussianMoments> start =
       pca_latents(trials_, dim(), settings_.initialisation, comm_);
 
@@ -202,24 +250,40 @@ void VariationalFit::initialise() {
             static_cast<double>(trials_[k].counts.cols());
         return sums;
       });
-  globals.spikes.d = (counts_and_bins.head(neurons()) / counts_and_bins(neurons()))
-                         .array()
-                         .max(1e-3)
-                         .log()
-                         .matrix();
+  const Eigen::ArrayXd mean_count =
+      (counts_and_bins.head(neurons()) / counts_and_bins(neurons())).array().max(1e-3);
+  // The offset that reproduces each row's mean: log for a log link, logit for Bernoulli.
+  if (settings_.model.observation == SpikeObservation::kBernoulli) {
+    const Eigen::ArrayXd p = mean_count.min(1.0 - 1e-3);
+    globals.spikes.d = (p / (1.0 - p)).log().matrix();
+  } else {
+    globals.spikes.d = mean_count.log().matrix();
+  }
+  refresh_models();
 
   outcome_.posteriors.assign(trials_.size(), GaussMarkovState{});
   for (std::size_t k = 0; k < trials_.size(); ++k) outcome_.posteriors[k].moments = start[k];
   const GlobalStatistics stats = statistics_at_current_moments();
   update_dynamics(globals, stats, GlobalStepSize{});
   initial_readout_steps(stats);
+  update_continuous(globals, stats, GlobalStepSize{});
+  refresh_models();
 
-  const ReadoutKernels kernels(globals.spikes);
+  const ModalityKernels kernels(globals, *model_, continuous_models_);
   LikelihoodWorkspace work;
   for (std::size_t k = 0; k < trials_.size(); ++k)
-    expected_log_likelihood(spike_modality(model_, kernels, trials_[k]), start[k], work,
+    expected_log_likelihood(kernels.views(trials_[k], spike_base_measures_[k]), start[k], work,
                             &outcome_.posteriors[k].sites);
   row_damping_ = Eigen::VectorXd::Ones(neurons());
+}
+
+// The observation models at the current globals (shapes, noise variances).
+void VariationalFit::refresh_models() {
+  const GlobalState& globals = outcome_.globals;
+  model_ = make_spike_model(settings_.model, globals.spike_shapes.shapes);
+  continuous_models_.clear();
+  for (const ContinuousReadout& modality : globals.continuous)
+    continuous_models_.emplace_back(modality.variances);
 }
 
 // ---- Iterations ----
@@ -238,7 +302,7 @@ std::vector<std::size_t> VariationalFit::members_of_batch(int iteration) const {
 
 GlobalStatistics VariationalFit::reduce(ReproducibleSum sum) {
   timed(outcome_.timing.allreduce, [&] { sum.allreduce(comm_); });
-  GlobalStatistics stats = GlobalStatistics::zero(dim(), neurons());
+  GlobalStatistics stats = GlobalStatistics::zero(dim(), neurons(), layout_);
   stats.unpack(sum.values());
   return stats;
 }
@@ -247,14 +311,13 @@ GlobalStatistics VariationalFit::reduce(ReproducibleSum sum) {
 // the one reduction of their statistics. With `check_readout`, each trial first adds its
 // E_q log p(x | w) per row under its previous q at the newly proposed readout.
 GlobalStatistics VariationalFit::local_pass(const std::vector<std::size_t>& members,
-                                            bool check_readout) {
+                                            bool check_readout, int iteration) {
   ReproducibleSum sum(buffer_size_);
   timed(outcome_.timing.local, [&] {
     const GlobalState& globals = outcome_.globals;
     const LatentPrior latent_prior = LatentPrior::from(globals);
-    const ReadoutKernels kernels(globals.spikes);
-    GaussMarkovEvaluator evaluator;
-    GlobalStatistics trial_stats = GlobalStatistics::zero(dim(), neurons());
+    const ModalityKernels kernels(globals, *model_, continuous_models_);
+    GlobalStatistics trial_stats = GlobalStatistics::zero(dim(), neurons(), layout_);
     std::vector<double> packed;
     for (std::size_t k : members) {
       const TrialCounts& trial = trials_[k];
@@ -262,15 +325,21 @@ GlobalStatistics VariationalFit::local_pass(const std::vector<std::size_t>& memb
       trial_stats.clear();
       if (check_readout)
         trial_stats.candidate_log_likelihood =
-            row_log_likelihood(kernels, model_, trial.counts, state.moments);
+            row_log_likelihood(kernels.spikes(), *model_, trial.counts, state.moments);
       const PriorBlocks prior =
           prior_blocks(latent_prior.dynamics, latent_prior.mu0, latent_prior.Sigma0,
-                       static_cast<int>(trial.counts.cols()));
-      const auto modalities = spike_modality(model_, kernels, trial);
+                       static_cast<int>(trial.counts.cols()), trial.inputs_or_null());
+      const auto modalities = kernels.views(trial, spike_base_measures_[k]);
+      evaluator_->use_monte_carlo(settings_.model.monte_carlo(),
+                                  RandomCounter{static_cast<std::uint64_t>(iteration),
+                                                static_cast<std::uint64_t>(trial.position), 0});
       try {
         const LocalStepReport report =
-            gauss_markov_warm_local_step(prior, modalities, state, evaluator, settings_.local);
-        trial_stats.add_trial(state.moments, globals.spikes, model_, trial.counts, state.elbo);
+            warm_local_step(prior, modalities, state, *evaluator_, settings_.local);
+        trial_stats.add_trial(state.moments, globals.spikes, *model_, trial.counts, state.elbo,
+                              trial.inputs_or_null());
+        for (std::size_t m = 0; m < trial.continuous.size(); ++m)
+          trial_stats.add_continuous(m, trial.continuous[m], state.moments);
         trial_stats.local_iterations = report.iterations;
         trial_stats.unconverged_trials = report.converged ? 0.0 : 1.0;
         trial_stats.restarted_trials = report.restarted ? 1.0 : 0.0;
@@ -297,7 +366,9 @@ GlobalStatistics VariationalFit::local_pass(const std::vector<std::size_t>& memb
 void VariationalFit::global_step(const GlobalStatistics& stats, GlobalStepSize step) {
   timed(outcome_.timing.global, [&] {
     readout_before_step_ = outcome_.globals.spikes;
+    shapes_before_step_ = outcome_.globals.spike_shapes;
     checked_global_step(outcome_.globals, stats, step, row_damping_);
+    refresh_models();
   });
 }
 
@@ -315,8 +386,13 @@ int VariationalFit::undo_rows_that_dropped(const GlobalStatistics& stats,
     readout.C.row(n) = readout_before_step_.C.row(n);
     readout.d(n) = readout_before_step_.d(n);
     readout.precision.middleCols(n * p, p) = readout_before_step_.precision.middleCols(n * p, p);
+    if (shapes_before_step_.active()) {
+      outcome_.globals.spike_shapes.shapes(n) = shapes_before_step_.shapes(n);
+      outcome_.globals.spike_shapes.precision(n) = shapes_before_step_.precision(n);
+    }
     row_damping_(n) = std::max(0.25 * row_damping_(n), std::ldexp(1.0, -30));
   }
+  if (!dropped.empty()) refresh_models();
   return static_cast<int>(dropped.size());
 }
 
@@ -337,7 +413,24 @@ FitOutcome VariationalFit::run(const ProgressCallback& progress) {
   comm_.allreduce_sum(std::span<double>(&local_trials, 1));  // exact: small integers
   population_ = static_cast<int>(local_trials);
   validate(trials_, settings_, population_);
-  buffer_size_ = GlobalStatistics::zero(dim(), neurons()).pack().size();
+  layout_.spike_shapes = settings_.model.observation == SpikeObservation::kNegativeBinomial;
+  layout_.continuous_names = settings_.continuous_names;
+  layout_.inputs = static_cast<int>(trials_.front().inputs.rows());
+  layout_.continuous_channels.clear();
+  for (const Eigen::ArrayXXd& values : trials_.front().continuous)
+    layout_.continuous_channels.push_back(static_cast<int>(values.rows()));
+  buffer_size_ = GlobalStatistics::zero(dim(), neurons(), layout_).pack().size();
+  evaluator_ = make_family_evaluator(settings_.model.family);
+  model_ = make_spike_model(settings_.model,
+                            Eigen::VectorXd::Constant(neurons(), settings_.priors.shape_median));
+  spike_base_measures_.clear();
+  for (const TrialCounts& trial : trials_) {
+    try {
+      spike_base_measures_.push_back(model_->log_base_measure(trial.counts));
+    } catch (const InputError& error) {
+      throw InputError("trial " + std::to_string(trial.index) + ": " + error.what());
+    }
+  }
 
   double previous_elbo = std::numeric_limits<double>::quiet_NaN();
   GlobalStatistics stats;
@@ -346,7 +439,7 @@ FitOutcome VariationalFit::run(const ProgressCallback& progress) {
   if (control_.resume) {
     timed(outcome_.timing.initialisation, [&] { resume(*control_.resume); });
     const FitState& state = *control_.resume;
-    stats = GlobalStatistics::zero(dim(), neurons());
+    stats = GlobalStatistics::zero(dim(), neurons(), layout_);
     stats.unpack(state.statistics);
     pending = state.pending;
     previous_elbo = state.previous_elbo;
@@ -364,13 +457,13 @@ FitOutcome VariationalFit::run(const ProgressCallback& progress) {
     if (iteration > 1) global_step(stats, pending);
     const std::vector<std::size_t> members = members_of_batch(iteration - 1);
     const GlobalStatistics previous = std::move(stats);
-    stats = local_pass(members, check_readout);
+    stats = local_pass(members, check_readout, iteration);
     int rejected = 0;
     if (check_readout && std::isfinite(stats.elbo_sum)) {
       rejected = undo_rows_that_dropped(stats, previous);
       if (rejected > 0) {  // q under the corrected readout; keep the stop requests
         const double stops = stats.stop_requests;
-        stats = local_pass(members, false);
+        stats = local_pass(members, false, iteration);
         stats.stop_requests += stops;
       }
     }
@@ -451,18 +544,22 @@ void VariationalFit::resume(const FitState& state) {
   outcome_.trace = state.trace;
   outcome_.unconverged_local_steps = state.unconverged_local_steps;
   row_damping_ = state.row_damping;
+  refresh_models();
   const LatentPrior latent_prior = LatentPrior::from(outcome_.globals);
-  const ReadoutKernels kernels(outcome_.globals.spikes);
-  GaussMarkovEvaluator evaluator;
+  const ModalityKernels kernels(outcome_.globals, *model_, continuous_models_);
   outcome_.posteriors.assign(trials_.size(), GaussMarkovState{});
   for (std::size_t k = 0; k < trials_.size(); ++k) {
     const PriorBlocks prior =
         prior_blocks(latent_prior.dynamics, latent_prior.mu0, latent_prior.Sigma0,
-                     static_cast<int>(trials_[k].counts.cols()));
+                     static_cast<int>(trials_[k].counts.cols()), trials_[k].inputs_or_null());
     outcome_.posteriors[k].sites = state.sites[k];
     try {  // only the full-batch readout check reads these moments, and there they are valid
-      evaluator.evaluate(prior, spike_modality(model_, kernels, trials_[k]), state.sites[k],
-                         outcome_.posteriors[k]);
+      evaluator_->use_monte_carlo(
+          settings_.model.monte_carlo(),
+          RandomCounter{static_cast<std::uint64_t>(state.iteration),
+                        static_cast<std::uint64_t>(trials_[k].position), 0});
+      evaluator_->evaluate(prior, kernels.views(trials_[k], spike_base_measures_[k]),
+                           state.sites[k], outcome_.posteriors[k]);
     } catch (const NumericalError&) {
       // a minibatch trial's stale sites: its next warm local step restarts from the prior,
       // exactly as the uninterrupted fit does
@@ -474,7 +571,9 @@ void VariationalFit::resume(const FitState& state) {
 // which give the posteriors and the exact objective on all trials.
 void VariationalFit::finish_stochastic(const GlobalStatistics& stats, GlobalStepSize pending) {
   global_step(stats, pending);
-  const GlobalStatistics all = local_pass(every_trial(trials_.size()), false);
+  // The final pass draws its Monte Carlo samples as an iteration of its own.
+  const GlobalStatistics all =
+      local_pass(every_trial(trials_.size()), false, settings_.iterations + 1);
   if (all.failed_trials > 0 || !std::isfinite(all.elbo_sum))
     throw NumericalError("fit: the final local steps on all trials failed (ELBO not finite)");
   outcome_.elbo = all.elbo_sum + outcome_.globals.global_terms();
@@ -493,7 +592,11 @@ void VariationalFit::finish_timing() {
 
 std::vector<TrialCounts> make_trial_counts(const Dataset& data,
                                            const std::vector<int>& trial_indices,
-                                           const std::vector<int>& rows, int first_position) {
+                                           const std::vector<int>& rows, int first_position,
+                                           const std::vector<std::string>& continuous) {
+  for (const std::string& name : continuous)
+    if (!data.continuous.count(name))
+      throw InputError(data.path + ": /continuous/" + name + " does not exist");
   const PoissonObservation model;
   std::vector<TrialCounts> trials;
   trials.reserve(trial_indices.size());
@@ -510,6 +613,9 @@ std::vector<TrialCounts> make_trial_counts(const Dataset& data,
         trial.counts.row(static_cast<Eigen::Index>(r)) = all_rows.row(rows[r]).array();
     }
     trial.log_base_measure = model.log_base_measure(trial.counts);
+    for (const std::string& name : continuous)
+      trial.continuous.push_back(data.continuous.at(name).at(index - data.first_trial).array());
+    if (!data.inputs.empty()) trial.inputs = data.inputs.at(index - data.first_trial);
     trials.push_back(std::move(trial));
   }
   return trials;
@@ -527,19 +633,20 @@ FitOutcome fit_variational(const std::vector<TrialCounts>& trials, const FitSett
 
 std::vector<GaussMarkovState> infer_latents(const LatentPrior& latent_prior, const Readout& readout,
                                             const std::vector<TrialCounts>& trials,
-                                            const LocalStepSettings& settings) {
-  const PoissonObservation model;
+                                            const LocalStepSettings& settings,
+                                            const ObservationModel& model, FamilyKind family) {
   const ReadoutKernels kernels(readout);
-  GaussMarkovEvaluator evaluator;
+  const std::unique_ptr<FamilyEvaluator> evaluator = make_family_evaluator(family);
   std::vector<GaussMarkovState> states(trials.size());
   for (std::size_t k = 0; k < trials.size(); ++k) {
     const int bins = static_cast<int>(trials[k].counts.cols());
     const int dim = static_cast<int>(latent_prior.mu0.size());
-    const PriorBlocks prior =
-        prior_blocks(latent_prior.dynamics, latent_prior.mu0, latent_prior.Sigma0, bins);
-    const auto modalities = spike_modality(model, kernels, trials[k]);
-    evaluator.evaluate(prior, modalities, Sites::zero(dim, bins), states[k]);
-    gauss_markov_local_step(prior, modalities, states[k], evaluator, settings);
+    const PriorBlocks prior = prior_blocks(latent_prior.dynamics, latent_prior.mu0,
+                                           latent_prior.Sigma0, bins, trials[k].inputs_or_null());
+    const std::vector<ModalityView> modalities{ModalityView{
+        &model, &kernels, &trials[k].counts, model.log_base_measure(trials[k].counts)}};
+    evaluator->evaluate(prior, modalities, Sites::zero(dim, bins), states[k]);
+    local_step(prior, modalities, states[k], *evaluator, settings);
   }
   return states;
 }

@@ -10,7 +10,13 @@ trap 'rm -rf "$work"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_rmaps_base_oversubscribe=1
 "$spikevi" simulate --out "$work/data.h5" --trials 22 --bins 60 --neurons 40 --seed 5 >/dev/null
+"$spikevi" simulate --out "$work/models.h5" --trials 14 --bins 40 --neurons 30 --seed 6 \
+  --observation negbin --behavior 2 --behavior-missing 0.1 >/dev/null
 for ranks in 1 2 4; do
+  # negative binomial + a Gaussian modality + Monte Carlo draws + the mean-field family
+  timeout 300 mpirun -np $ranks "$spikevi" fit --data "$work/models.h5" --latents 2 \
+    --observation negbin --expectations monte-carlo --samples 3 --family mean-field \
+    --iterations 4 --tolerance 0 --quiet --out "$work/models$ranks.h5" >/dev/null
   timeout 300 mpirun -np $ranks "$spikevi" fit --data "$work/data.h5" --latents 3 \
     --iterations 8 --tolerance 0 --quiet --out "$work/full$ranks.h5" >/dev/null
   timeout 300 mpirun -np $ranks "$spikevi" fit --data "$work/data.h5" --latents 3 \
@@ -22,12 +28,14 @@ import sys, h5py, numpy as np
 w = sys.argv[1]
 keys = ["elbo", "globals/C", "globals/d", "globals/A", "globals/b", "globals/Q", "globals/mu0",
         "globals/Sigma0", "globals/readout_precision", "latents/mean", "latents/cov"]
+model_keys = keys + ["globals/dispersion", "globals/continuous/behavior/W",
+                    "globals/continuous/behavior/R"]
 bad = 0
-for run in ("full", "mini"):
+for run in ("full", "mini", "models"):
     files = {n: h5py.File(f"{w}/{run}{n}.h5") for n in (1, 2, 4)}
     for n in (2, 4):
         assert files[n].attrs["ranks"] == str(n)
-        for key in keys:
+        for key in (model_keys if run == "models" else keys):
             a, b = files[1][key][:], files[n][key][:]
             same = np.array_equal(a, b, equal_nan=True)
             rel = np.nanmax(np.abs(a - b)) / np.nanmax(np.abs(a))

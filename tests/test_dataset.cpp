@@ -70,6 +70,9 @@ Dataset make_dataset(std::vector<int> lengths, int bins, int neurons) {
   truth.mu0 = testing::random_normal(dim, 1, rng);
   truth.Sigma0 = testing::random_spd(dim, rng);
   truth.dispersion = Eigen::VectorXd::Constant(neurons, 3.0);
+  truth.B = testing::random_normal(dim, 1, rng);
+  truth.continuous["behaviour"] = {testing::random_normal(2, dim, rng),
+                                   testing::random_normal(2, 1, rng), Eigen::Vector2d(0.1, 0.3)};
   for (int length : lengths) {
     truth.latents.push_back(testing::random_normal(dim, length, rng));
     truth.rates.push_back(testing::random_normal(neurons, length, rng).array().exp().matrix());
@@ -98,12 +101,20 @@ void expect_same_truth(const Truth& read, const Truth& written, int first) {
   EXPECT_TRUE(same(read.d, written.d));
   EXPECT_TRUE(same(read.A, written.A));
   EXPECT_TRUE(same(read.b, written.b));
+  EXPECT_TRUE(same(read.B, written.B));
   EXPECT_TRUE(same(read.Q, written.Q));
   EXPECT_TRUE(same(read.mu0, written.mu0));
   EXPECT_TRUE(same(read.Sigma0, written.Sigma0));
   EXPECT_TRUE(same(read.dispersion, written.dispersion));
   EXPECT_TRUE(same_trials(read.latents, written.latents, first));
   EXPECT_TRUE(same_trials(read.rates, written.rates, first));
+  ASSERT_EQ(read.continuous.size(), written.continuous.size());
+  for (const auto& [name, readout] : written.continuous) {
+    ASSERT_EQ(read.continuous.count(name), 1u) << name;
+    EXPECT_TRUE(same(read.continuous.at(name).W, readout.W)) << name;
+    EXPECT_TRUE(same(read.continuous.at(name).e, readout.e)) << name;
+    EXPECT_TRUE(same(read.continuous.at(name).R, readout.R)) << name;
+  }
 }
 
 // Every field of the held trials [first, first + read.held()) agrees with `written`.
@@ -183,6 +194,35 @@ TEST(Dataset, WritesPaddingAsZeroCountsAndNaNAndBinWidthTwice) {
   EXPECT_EQ(file.read_double_attribute("/counts", "bin_width_s"), 0.02);
   EXPECT_EQ(file.read_double_attribute("/", "bin_width_s"), 0.02);
   EXPECT_EQ(file.read_string_attribute("/truth", "observation"), "negative_binomial");
+}
+
+TEST(Dataset, WritesTheTruthOfInputsAndContinuousModalitiesUnderTheirNames) {
+  TempDir dir;
+  write_dataset(dir.file("d.h5"), make_dataset({1, 2}, 2, 3));
+  const Hdf5File file = Hdf5File::open_read(dir.file("d.h5"));
+  EXPECT_EQ(file.shape("/inputs"), (Hdf5File::Dims{2, 2, 1}));
+  EXPECT_EQ(file.read_doubles("/inputs")[1], 0.0);  // padding of trial 0
+  EXPECT_EQ(file.shape("/truth/B"), (Hdf5File::Dims{2, 1}));
+  EXPECT_EQ(file.shape("/truth/behaviour_W"), (Hdf5File::Dims{2, 2}));
+  EXPECT_EQ(file.shape("/truth/behaviour_e"), (Hdf5File::Dims{2}));
+  EXPECT_EQ(file.read_doubles("/truth/behaviour_R"), (std::vector<double>{0.1, 0.3}));
+}
+
+TEST(Dataset, RoundTripsBernoulliTruthAndTruthWithoutOptionalParts) {
+  TempDir dir;
+  Dataset written = make_dataset({3, 2, 1}, 3, 2);
+  written.truth->observation = "bernoulli";
+  written.truth->dispersion.resize(0);
+  written.truth->B.resize(0, 0);
+  written.truth->continuous.clear();
+  write_dataset(dir.file("d.h5"), written);
+  const Dataset read = read_dataset(dir.file("d.h5"));
+  ASSERT_TRUE(read.truth);
+  EXPECT_EQ(read.truth->observation, "bernoulli");
+  EXPECT_EQ(read.truth->B.size(), 0);
+  EXPECT_TRUE(read.truth->continuous.empty());
+  EXPECT_EQ(read.truth->dispersion.size(), 0);
+  expect_same(read, written, 0);
 }
 
 TEST(Dataset, SplitKnowsItsHeldInNeurons) {
@@ -360,6 +400,24 @@ std::vector<Malformed> malformed_files() {
       {"TruthWithoutDispersion",
        all_of({remove("/truth/dispersion")}),
        {"/truth/dispersion is missing; observation = negative_binomial"}},
+      {"TruthUnknownObservation",
+       edit([](Hdf5File& file) { file.write_string_attribute("/truth", "observation", "gamma"); }),
+       {"/truth attribute observation = 'gamma' must be poisson, negative_binomial or bernoulli"}},
+      {"TruthWrongB",
+       all_of({put_doubles("/truth/B", std::vector<double>(4, 1.0), {2, 2})}),
+       {"/truth/B has shape [2,2]; expected [D, inputs] = [2,1]"}},
+      {"TruthBWithoutInputs",
+       all_of({remove("/inputs")}),
+       {"/truth/B is given but /inputs is missing"}},
+      {"TruthWrongContinuousW",
+       all_of({put_doubles("/truth/behaviour_W", std::vector<double>(6, 1.0), {3, 2})}),
+       {"/truth/behaviour_W has shape [3,2]; expected [channels, D] = [2,2]"}},
+      {"TruthWrongContinuousR",
+       all_of({put_doubles("/truth/behaviour_R", std::vector<double>(3, 1.0), {3})}),
+       {"/truth/behaviour_R has shape [3]; expected [channels] = [2]"}},
+      {"TruthContinuousPartlyMissing",
+       all_of({remove("/truth/behaviour_e")}),
+       {"/truth/behaviour_e is missing; the truth of /continuous/behaviour needs"}},
       {"TruncatedFile",
        [](const std::string& path) {
          std::filesystem::resize_file(path, std::filesystem::file_size(path) * 2 / 3);

@@ -12,44 +12,12 @@
 namespace spikevi {
 namespace {
 
+using testing::GaussianTrial;
+using testing::LinearGaussianModel;
+using testing::random_linear_gaussian_model;
 using testing::random_normal;
 using testing::random_spd;
-
-struct LinearGaussianModel {
-  Eigen::MatrixXd A, Q, Sigma0, W;
-  Eigen::VectorXd b, mu0, e, R;
-};
-
-LinearGaussianModel random_model(int D, int channels, std::mt19937_64& rng) {
-  LinearGaussianModel m;
-  const Eigen::HouseholderQR<Eigen::MatrixXd> qr(random_normal(D, D, rng));
-  m.A = 0.9 * Eigen::MatrixXd(qr.householderQ());
-  m.b = random_normal(D, 1, rng, 0.3);
-  m.Q = random_spd(D, rng, 0.1, 0.3);
-  m.mu0 = random_normal(D, 1, rng);
-  m.Sigma0 = random_spd(D, rng, 0.5, 1.0);
-  m.W = random_normal(channels, D, rng);
-  m.e = random_normal(channels, 1, rng);
-  m.R = (random_normal(channels, 1, rng).array().abs() * 0.3 + 0.1).matrix();
-  return m;
-}
-
-// y: channels x T with about 15 % of entries NaN and bin 1 entirely missing.
-Eigen::ArrayXXd simulate(const LinearGaussianModel& m, int T, std::mt19937_64& rng) {
-  const Eigen::Index D = m.A.rows();
-  const Eigen::MatrixXd q_chol = m.Q.llt().matrixL();
-  Eigen::VectorXd z = m.mu0 + Eigen::MatrixXd(m.Sigma0.llt().matrixL()) * random_normal(D, 1, rng);
-  Eigen::ArrayXXd y(m.W.rows(), T);
-  std::uniform_real_distribution<double> uniform(0.0, 1.0);
-  for (int t = 0; t < T; ++t) {
-    if (t > 0) z = m.A * z + m.b + q_chol * random_normal(D, 1, rng);
-    const Eigen::VectorXd noise = random_normal(m.W.rows(), 1, rng);
-    y.col(t) = (m.W * z + m.e + (m.R.array().sqrt() * noise.array()).matrix()).array();
-    for (Eigen::Index j = 0; j < y.rows(); ++j)
-      if (uniform(rng) < 0.15 || t == 1) y(j, t) = std::nan("");
-  }
-  return y;
-}
+using testing::simulate_linear_gaussian;
 
 // Independent covariance-form Kalman filter and RTS smoother (missing channels skipped).
 struct KalmanResult {
@@ -105,19 +73,6 @@ KalmanResult kalman_rts(const LinearGaussianModel& m, const Eigen::ArrayXXd& y) 
   return out;
 }
 
-struct GaussianTrial {
-  Readout readout;
-  GaussianObservation model;
-  Eigen::ArrayXXd y;
-  explicit GaussianTrial(const LinearGaussianModel& m, Eigen::ArrayXXd data)
-      : model(m.R), y(std::move(data)) {
-    readout.C = m.W;
-    readout.d = m.e;
-    readout.precision =
-        Eigen::MatrixXd::Identity(m.W.cols() + 1, m.W.cols() + 1).replicate(1, m.W.rows());
-  }
-};
-
 Sites random_sites(int D, int T, std::mt19937_64& rng) {
   Sites sites = Sites::zero(D, T);
   for (int t = 0; t < T; ++t) sites.precision.middleCols(t * D, D) = random_spd(D, rng, 0.1, 3.0);
@@ -131,8 +86,8 @@ TEST_P(ExactnessTest, OneFullStepFromAnyStartIsTheKalmanSmootherAndTheElboItsLik
   const int T = GetParam();
   const int D = 3;
   std::mt19937_64 rng(17 + T);
-  const LinearGaussianModel m = random_model(D, 4, rng);
-  GaussianTrial trial(m, simulate(m, T, rng));
+  const LinearGaussianModel m = random_linear_gaussian_model(D, 4, rng);
+  GaussianTrial trial(m, simulate_linear_gaussian(m, T, rng));
   const ReadoutKernels kernels(trial.readout);
   const std::vector<ModalityView> modalities{
       ModalityView{&trial.model, &kernels, &trial.y, trial.model.log_base_measure(trial.y)}};
@@ -168,8 +123,8 @@ struct SimulatedTrial {
   PriorBlocks prior;
 
   SimulatedTrial(int D, int T, std::mt19937_64& rng)
-      : m(random_model(D, 3, rng)),
-        trial(m, simulate(m, T, rng)),
+      : m(random_linear_gaussian_model(D, 3, rng)),
+        trial(m, simulate_linear_gaussian(m, T, rng)),
         kernels(trial.readout),
         modalities{ModalityView{&trial.model, &kernels, &trial.y, 0.0}},
         prior(prior_blocks(DynamicsExpectations::point(m.A, m.b, m.Q), m.mu0, m.Sigma0, T)) {}
@@ -187,7 +142,7 @@ TEST(GaussMarkovLocalStep, ConvergesToTheKalmanSmootherAndNeverLowersTheElbo) {
   evaluator.evaluate(prior, modalities, Sites::zero(D, T), state);
   const double start = state.elbo;
   const LocalStepReport report =
-      gauss_markov_local_step(prior, modalities, state, evaluator, LocalStepSettings{});
+      local_step(prior, modalities, state, evaluator, LocalStepSettings{});
   EXPECT_TRUE(report.converged);
   EXPECT_GE(state.elbo, start);
   EXPECT_NEAR(state.elbo, kalman_rts(m, trial.y).log_likelihood, 1e-8 * std::abs(state.elbo));
@@ -209,14 +164,14 @@ TEST(GaussMarkovWarmLocalStep, RestartsFromThePriorWhenTheWarmSitesAreInvalid) {
   invalid.sites = Sites::zero(D, T);
   invalid.sites.precision.middleCols(7 * D, D) = -1e6 * Eigen::MatrixXd::Identity(D, D);
   const LocalStepReport restarted =
-      gauss_markov_warm_local_step(prior, modalities, invalid, evaluator, LocalStepSettings{});
+      warm_local_step(prior, modalities, invalid, evaluator, LocalStepSettings{});
   EXPECT_TRUE(restarted.restarted);
   EXPECT_NEAR(invalid.elbo, exact, 1e-8 * std::abs(exact));
 
   GaussMarkovState valid;
   valid.sites = random_sites(D, T, rng);
   const LocalStepReport warm =
-      gauss_markov_warm_local_step(prior, modalities, valid, evaluator, LocalStepSettings{});
+      warm_local_step(prior, modalities, valid, evaluator, LocalStepSettings{});
   EXPECT_FALSE(warm.restarted);
   EXPECT_NEAR(valid.elbo, exact, 1e-8 * std::abs(exact));
 }
@@ -227,7 +182,7 @@ TEST(SiteFormElbo, EqualsTheGenericElboOfTheSameGaussian) {
   const int T = 7;
   const int D = 3;
   std::mt19937_64 rng(11);
-  const LinearGaussianModel m = random_model(D, 2, rng);
+  const LinearGaussianModel m = random_linear_gaussian_model(D, 2, rng);
   const PriorBlocks prior =
       prior_blocks(DynamicsExpectations::point(m.A, m.b, m.Q), m.mu0, m.Sigma0, T);
   GaussMarkovEvaluator evaluator;

@@ -22,6 +22,7 @@ struct CheckpointLayout {
   int padded_bins = 0;     // the longest trial
   std::vector<int> bins;   // this rank's trials' lengths
   int dim = 0, neurons = 0;
+  ModelLayout model;  // shapes, continuous modalities, inputs
 };
 
 // The settings a checkpoint must share with the fit that continues it (name -> value as text).

@@ -17,19 +17,28 @@ struct Split {
   int neurons = 0;                          // total neuron count, for heldin_neurons()
 };
 
+// Ground truth of a Gaussian modality /continuous/NAME: y_tj ~ N(W_j.z_t + e_j, R_j).
+struct ContinuousTruth {
+  Eigen::MatrixXd W;  // channels x D, /truth/NAME_W
+  Eigen::VectorXd e;  // channels, /truth/NAME_e
+  Eigen::VectorXd R;  // channels, /truth/NAME_R (variances)
+};
+
 // Ground truth of a simulated data set (/truth). Per-trial arrays only for the held trials.
 struct Truth {
-  std::string observation = "poisson";   // attribute `observation`
+  std::string observation = "poisson";   // attribute `observation`; or negative_binomial, bernoulli
   Eigen::MatrixXd C;                     // N x D
   Eigen::VectorXd d;                     // N
   Eigen::MatrixXd A;                     // D x D
   Eigen::VectorXd b;                     // D
+  Eigen::MatrixXd B;                     // D x inputs, with /inputs (else empty)
   Eigen::MatrixXd Q;                     // D x D
   Eigen::VectorXd mu0;                   // D
   Eigen::MatrixXd Sigma0;                // D x D
   Eigen::VectorXd dispersion;            // N, negative binomial only (else empty)
   std::vector<Eigen::MatrixXd> latents;  // per held trial: D x T_k
   std::vector<Eigen::MatrixXd> rates;    // per held trial: N x T_k, expected counts per bin
+  std::map<std::string, ContinuousTruth> continuous;  // per modality NAME of /continuous/NAME
   int dim() const { return static_cast<int>(A.rows()); }
 };
 
@@ -70,6 +79,10 @@ struct ReadOptions {
   // file is closed on every rank, so that an error on one rank leaves none waiting.
   bool collective = false;
 };
+
+// /split/train_trials ascending (all trials when the file has no split or an empty one):
+// ascending, so that each MPI rank's share is one contiguous block of the file.
+std::vector<int> training_trials(const Dataset& data);
 
 // Reads and validates a file (shared/DATA_FORMAT.md). Throws InputError naming the file, the
 // dataset and the offending value for every violation the format lists. Holds only the

@@ -5,7 +5,9 @@
 #include <span>
 #include <vector>
 
+#include "spikevi/continuous_readout.hpp"
 #include "spikevi/dynamics.hpp"
+#include "spikevi/global_state.hpp"
 #include "spikevi/readout.hpp"
 
 namespace spikevi {
@@ -16,7 +18,11 @@ struct GlobalStatistics {
   Eigen::MatrixXd initial_second_moment_sum;  // sum_k E[z_k1 z_k1']
   double trials = 0.0;                        // number of trials summed
   ReadoutStatistics spikes;
-  double elbo_sum = 0.0;  // sum_k ELBO_k
+  // Negative binomial only (else empty): per row, d/dr and d2/dr2 of sum E_q log p(x_n | r).
+  Eigen::VectorXd shape_gradient;
+  Eigen::VectorXd shape_curvature;
+  std::vector<RegressionStatistics> continuous;  // one per Gaussian modality
+  double elbo_sum = 0.0;                         // sum_k ELBO_k
   double spike_count = 0.0;
   // Full batch only: per row, E_q[log p(x_n | w_new, z)] under each trial's posterior from the
   // previous iteration, q_{i-1}, at the readout w_new proposed from it: with
@@ -29,11 +35,16 @@ struct GlobalStatistics {
   double restarted_trials = 0.0;    // trials whose warm start was invalid (began from the prior)
   double stop_requests = 0.0;       // ranks that asked to stop after this iteration
 
-  static GlobalStatistics zero(int dim, int neurons);
+  static GlobalStatistics zero(int dim, int neurons, const ModelLayout& layout = {});
   void clear();  // every field back to zero, keeping the sizes (no allocation)
-  // Adds one trial's posterior (and its counts, for the readout statistics).
+  // Adds one trial's posterior (and its counts, for the readout statistics; with shape
+  // statistics, `model` must be the NegativeBinomialObservation whose shapes they are for).
+  // `inputs`: the trial's known inputs (U x T; nullptr without inputs).
   void add_trial(const GaussianMoments& q, const Readout& readout, const ObservationModel& model,
-                 const Eigen::ArrayXXd& counts, double elbo);
+                 const Eigen::ArrayXXd& counts, double elbo,
+                 const Eigen::MatrixXd* inputs = nullptr);
+  // Adds one trial's values of Gaussian modality m (channels x T, NaN = missing).
+  void add_continuous(std::size_t m, const Eigen::ArrayXXd& values, const GaussianMoments& q);
   std::vector<double> pack() const;
   void pack_into(std::vector<double>& buffer) const;  // as pack(), reusing the buffer
   void unpack(std::span<const double> buffer);        // the layout of pack() for the same sizes

@@ -24,13 +24,23 @@ void update_dynamics(GlobalState& globals, const GlobalStatistics& stats, Global
 void update_readout(GlobalState& globals, const GlobalStatistics& stats, GlobalStepSize step,
                     const Eigen::VectorXd& row_damping);
 
+// The negative binomial's shapes (if any): per row one Newton step on log r_n with the prior of
+// SpikeShapes, damped by step.rho * row_damping(n) and at most one e-fold; the precision kept
+// is the curvature there (the Laplace precision of log r_n).
+void update_shapes(GlobalState& globals, const GlobalStatistics& stats, GlobalStepSize step,
+                   const Eigen::VectorXd& row_damping);
+
+// Gaussian modalities: statistics <- (1 - rho) statistics + rho scale s_B, then the closed-form
+// readout (continuous_readout.hpp).
+void update_continuous(GlobalState& globals, const GlobalStatistics& stats, GlobalStepSize step);
+
 // The name of the first global parameter holding a non-finite value ("" if there is none).
 std::string non_finite_parameter(const GlobalState& globals);
 
-// update_dynamics then update_readout. A step that throws or leaves a non-finite parameter is
-// retried from the same start at half the step size, up to `retries` times (identically on
-// every rank: the inputs are the same). Returns the rho taken; when even the last try fails,
-// leaves `globals` as they were and throws NumericalError naming the parameter.
+// update_dynamics, update_readout, update_shapes, update_continuous. A step that throws or leaves a
+// non-finite parameter is retried from the same start at half the step size, up to `retries` times
+// (identically on every rank: the inputs are the same). Returns the rho taken; when even the last
+// try fails, leaves `globals` as they were and throws NumericalError naming the parameter.
 double checked_global_step(GlobalState& globals, const GlobalStatistics& stats, GlobalStepSize step,
                            const Eigen::VectorXd& row_damping, int retries = 10);
 

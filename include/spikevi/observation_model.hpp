@@ -28,6 +28,25 @@ class ObservationModel {
                                     Eigen::ArrayXXd& d3, Eigen::ArrayXXd& d4) const = 0;
   // sum over the (observed) entries of log h(x): e.g. -log x! for Poisson, 0 for Gaussian.
   virtual double log_base_measure(const Eigen::ArrayXXd& x) const = 0;
+
+  // Pointwise f^{(k)}(eta) for f = log p(x | eta) - log h(x) less the terms that do not
+  // depend on eta (add_eta_free_terms), at the points eta of column `col` of x, for the
+  // orders k <= 4 in at.wanted (at.of_order[k] sized by the caller). Missing x: 0 for every
+  // order. What the quadrature and Monte Carlo estimators (DESIGN.md §6) average.
+  virtual void pointwise(const Eigen::ArrayXXd& x, Eigen::Index col, const Eigen::ArrayXd& eta,
+                         PointwiseDerivatives& at) const = 0;
+  // Adds to ell the part of E f that does not depend on eta (the negative binomial's shape
+  // terms); nothing by default.
+  virtual void add_eta_free_terms(const Eigen::ArrayXXd& x, Eigen::ArrayXXd& ell) const {
+    (void)x;
+    (void)ell;
+  }
+  // Throws InputError when x is not data of this model (e.g. a negative count).
+  virtual void check(const Eigen::ArrayXXd& x) const { (void)x; }
+  // E[x | eta] averaged over eta ~ N(mu, s2): the expected count (or value) of each entry, for
+  // predictions (co-smoothing rates, decoding). Resized to mu's shape.
+  virtual void predicted_mean(const Eigen::ArrayXXd& mu, const Eigen::ArrayXXd& s2,
+                              Eigen::ArrayXXd& mean) const = 0;
 };
 
 // Poisson with log link: log p = x eta - e^eta - log x!, closed form under Gaussian eta.
@@ -41,6 +60,11 @@ class PoissonObservation final : public ObservationModel {
                             const Eigen::ArrayXXd& s2, Eigen::ArrayXXd& d2, Eigen::ArrayXXd& d3,
                             Eigen::ArrayXXd& d4) const override;
   double log_base_measure(const Eigen::ArrayXXd& x) const override;
+  void pointwise(const Eigen::ArrayXXd& x, Eigen::Index col, const Eigen::ArrayXd& eta,
+                 PointwiseDerivatives& at) const override;
+  void check(const Eigen::ArrayXXd& x) const override;
+  void predicted_mean(const Eigen::ArrayXXd& mu, const Eigen::ArrayXXd& s2,
+                      Eigen::ArrayXXd& mean) const override;  // exp(mu + s2/2)
 };
 
 // Gaussian y ~ N(eta, R_row) with one variance per row (channel); NaN = missing.
@@ -59,37 +83,51 @@ class GaussianObservation final : public ObservationModel {
     (void)x;
     return 0.0;
   }
+  void pointwise(const Eigen::ArrayXXd& x, Eigen::Index col, const Eigen::ArrayXd& eta,
+                 PointwiseDerivatives& at) const override;
+  void predicted_mean(const Eigen::ArrayXXd& mu, const Eigen::ArrayXXd& s2,
+                      Eigen::ArrayXXd& mean) const override;  // mu
 
  private:
   Eigen::VectorXd variances_;
 };
 
-// ---- Models without a closed form: Gauss–Hermite quadrature (DESIGN.md §1, §6) ----
-// Each supplies only its pointwise f = log p(x | eta) - log h(x) and derivatives; ell = E f,
-// g = E f', G = E f'' / 2 (Price), d2..d4 = E f''..E f'''' come from an n-node rule
-// (quadrature.hpp; 20 nodes by default, as DESIGN.md §1 suggests). Since every f here has
-// f'' <= 0 pointwise and the weights are positive, G <= 0 holds exactly, not just in the limit.
-
-// Poisson with log link, exactly PoissonObservation's model but with its expectations taken by
-// quadrature instead of the closed form: it exists to test the quadrature against the closed
-// form. With 20 nodes it agrees with PoissonObservation to ~1e-15 of the size of the terms for
-// s2 <= 2 (12 nodes: ~2e-12; tests/test_observation_model.cpp).
-class PoissonQuadratureObservation final : public ObservationModel {
+// ---- Models without a closed form: Gauss-Hermite quadrature (DESIGN.md §1, §6) ----
+// A model supplies only its pointwise f and derivatives (ObservationModel::pointwise); this
+// base takes ell = E f, g = E f', G = E f'' / 2 (Price) and d2..d4 = E f''..E f'''' with an
+// n-node rule (quadrature.hpp; 20 nodes by default, as DESIGN.md §1 suggests). Since every f
+// here has f'' <= 0 pointwise and the weights are positive, G <= 0 holds exactly.
+class QuadratureObservation : public ObservationModel {
  public:
-  explicit PoissonQuadratureObservation(int nodes = 20);
-  std::string name() const override { return "poisson_quadrature"; }
+  explicit QuadratureObservation(int nodes);  // ConfigError for nodes outside [1, 256]
   int nodes() const { return rule_.points(); }
   void expected_log_likelihood(const Eigen::ArrayXXd& x, const Eigen::ArrayXXd& mu,
                                const Eigen::ArrayXXd& s2, Eigen::ArrayXXd& ell, Eigen::ArrayXXd& g,
-                               Eigen::ArrayXXd& G) const override;
+                               Eigen::ArrayXXd& G) const final;
   void expected_derivatives(const Eigen::ArrayXXd& x, const Eigen::ArrayXXd& mu,
                             const Eigen::ArrayXXd& s2, Eigen::ArrayXXd& d2, Eigen::ArrayXXd& d3,
-                            Eigen::ArrayXXd& d4) const override;
-  // -sum log x!, as PoissonObservation (which it calls).
-  double log_base_measure(const Eigen::ArrayXXd& x) const override;
+                            Eigen::ArrayXXd& d4) const final;
+
+ protected:
+  const GaussHermiteRule& rule() const { return rule_; }
 
  private:
   GaussHermiteRule rule_;
+};
+
+// Poisson with log link, PoissonObservation's model with its expectations taken by quadrature
+// (--expectations quadrature). With 20 nodes it agrees with the closed form to ~1e-15 of the
+// size of the terms for s2 <= 2 (12 nodes: ~2e-12; tests/test_observation_model.cpp).
+class PoissonQuadratureObservation final : public QuadratureObservation {
+ public:
+  explicit PoissonQuadratureObservation(int nodes = 20) : QuadratureObservation(nodes) {}
+  std::string name() const override { return "poisson"; }
+  double log_base_measure(const Eigen::ArrayXXd& x) const override;  // -sum log x!
+  void pointwise(const Eigen::ArrayXXd& x, Eigen::Index col, const Eigen::ArrayXd& eta,
+                 PointwiseDerivatives& at) const override;
+  void check(const Eigen::ArrayXXd& x) const override;
+  void predicted_mean(const Eigen::ArrayXXd& mu, const Eigen::ArrayXXd& s2,
+                      Eigen::ArrayXXd& mean) const override;  // exp(mu + s2/2)
 };
 
 // Negative binomial with log link (DESIGN.md §1): mean e^eta, one shape r_n > 0 per row,
@@ -99,22 +137,21 @@ class PoissonQuadratureObservation final : public ObservationModel {
 // The shapes are learned (DESIGN.md §3), so only -lgamma(x + 1) is the base measure and
 // lgamma(x + r) - lgamma(r) + r log r stays in ell. Counts must be finite and >= 0 (InputError
 // otherwise); x.rows() must equal the number of shapes (InputError).
-class NegativeBinomialObservation final : public ObservationModel {
+class NegativeBinomialObservation final : public QuadratureObservation {
  public:
   // Throws NumericalError for a shape that is not finite and > 0, ConfigError for bad `nodes`.
   explicit NegativeBinomialObservation(Eigen::VectorXd shapes, int nodes = 20);
   std::string name() const override { return "negative_binomial"; }
-  int nodes() const { return rule_.points(); }
   const Eigen::VectorXd& shapes() const { return shapes_; }
   void set_shapes(Eigen::VectorXd shapes);  // validated as in the constructor
-  void expected_log_likelihood(const Eigen::ArrayXXd& x, const Eigen::ArrayXXd& mu,
-                               const Eigen::ArrayXXd& s2, Eigen::ArrayXXd& ell, Eigen::ArrayXXd& g,
-                               Eigen::ArrayXXd& G) const override;
-  void expected_derivatives(const Eigen::ArrayXXd& x, const Eigen::ArrayXXd& mu,
-                            const Eigen::ArrayXXd& s2, Eigen::ArrayXXd& d2, Eigen::ArrayXXd& d3,
-                            Eigen::ArrayXXd& d4) const override;
-  // -sum lgamma(x + 1).
-  double log_base_measure(const Eigen::ArrayXXd& x) const override;
+  double log_base_measure(const Eigen::ArrayXXd& x) const override;  // -sum lgamma(x + 1)
+  void pointwise(const Eigen::ArrayXXd& x, Eigen::Index col, const Eigen::ArrayXd& eta,
+                 PointwiseDerivatives& at) const override;
+  // lgamma(x + r) - lgamma(r) - x log r per entry (the .cpp says why this split).
+  void add_eta_free_terms(const Eigen::ArrayXXd& x, Eigen::ArrayXXd& ell) const override;
+  void check(const Eigen::ArrayXXd& x) const override;
+  void predicted_mean(const Eigen::ArrayXXd& mu, const Eigen::ArrayXXd& s2,
+                      Eigen::ArrayXXd& mean) const override;  // exp(mu + s2/2)
 
   // Per row n, for a Newton step on the shape: gradient(n) = d/dr_n sum_t ell_nt and
   // curvature(n) = d^2/dr_n^2 sum_t ell_nt (both resized to x.rows()). The curvature is the
@@ -125,31 +162,22 @@ class NegativeBinomialObservation final : public ObservationModel {
                       Eigen::VectorXd& curvature) const;
 
  private:
-  void check_counts(const Eigen::ArrayXXd& x) const;
-
   Eigen::VectorXd shapes_;
-  GaussHermiteRule rule_;
 };
 
 // Bernoulli with logit link for binary bins (DESIGN.md §1):
 //   log p(x | eta) = x eta - log(1 + e^eta),  x in {0, 1},  base measure 0.
 // Any other x (NaN included) is an InputError.
-class BernoulliObservation final : public ObservationModel {
+class BernoulliObservation final : public QuadratureObservation {
  public:
-  explicit BernoulliObservation(int nodes = 20);
+  explicit BernoulliObservation(int nodes = 20) : QuadratureObservation(nodes) {}
   std::string name() const override { return "bernoulli"; }
-  int nodes() const { return rule_.points(); }
-  void expected_log_likelihood(const Eigen::ArrayXXd& x, const Eigen::ArrayXXd& mu,
-                               const Eigen::ArrayXXd& s2, Eigen::ArrayXXd& ell, Eigen::ArrayXXd& g,
-                               Eigen::ArrayXXd& G) const override;
-  void expected_derivatives(const Eigen::ArrayXXd& x, const Eigen::ArrayXXd& mu,
-                            const Eigen::ArrayXXd& s2, Eigen::ArrayXXd& d2, Eigen::ArrayXXd& d3,
-                            Eigen::ArrayXXd& d4) const override;
-  // 0, after checking that every x is 0 or 1.
-  double log_base_measure(const Eigen::ArrayXXd& x) const override;
-
- private:
-  GaussHermiteRule rule_;
+  double log_base_measure(const Eigen::ArrayXXd& x) const override;  // 0, after check(x)
+  void pointwise(const Eigen::ArrayXXd& x, Eigen::Index col, const Eigen::ArrayXd& eta,
+                 PointwiseDerivatives& at) const override;
+  void check(const Eigen::ArrayXXd& x) const override;
+  void predicted_mean(const Eigen::ArrayXXd& mu, const Eigen::ArrayXXd& s2,
+                      Eigen::ArrayXXd& mean) const override;  // E sigmoid(eta) by quadrature
 };
 
 }  // namespace spikevi

@@ -14,6 +14,7 @@
 #include "spikevi/global_state.hpp"
 #include "spikevi/global_step.hpp"
 #include "spikevi/minibatch.hpp"
+#include "spikevi/model_settings.hpp"
 
 namespace spikevi {
 
@@ -22,15 +23,24 @@ struct TrialCounts {
   int index = 0;                  // trial index in the file
   int position = 0;               // position in the list of all fitted trials (all ranks)
   Eigen::ArrayXXd counts;         // neurons x T_k
-  double log_base_measure = 0.0;  // sum -log x!
+  double log_base_measure = 0.0;  // sum -log x! (the driver recomputes it for its model)
+  // Gaussian modalities, in the order of FitSettings::continuous_names: channels x T_k, NaN =
+  // missing.
+  std::vector<Eigen::ArrayXXd> continuous;
+  Eigen::MatrixXd inputs;  // known inputs /inputs, U x T_k (0 rows without)
+  // What prior_blocks and the transition statistics take: nullptr without inputs.
+  const Eigen::MatrixXd* inputs_or_null() const { return inputs.rows() > 0 ? &inputs : nullptr; }
 };
 
 // TrialCounts of the listed trials (file indices; each must be held by `data`), restricted to
-// the given rows (neurons; empty = all); positions first_position, first_position + 1, ...
+// the given rows (neurons; empty = all); positions first_position, first_position + 1, ...;
+// with the listed Gaussian modalities of /continuous (InputError naming a missing one) and the
+// known inputs of /inputs when the file has them.
 std::vector<TrialCounts> make_trial_counts(const Dataset& data,
                                            const std::vector<int>& trial_indices,
                                            const std::vector<int>& rows = {},
-                                           int first_position = 0);
+                                           int first_position = 0,
+                                           const std::vector<std::string>& continuous = {});
 
 struct InitialisationSettings {
   double smoothing_sd_bins = 2.0;  // Gaussian kernel of the PCA initialisation
@@ -44,6 +54,9 @@ struct InitialisationSettings {
 struct FitSettings {
   int latents = 4;
   int iterations = 100;
+  ModelSettings model;  // spike observation model, family, expectations
+  // Names of the Gaussian modalities in TrialCounts::continuous (empty: spikes only).
+  std::vector<std::string> continuous_names;
   // Full batch: stop when |ELBO_i - ELBO_{i-1}| / |ELBO_i| < tolerance; 0 = never. Minibatch
   // runs always take `iterations` steps (their ELBO is a noisy estimate).
   double tolerance = 1e-6;
@@ -136,10 +149,13 @@ struct LatentPrior {
   static LatentPrior from(const GlobalState& globals);
 };
 
-// Infers q(z) of each trial with the globals held fixed (local steps to convergence from zero
-// sites), using the readout rows in `readout` (e.g. the held-in neurons only).
+// Infers q(z) of each trial from its spikes alone with the globals held fixed (local steps to
+// convergence from zero sites), using the readout rows in `readout` (e.g. the held-in neurons
+// only), the spike model `model` (rows matching `readout`) and the given family.
 std::vector<GaussMarkovState> infer_latents(const LatentPrior& prior, const Readout& readout,
                                             const std::vector<TrialCounts>& trials,
-                                            const LocalStepSettings& settings);
+                                            const LocalStepSettings& settings,
+                                            const ObservationModel& model = PoissonObservation{},
+                                            FamilyKind family = FamilyKind::kGaussMarkov);
 
 }  // namespace spikevi

@@ -48,6 +48,10 @@ double peak_resident_bytes();
 // version, git revision, UTC date, ranks, command line.
 std::map<std::string, std::string> provenance(const CommandContext& context);
 
+// Per-trial rows x T_k matrices as one [trials, bins, rows] row-major array, NaN-padded to
+// `bins` (the layout of /cosmoothing/rates, /decoded/mean and the like).
+std::vector<double> padded_per_trial(const std::vector<Eigen::MatrixXd>& per_trial, int bins);
+
 // The option values as text, for the /config record of an output file.
 std::map<std::string, std::string> option_values(const po::variables_map& values);
 
@@ -72,6 +76,8 @@ Dataset read_dataset_on_every_rank(const std::string& path, const ReadOptions& o
 int run_simulate(const CommandContext& context);
 int run_fit(const CommandContext& context);
 int run_evaluate(const CommandContext& context);
+int run_compare(const CommandContext& context);
+int run_decode(const CommandContext& context);
 
 template <class Write>
 void write_atomically(const std::string& path, Write&& write) {

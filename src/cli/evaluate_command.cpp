@@ -36,18 +36,6 @@ po::options_description evaluate_options(EvaluateOptions& o) {
   return options;
 }
 
-// [test_trials, bins, heldout] row-major with NaN padding.
-std::vector<double> padded_rates(const std::vector<Eigen::MatrixXd>& rates, int bins) {
-  const std::size_t rows = rates.empty() ? 0 : static_cast<std::size_t>(rates.front().rows());
-  std::vector<double> out(rates.size() * static_cast<std::size_t>(bins) * rows,
-                          std::numeric_limits<double>::quiet_NaN());
-  for (std::size_t k = 0; k < rates.size(); ++k)
-    // A rows x T column-major matrix is a [T, rows] row-major block.
-    std::copy_n(rates[k].data(), rates[k].size(),
-                out.begin() + static_cast<std::ptrdiff_t>(k * bins * rows));
-  return out;
-}
-
 struct Scores {
   double model = 0.0;
   double baseline = 0.0;
@@ -63,8 +51,8 @@ void write_evaluation(const std::string& path, const Dataset& data, const Cosmoo
   const std::size_t K = data.split->test_trials.size();
   const std::size_t J = data.split->heldout_neurons.size();
   const Hdf5File::Dims dims{K, static_cast<std::size_t>(data.bins), J};
-  file.write_doubles("/cosmoothing/rates", padded_rates(model.rates, data.bins), dims);
-  file.write_doubles("/baseline/rates", padded_rates(baseline, data.bins), dims);
+  file.write_doubles("/cosmoothing/rates", padded_per_trial(model.rates, data.bins), dims);
+  file.write_doubles("/baseline/rates", padded_per_trial(baseline, data.bins), dims);
   file.write_double_attribute("/cosmoothing", "bits_per_spike", scores.model);
   file.write_double_attribute("/cosmoothing", "truth_parameters_bits_per_spike",
                               scores.truth_parameters);
@@ -94,15 +82,20 @@ int run_evaluate(const CommandContext& context) {
   const Dataset data = read_dataset(o.data);
   if (!data.split || data.split->test_trials.empty() || data.split->heldout_neurons.empty())
     throw InputError(o.data + ": /split/test_trials and /split/heldout_neurons are needed");
-  const GlobalState globals = read_fit_globals(o.fit);
+  const FitModel fit = read_fit_model(o.fit);
+  const GlobalState& globals = fit.globals;
   if (globals.spikes.rows() != data.neurons)
     throw InputError(o.fit + ": /globals/C has " + std::to_string(globals.spikes.rows()) +
                      " rows but " + o.data + " has " + std::to_string(data.neurons) + " neurons");
   if (!context.comm->is_root()) return 0;
 
   const Split& split = *data.split;
-  const CosmoothingResult model =
-      cosmooth(LatentPrior::from(globals), globals.spikes, data, o.local);
+  ModelSettings model_settings;
+  model_settings.observation = fit.observation;
+  model_settings.family = fit.family;
+  model_settings.expectations = fit.expectations;
+  const CosmoothingResult model = cosmooth(LatentPrior::from(globals), globals.spikes, data,
+                                           o.local, model_settings, globals.spike_shapes.shapes);
   Scores scores;
   scores.model = model.bits_per_spike;
 
@@ -117,8 +110,9 @@ int run_evaluate(const CommandContext& context) {
 
   if (data.truth && data.truth->dim() > 0) {
     const Truth& truth = *data.truth;
-    scores.truth_parameters =
-        cosmooth(truth_prior(truth), truth_readout(truth), data, o.local).bits_per_spike;
+    scores.truth_parameters = cosmooth(truth_prior(truth), truth_readout(truth), data, o.local,
+                                       truth_model(truth), truth.dispersion)
+                                  .bits_per_spike;
     if (!truth.rates.empty())
       scores.true_rates =
           bits_per_spike(select_trials_and_rows(truth.rates, data.first_trial, split.test_trials,

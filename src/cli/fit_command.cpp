@@ -24,6 +24,8 @@ namespace {
 
 struct FitOptions {
   std::string data, out;
+  std::string observation = "poisson", family = "gauss-markov", expectations;
+  bool ignore_continuous = false;
   double epochs = 0.0;  // > 0: sets the iteration count from passes over the data
   int checkpoint_every = 10;
   bool overwrite = false, quiet = false, restart = false;
@@ -44,6 +46,20 @@ po::options_description fit_options(FitOptions& o) {
       ("data", po::value(&o.data)->required(), "input data set (HDF5, DATA_FORMAT.md)")
       ("out", po::value(&o.out)->required(), "results file to write (HDF5)")
       ("latents", po::value(&s.latents)->default_value(4), "number of latent dimensions D")
+      ("observation", po::value(&o.observation)->default_value("poisson"),
+       "spike model: poisson, negbin (negative binomial, per-neuron shapes learned) or "
+       "bernoulli (binary bins, logit link)")
+      ("family", po::value(&o.family)->default_value("gauss-markov"),
+       "variational family of each trial's latents: gauss-markov (structured) or mean-field")
+      ("expectations", po::value(&o.expectations),
+       "closed-form (Poisson only; the default there), quadrature (Gauss-Hermite; the "
+       "default otherwise) or monte-carlo (reparameterized draws of the latent path)")
+      ("quadrature-nodes", po::value(&s.model.quadrature_nodes)->default_value(20),
+       "Gauss-Hermite nodes per expectation")
+      ("samples", po::value(&s.model.samples)->default_value(16),
+       "--expectations monte-carlo: draws per trial and local step")
+      ("ignore-continuous", po::bool_switch(&o.ignore_continuous),
+       "fit the spikes only, even when the file has /continuous modalities")
       ("iterations", po::value(&s.iterations)->default_value(100), "maximum number of iterations")
       ("tolerance", po::value(&s.tolerance)->default_value(1e-6, "1e-6"),
        "stop when the relative ELBO change falls below this; 0 runs exactly --iterations")
@@ -84,6 +100,19 @@ po::options_description fit_options(FitOptions& o) {
   return options;
 }
 
+// The model options as settings (ConfigError naming a bad value).
+void apply_model_options(FitOptions& o) {
+  ModelSettings& model = o.settings.model;
+  model.observation = parse_observation(o.observation);
+  model.family = parse_family(o.family);
+  model.expectations = o.expectations.empty() ? (model.observation == SpikeObservation::kPoisson
+                                                     ? ExpectationMethod::kClosedForm
+                                                     : ExpectationMethod::kQuadrature)
+                                              : parse_expectations(o.expectations);
+  model.seed = o.settings.minibatch.seed;
+  model.validate();
+}
+
 void validate(const FitOptions& o) {
   const FitSettings& s = o.settings;
   if (s.latents < 1)
@@ -113,7 +142,8 @@ CheckpointIdentity checkpoint_identity(const po::variables_map& values, const Da
   const std::map<std::string, std::string> options = option_values(values);
   CheckpointIdentity identity;
   for (const char* key :
-       {"latents", "minibatch", "step-tau", "step-kappa", "seed", "local-tolerance",
+       {"latents", "observation", "family", "expectations", "quadrature-nodes", "samples",
+        "ignore-continuous", "minibatch", "step-tau", "step-kappa", "seed", "local-tolerance",
         "local-max-iterations", "prior-readout-precision", "prior-offset-precision",
         "prior-dynamics-variance", "prior-process-noise"})
     if (options.count(key)) identity[key] = options.at(key);
@@ -123,18 +153,6 @@ CheckpointIdentity checkpoint_identity(const po::variables_map& values, const Da
   identity["data"] = data.str();
   identity["data content"] = content;  // data_fingerprint: the counts themselves
   return identity;
-}
-
-// Ascending, so that each rank's share is one contiguous block of the file.
-std::vector<int> training_trials(const Dataset& data) {
-  std::vector<int> trials;
-  if (data.split && !data.split->train_trials.empty()) {
-    trials = data.split->train_trials;
-    std::sort(trials.begin(), trials.end());
-  } else {
-    for (int k = 0; k < data.trials; ++k) trials.push_back(k);
-  }
-  return trials;
 }
 
 // Reads only the block of the file that holds this rank's share of the training trials.
@@ -207,12 +225,14 @@ int run_fit(const CommandContext& context) {
   po::options_description options = fit_options(o);
   po::variables_map values;
   if (!parse_options("fit",
-                     "Fits a Poisson latent linear dynamical system (Gauss-Markov "
-                     "variational family, natural-gradient VB-EM) to /split/train_trials "
-                     "(all trials without a split).",
+                     "Fits a latent linear dynamical system (Poisson, negative-binomial or "
+                     "Bernoulli spikes, plus the Gaussian modalities of /continuous) by "
+                     "natural-gradient variational inference to /split/train_trials (all "
+                     "trials without a split).",
                      options, context, values))
     return 0;
   validate(o);
+  apply_model_options(o);
   const bool root = context.comm->is_root();
   const auto start = std::chrono::steady_clock::now();
   double io_seconds = 0.0;
@@ -237,10 +257,17 @@ int run_fit(const CommandContext& context) {
   const std::vector<int> local(trials.begin() + static_cast<std::ptrdiff_t>(share.begin),
                                trials.begin() + static_cast<std::ptrdiff_t>(share.end));
   if (root)
-    std::printf("spikevi fit: %s: %zu training trials, %d neurons, D = %d, %d rank(s)\n",
-                o.data.c_str(), trials.size(), metadata.neurons, o.settings.latents, comm.size());
+    std::printf(
+        "spikevi fit: %s: %zu training trials, %d neurons, D = %d, %d rank(s); %s spikes, %s "
+        "family, %s expectations\n",
+        o.data.c_str(), trials.size(), metadata.neurons, o.settings.latents, comm.size(),
+        observation_name(o.settings.model.observation).c_str(),
+        family_name(o.settings.model.family).c_str(),
+        expectations_name(o.settings.model.expectations).c_str());
   const auto read_start = std::chrono::steady_clock::now();
   Dataset data = read_share(o.data, local, comm);
+  if (!o.ignore_continuous)
+    for (const auto& [name, values] : data.continuous) o.settings.continuous_names.push_back(name);
   io_seconds += seconds_since(read_start);
   double independent = data.counts_read_collectively ? 0.0 : 1.0;  // on any rank
   comm.allreduce_max(std::span<double>(&independent, 1));
@@ -248,8 +275,8 @@ int run_fit(const CommandContext& context) {
     std::printf("read /counts: %s parallel-HDF5 read of each rank's block (%.2f s)\n",
                 independent == 0.0 ? "collective" : "independent (not collective) on some rank",
                 io_seconds);
-  const std::vector<TrialCounts> counts =
-      make_trial_counts(data, local, {}, static_cast<int>(share.begin));
+  const std::vector<TrialCounts> counts = make_trial_counts(
+      data, local, {}, static_cast<int>(share.begin), o.settings.continuous_names);
   data = Dataset{};  // the solver's copy is all it needs: do not hold the block twice
 
   // Checkpoints: continue from one for this --out if there is one (DESIGN.md §5).
@@ -258,7 +285,13 @@ int run_fit(const CommandContext& context) {
                           metadata.bins,
                           {},
                           o.settings.latents,
-                          metadata.neurons};
+                          metadata.neurons,
+                          {}};
+  layout.model.spike_shapes = o.settings.model.observation == SpikeObservation::kNegativeBinomial;
+  layout.model.continuous_names = o.settings.continuous_names;
+  for (const Eigen::ArrayXXd& values : counts.front().continuous)
+    layout.model.continuous_channels.push_back(static_cast<int>(values.rows()));
+  layout.model.inputs = static_cast<int>(counts.front().inputs.rows());
   for (const TrialCounts& trial : counts)
     layout.bins.push_back(static_cast<int>(trial.counts.cols()));
   const CheckpointIdentity identity =
@@ -336,6 +369,7 @@ int run_fit(const CommandContext& context) {
   record.trials = trials;
   for (const GaussianMoments& q : latents) record.latents.push_back(gauge.apply(q));
   record.padded_bins = metadata.bins;
+  record.model = o.settings.model;
   record.configuration = option_values(values);
   record.provenance = provenance(context);
   record.provenance["data"] = o.data;

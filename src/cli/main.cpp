@@ -13,8 +13,10 @@ constexpr const char* kUsage =
     "usage: spikevi COMMAND [options]   (spikevi COMMAND --help for its options)\n\n"
     "commands:\n"
     "  simulate   write a simulated data set (with /truth and /split) in the input format\n"
-    "  fit        fit a Poisson latent linear dynamical system by variational inference\n"
-    "  evaluate   co-smoothing score of a fit on the test trials, beside reference scores\n";
+    "  fit        fit a latent linear dynamical system to spikes (and behaviour) by VI\n"
+    "  evaluate   co-smoothing score of a fit on the test trials, beside reference scores\n"
+    "  compare    cross-validated comparison of spike models and variational families\n"
+    "  decode     predict a Gaussian modality (behaviour) of the test trials from spikes\n";
 
 // Exit status by error kind (documented in the README).
 int status_of(const spikevi::Error& error) {
@@ -28,6 +30,8 @@ int dispatch(const std::string& command, spikevi::cli::CommandContext& context) 
   if (command == "simulate") return spikevi::cli::run_simulate(context);
   if (command == "fit") return spikevi::cli::run_fit(context);
   if (command == "evaluate") return spikevi::cli::run_evaluate(context);
+  if (command == "compare") return spikevi::cli::run_compare(context);
+  if (command == "decode") return spikevi::cli::run_decode(context);
   throw spikevi::ConfigError("unknown command '" + command + "'\n" + kUsage);
 }
 

@@ -1,5 +1,6 @@
 // spikevi simulate: write a simulated data set with /truth and /split.
 #include <cstdio>
+#include <string>
 
 #include "command.hpp"
 #include "spikevi/dataset.hpp"
@@ -10,7 +11,7 @@ namespace spikevi::cli {
 namespace {
 
 struct SimulateOptions {
-  std::string out, preset = "default";
+  std::string out, preset = "default", observation = "poisson";
   bool overwrite = false;
   SimulationSettings settings;
 };
@@ -49,6 +50,22 @@ po::options_description simulate_options(SimulateOptions& o) {
        "share of neurons in /split/heldout_neurons")
       ("min-length-fraction", po::value(&s.min_length_fraction)->default_value(s.min_length_fraction),
        "below 1: ragged trials with lengths uniform on [fraction*bins, bins]")
+      ("observation", po::value(&o.observation)->default_value(o.observation),
+       "spike-count model: poisson; negbin (or negative_binomial): negative binomial with mean "
+       "exp(c.z + d) and shape --dispersion; bernoulli: binary bins, P(spike) = sigmoid(c.z + d)")
+      ("dispersion", po::value(&s.dispersion)->default_value(s.dispersion),
+       "negative-binomial shape r of every neuron (variance = mean + mean^2/r)")
+      ("behavior", po::value(&s.behavior_channels)->default_value(s.behavior_channels),
+       "channels of a Gaussian behaviour modality /continuous/behavior driven by the latents "
+       "(0: none)")
+      ("behavior-scale", po::value(&s.behavior_scale)->default_value(s.behavior_scale),
+       "SD of each behaviour channel's modulation by the latents")
+      ("behavior-noise", po::value(&s.behavior_noise)->default_value(s.behavior_noise, "0.1"),
+       "behaviour noise variance R of every channel")
+      ("behavior-missing", po::value(&s.behavior_missing)->default_value(s.behavior_missing),
+       "probability that a behaviour value is missing (NaN)")
+      ("inputs", po::value(&s.inputs)->default_value(s.inputs),
+       "number of known inputs /inputs driving the latents (sparse 0/1 pulses; 0: none)")
       ("overwrite", po::bool_switch(&o.overwrite), "replace an existing --out");
   // clang-format on
   return options;
@@ -61,8 +78,10 @@ int run_simulate(const CommandContext& context) {
   po::options_description options = simulate_options(o);
   po::variables_map values;
   if (!parse_options("simulate",
-                     "Simulates spike counts from a Poisson latent linear dynamical "
-                     "system and writes them in the input format, with /truth and /split.",
+                     "Simulates spike counts (Poisson, negative binomial or Bernoulli) from a "
+                     "latent linear dynamical system, optionally with a Gaussian behaviour "
+                     "modality and known inputs, and writes them in the input format, with "
+                     "/truth and /split.",
                      options, context, values))
     return 0;
   if (o.preset == "sparse") {
@@ -80,21 +99,32 @@ int run_simulate(const CommandContext& context) {
   } else if (o.preset != "default") {
     throw ConfigError("--preset must be 'default' or 'sparse' (got '" + o.preset + "')");
   }
+  o.settings.observation = o.observation == "negbin" ? "negative_binomial" : o.observation;
   validate_settings(o.settings);
   check_output_path("--out", o.out, o.overwrite);
   if (!context.comm->is_root()) return 0;
 
-  const Dataset data = simulate(o.settings);
+  const SimulationSettings& s = o.settings;
+  const Dataset data = simulate(s);
   write_atomically(o.out, [&](const std::string& path) { write_dataset(path, data); });
+  std::string model = s.observation;
+  if (s.observation == "negative_binomial") {
+    char shape[32];
+    std::snprintf(shape, sizeof shape, " (r = %g)", s.dispersion);
+    model += shape;
+  }
+  if (s.behavior_channels > 0)
+    model += ", " + std::to_string(s.behavior_channels) + " behavior channel" +
+             (s.behavior_channels == 1 ? "" : "s");
+  if (s.inputs > 0)
+    model += ", " + std::to_string(s.inputs) + " input" + (s.inputs == 1 ? "" : "s");
+  double valid_bins = 0.0;
+  for (int length : data.trial_lengths) valid_bins += length;
   std::printf(
-      "spikevi simulate: wrote %s: %d trials x %d bins x %d neurons, D = %d, "
+      "spikevi simulate: wrote %s: %d trials x %d bins x %d neurons, D = %d, %s, "
       "%.0f spikes (%.3f per bin and neuron)\n",
-      o.out.c_str(), data.trials, data.bins, data.neurons, o.settings.latents, data.total_spikes(),
-      data.total_spikes() / (double(data.neurons) * [&] {
-        double bins = 0;
-        for (int T : data.trial_lengths) bins += T;
-        return bins;
-      }()));
+      o.out.c_str(), data.trials, data.bins, data.neurons, s.latents, model.c_str(),
+      data.total_spikes(), data.total_spikes() / (data.neurons * valid_bins));
   return 0;
 }
 

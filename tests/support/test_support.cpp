@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cmath>
 
 namespace spikevi::testing {
 
@@ -38,6 +39,45 @@ TempDir::~TempDir() {
 
 double max_abs_diff(const Eigen::MatrixXd& a, const Eigen::MatrixXd& b) {
   return (a - b).cwiseAbs().maxCoeff();
+}
+
+LinearGaussianModel random_linear_gaussian_model(int D, int channels, std::mt19937_64& rng) {
+  LinearGaussianModel m;
+  const Eigen::HouseholderQR<Eigen::MatrixXd> qr(random_normal(D, D, rng));
+  m.A = 0.9 * Eigen::MatrixXd(qr.householderQ());
+  m.b = random_normal(D, 1, rng, 0.3);
+  m.Q = random_spd(D, rng, 0.1, 0.3);
+  m.mu0 = random_normal(D, 1, rng);
+  m.Sigma0 = random_spd(D, rng, 0.5, 1.0);
+  m.W = random_normal(channels, D, rng);
+  m.e = random_normal(channels, 1, rng);
+  m.R = (random_normal(channels, 1, rng).array().abs() * 0.3 + 0.1).matrix();
+  return m;
+}
+
+Eigen::ArrayXXd simulate_linear_gaussian(const LinearGaussianModel& m, int T,
+                                         std::mt19937_64& rng) {
+  const Eigen::Index D = m.A.rows();
+  const Eigen::MatrixXd q_chol = m.Q.llt().matrixL();
+  Eigen::VectorXd z = m.mu0 + Eigen::MatrixXd(m.Sigma0.llt().matrixL()) * random_normal(D, 1, rng);
+  Eigen::ArrayXXd y(m.W.rows(), T);
+  std::uniform_real_distribution<double> uniform(0.0, 1.0);
+  for (int t = 0; t < T; ++t) {
+    if (t > 0) z = m.A * z + m.b + q_chol * random_normal(D, 1, rng);
+    const Eigen::VectorXd noise = random_normal(m.W.rows(), 1, rng);
+    y.col(t) = (m.W * z + m.e + (m.R.array().sqrt() * noise.array()).matrix()).array();
+    for (Eigen::Index j = 0; j < y.rows(); ++j)
+      if (uniform(rng) < 0.15 || t == 1) y(j, t) = std::nan("");
+  }
+  return y;
+}
+
+GaussianTrial::GaussianTrial(const LinearGaussianModel& m, Eigen::ArrayXXd data)
+    : model(m.R), y(std::move(data)) {
+  readout.C = m.W;
+  readout.d = m.e;
+  readout.precision =
+      Eigen::MatrixXd::Identity(m.W.cols() + 1, m.W.cols() + 1).replicate(1, m.W.rows());
 }
 
 }  // namespace spikevi::testing

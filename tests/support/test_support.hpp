@@ -5,6 +5,9 @@
 #include <random>
 #include <string>
 
+#include "spikevi/observation_model.hpp"
+#include "spikevi/readout.hpp"
+
 namespace spikevi::testing {
 
 // A random symmetric positive-definite n x n matrix with eigenvalues in [floor, floor + scale].
@@ -23,6 +26,27 @@ class TempDir {
 
  private:
   std::filesystem::path path_;
+};
+
+// A linear-Gaussian state-space model with a Gaussian modality (the exactness tests of
+// DESIGN.md §2): z_t = A z_{t-1} + b + N(0, Q), z_1 ~ N(mu0, Sigma0), y_t ~ N(W z_t + e, diag R).
+struct LinearGaussianModel {
+  Eigen::MatrixXd A, Q, Sigma0, W;
+  Eigen::VectorXd b, mu0, e, R;
+};
+
+// A random stable model of D latents and `channels` channels.
+LinearGaussianModel random_linear_gaussian_model(int D, int channels, std::mt19937_64& rng);
+
+// y: channels x T with about 15 % of entries NaN and bin 1 entirely missing.
+Eigen::ArrayXXd simulate_linear_gaussian(const LinearGaussianModel& m, int T, std::mt19937_64& rng);
+
+// The Gaussian modality of one trial: readout (W, e), model (R) and data y.
+struct GaussianTrial {
+  Readout readout;
+  GaussianObservation model;
+  Eigen::ArrayXXd y;
+  GaussianTrial(const LinearGaussianModel& m, Eigen::ArrayXXd data);
 };
 
 // Largest absolute element-wise difference.

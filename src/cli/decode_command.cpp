@@ -1,0 +1,145 @@
+// spikevi decode: predict a Gaussian modality of the test trials from their spikes alone.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+
+#include "command.hpp"
+#include "spikevi/dataset.hpp"
+#include "spikevi/decoding.hpp"
+#include "spikevi/error.hpp"
+#include "spikevi/fit_file.hpp"
+#include "spikevi/hdf5_file.hpp"
+#include "spikevi/variational_fit.hpp"
+
+namespace spikevi::cli {
+namespace {
+
+struct DecodeOptions {
+  std::string data, fit, target, out;
+  double level = 0.95;
+  bool overwrite = false;
+  LocalStepSettings local{.tolerance = 1e-6, .max_iterations = 200};
+};
+
+po::options_description decode_options(DecodeOptions& o) {
+  po::options_description options("Decode options");
+  // clang-format off
+  options.add_options()
+      ("data", po::value(&o.data)->required(), "the data set the fit was made on (HDF5)")
+      ("fit", po::value(&o.fit)->required(),
+       "results of spikevi fit with the target modality (fitted from /continuous/NAME)")
+      ("target", po::value(&o.target)->required(), "NAME of the modality /continuous/NAME")
+      ("out", po::value(&o.out)->required(), "decoding file to write (HDF5)")
+      ("level", po::value(&o.level)->default_value(0.95, "0.95"),
+       "coverage of the central posterior-predictive interval")
+      ("local-tolerance", po::value(&o.local.tolerance)->default_value(1e-6, "1e-6"),
+       "latent inference on test trials: stop when a step gains less (nats)")
+      ("local-max-iterations", po::value(&o.local.max_iterations)->default_value(200),
+       "latent inference on test trials: most natural-gradient steps")
+      ("overwrite", po::bool_switch(&o.overwrite), "replace an existing --out");
+  // clang-format on
+  return options;
+}
+
+const ContinuousReadout& target_modality(const GlobalState& globals, const DecodeOptions& o) {
+  std::string names;
+  for (const ContinuousReadout& modality : globals.continuous) {
+    if (modality.name == o.target) return modality;
+    names += (names.empty() ? "" : ", ") + modality.name;
+  }
+  throw ConfigError(o.fit + " has no Gaussian modality '" + o.target + "' (it has: " +
+                    (names.empty() ? "none" : names) + "); fit on a file with /continuous/" +
+                    o.target + ", without --ignore-continuous");
+}
+
+// The oracle: the true latents through the true readout (NaN when /truth lacks them).
+double oracle_r_squared(const Dataset& data, const std::string& target,
+                        const std::vector<int>& trials,
+                        const std::vector<Eigen::MatrixXd>& values) {
+  if (!data.truth || data.truth->latents.empty() || !data.truth->continuous.count(target))
+    return std::numeric_limits<double>::quiet_NaN();
+  const ContinuousTruth& truth = data.truth->continuous.at(target);
+  std::vector<Eigen::MatrixXd> predictions;
+  for (int k : trials)
+    predictions.push_back(
+        (truth.W * data.truth->latents.at(static_cast<std::size_t>(k - data.first_trial)))
+            .colwise() +
+        truth.e);
+  return r_squared(predictions, values);
+}
+
+}  // namespace
+
+int run_decode(const CommandContext& context) {
+  DecodeOptions o;
+  po::options_description options = decode_options(o);
+  po::variables_map values;
+  if (!parse_options("decode",
+                     "Predicts the Gaussian modality /continuous/NAME of the test trials from "
+                     "their spikes alone, with a fit that learned the modality on the train "
+                     "trials: posterior-predictive mean and interval, R^2 and coverage.",
+                     options, context, values))
+    return 0;
+  check_output_path("--out", o.out, o.overwrite);
+  const Dataset data = read_dataset(o.data);
+  if (!data.split || data.split->test_trials.empty())
+    throw InputError(o.data + ": /split/test_trials is needed to decode");
+  if (!data.continuous.count(o.target))
+    throw InputError(o.data + ": /continuous/" + o.target + " does not exist");
+  const FitModel fit = read_fit_model(o.fit);
+  const ContinuousReadout& modality = target_modality(fit.globals, o);
+  if (fit.globals.spikes.rows() != data.neurons)
+    throw InputError(o.fit + ": /globals/C has " + std::to_string(fit.globals.spikes.rows()) +
+                     " rows but " + o.data + " has " + std::to_string(data.neurons) + " neurons");
+  const std::vector<int>& test = data.split->test_trials;
+  std::vector<Eigen::MatrixXd> observed;
+  for (int k : test)
+    observed.push_back(data.continuous.at(o.target).at(static_cast<std::size_t>(k)));
+  if (observed.front().rows() != modality.channels())
+    throw InputError(o.data + ": /continuous/" + o.target + " has " +
+                     std::to_string(observed.front().rows()) + " channels but the fit has " +
+                     std::to_string(modality.channels()));
+  if (!context.comm->is_root()) return 0;
+
+  // Latents from the spikes alone: the modality itself is not shown to the inference.
+  const std::vector<TrialCounts> trials = make_trial_counts(data, test);
+  const std::vector<GaussMarkovState> states =
+      infer_latents(LatentPrior::from(fit.globals), fit.globals.spikes, trials, o.local,
+                    *fit.spike_model(), fit.family);
+  std::vector<GaussianMoments> latents;
+  for (const GaussMarkovState& state : states) latents.push_back(state.moments);
+  const DecodedModality decoded = predict_modality(modality, latents, o.level);
+  const DecodingScores scores = score_decoding(decoded, observed);
+  const double oracle = oracle_r_squared(data, o.target, test, observed);
+
+  write_atomically(o.out, [&](const std::string& path) {
+    Hdf5File file = Hdf5File::create(path);
+    const Hdf5File::Dims dims{test.size(), static_cast<std::size_t>(data.bins),
+                              static_cast<std::size_t>(modality.channels())};
+    file.write_doubles("/decoded/mean", padded_per_trial(decoded.mean, data.bins), dims);
+    file.write_doubles("/decoded/lower", padded_per_trial(decoded.lower, data.bins), dims);
+    file.write_doubles("/decoded/upper", padded_per_trial(decoded.upper, data.bins), dims);
+    std::vector<std::int64_t> trial_indices(test.begin(), test.end());
+    file.write_int64("/decoded/trials", trial_indices, {test.size()});
+    file.write_string_attribute("/decoded", "target", o.target);
+    file.write_double_attribute("/decoded", "level", o.level);
+    file.write_double_attribute("/decoded", "r_squared", scores.r_squared);
+    file.write_double_attribute("/decoded", "coverage", scores.coverage);
+    file.write_double_attribute("/decoded", "oracle_r_squared", oracle);
+    for (const auto& [key, value] : provenance(context))
+      file.write_string_attribute("/", key, value);
+    file.close();
+  });
+  std::printf("spikevi decode: %s from spikes on %zu test trials (%.0f observed values)\n",
+              o.target.c_str(), test.size(), scores.observed);
+  std::printf("  R^2                                   %8.4f\n", scores.r_squared);
+  if (std::isfinite(oracle))
+    std::printf("  oracle R^2 (true latents and readout)  %8.4f\n", oracle);
+  std::printf("  coverage of the %.0f%% interval          %8.4f\n", 100.0 * o.level,
+              scores.coverage);
+  std::printf("wrote %s\n", o.out.c_str());
+  return 0;
+}
+
+}  // namespace spikevi::cli
