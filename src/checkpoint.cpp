@@ -30,8 +30,10 @@ class Checksum {
       hash_ *= 0x100000001b3ULL;
     }
   }
-  void add(const Eigen::MatrixXd& m) { add(m.data(), static_cast<std::size_t>(m.size())); }
-  void add(const Eigen::VectorXd& v) { add(v.data(), static_cast<std::size_t>(v.size())); }
+  template <class Derived>
+  void add(const Eigen::DenseBase<Derived>& m) {
+    add(m.derived().data(), static_cast<std::size_t>(m.size()));
+  }
   void add(const std::vector<double>& v) { add(v.data(), v.size()); }
   void add(double x) { add(&x, 1); }
   std::uint64_t value() const { return hash_; }
@@ -110,6 +112,14 @@ void visit_globals(State& g, Visit&& visit) {
   if (g.spike_shapes.active()) {
     visit("spike_shapes", g.spike_shapes.shapes);
     visit("spike_shape_precision", g.spike_shapes.precision);
+  }
+  if (g.readout_adam.first.size() > 0) {
+    visit("readout_adam/first", g.readout_adam.first);
+    visit("readout_adam/second", g.readout_adam.second);
+  }
+  if (g.shape_adam.first.size() > 0) {
+    visit("shape_adam/first", g.shape_adam.first);
+    visit("shape_adam/second", g.shape_adam.second);
   }
   for (auto& modality : g.continuous) {
     const std::string prefix = "continuous/" + modality.name + "/";

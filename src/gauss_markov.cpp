@@ -22,6 +22,23 @@ void GaussMarkovEvaluator::evaluate(const PriorBlocks& prior,
   out.elbo = site_form_elbo(prior, sites, q, out.expected_log_lik);
 }
 
+void GaussMarkovEvaluator::site_gradient(const GaussMarkovState& state, Sites& gradient) {
+  mean_part_of_site_gradient(state, gradient);
+  // dS_t = (J^-1 dJ J^-1)_tt = -d/d eps [(J + eps dJ)^-1]_tt, dJ = L~ - L (block diagonal).
+  const Eigen::MatrixXd change = state.targets.precision - state.sites.precision;
+  const double largest_change = change.cwiseAbs().maxCoeff();
+  if (largest_change == 0.0) return;
+  const double eps = 1e-6 * precision_.diagonal.cwiseAbs().maxCoeff() / largest_change;
+  perturbed_.lower = precision_.lower;
+  perturbed_.diagonal = precision_.diagonal + eps * change;
+  perturbed_factor_.factor(perturbed_);
+  perturbed_factor_.selected_inverse(cov_plus_, lag_scratch_);
+  perturbed_.diagonal = precision_.diagonal - eps * change;
+  perturbed_factor_.factor(perturbed_);
+  perturbed_factor_.selected_inverse(cov_minus_, lag_scratch_);
+  gradient.precision -= (cov_plus_ - cov_minus_) / (4.0 * eps);  // + dS/2
+}
+
 double site_form_elbo(const PriorBlocks& prior, const Sites& sites, const GaussianMoments& q,
                       double expected_log_lik) {
   const int dim = q.dim();

@@ -74,6 +74,14 @@ GlobalState make_prior_state(int dim, int neurons, const PriorSettings& settings
     state.spike_shapes.precision =
         Eigen::VectorXd::Constant(neurons, 1.0 / (settings.shape_log_sd * settings.shape_log_sd));
   }
+  if (layout.adam) {
+    state.readout_adam.first = Eigen::ArrayXXd::Zero(dim + 1, neurons);
+    state.readout_adam.second = state.readout_adam.first;
+    if (layout.spike_shapes) {
+      state.shape_adam.first = Eigen::ArrayXXd::Zero(neurons, 1);
+      state.shape_adam.second = state.shape_adam.first;
+    }
+  }
   state.continuous_prior = state.spikes_prior;
   state.noise_prior = settings.noise;
   for (std::size_t m = 0; m < layout.continuous_names.size(); ++m)

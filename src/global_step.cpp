@@ -22,17 +22,48 @@ void update_dynamics(GlobalState& globals, const GlobalStatistics& stats, Global
 }
 
 void update_readout(GlobalState& globals, const GlobalStatistics& stats, GlobalStepSize step,
-                    const Eigen::VectorXd& row_damping) {
-  globals.spikes = readout_natural_gradient_step(globals.spikes, globals.spikes_prior, stats.spikes,
-                                                 step.scale, step.rho * row_damping);
+                    const Eigen::VectorXd& row_damping, const AdamSettings* adam) {
+  if (!adam) {
+    globals.spikes = readout_natural_gradient_step(
+        globals.spikes, globals.spikes_prior, stats.spikes, step.scale, step.rho * row_damping);
+    return;
+  }
+  // Adam on w_n = (c_n, d_n) along the Euclidean gradient scale g_n - P0 (w_n - m0); the
+  // precision P_n is blended as in the natural step (it is the Laplace precision reported).
+  Readout& readout = globals.spikes;
+  const ReadoutPrior& prior = globals.spikes_prior;
+  const int p = readout.dim() + 1;
+  Eigen::MatrixXd weights(p, readout.rows());
+  weights << readout.C.transpose(), readout.d.transpose();
+  const Eigen::MatrixXd gradient =
+      step.scale * stats.spikes.gradient - prior.precision * (weights.colwise() - prior.mean);
+  Eigen::ArrayXXd moved = globals.readout_adam.step(gradient.array(), *adam, step.rho);
+  moved.rowwise() *= row_damping.transpose().array();
+  weights += moved.matrix();
+  readout.C = weights.topRows(p - 1).transpose();
+  readout.d = weights.row(p - 1).transpose();
+  for (int n = 0; n < readout.rows(); ++n) {
+    auto P = readout.precision.middleCols(static_cast<Eigen::Index>(n) * p, p);
+    P = (1.0 - step.rho) * P +
+        step.rho * (prior.precision + step.scale * stats.spikes.hessian.middleCols(
+                                                       static_cast<Eigen::Index>(n) * p, p));
+  }
 }
 
 void update_shapes(GlobalState& globals, const GlobalStatistics& stats, GlobalStepSize step,
-                   const Eigen::VectorXd& row_damping) {
+                   const Eigen::VectorXd& row_damping, const AdamSettings* adam) {
   SpikeShapes& shapes = globals.spike_shapes;
   if (!shapes.active()) return;
   const double prior_precision = 1.0 / (shapes.prior_log_sd * shapes.prior_log_sd);
   const double prior_mean = std::log(shapes.prior_median);
+  Eigen::ArrayXXd adam_moves;
+  if (adam) {
+    const Eigen::ArrayXd log_r = shapes.shapes.array().log();
+    const Eigen::ArrayXd gradient =
+        step.scale * shapes.shapes.array() * stats.shape_gradient.array() -
+        prior_precision * (log_r - prior_mean);
+    adam_moves = globals.shape_adam.step(gradient, *adam, 1.0);
+  }
   for (Eigen::Index n = 0; n < shapes.shapes.size(); ++n) {
     const double r = shapes.shapes(n), log_r = std::log(r);
     // d/d log r and d2/d (log r)^2 of scale * sum E log p(x_n | r) + log p0(log r).
@@ -43,10 +74,11 @@ void update_shapes(GlobalState& globals, const GlobalStatistics& stats, GlobalSt
         prior_precision;
     // Newton where the objective is concave in log r, else a unit step uphill; never more than
     // one e-fold per step (the likelihood is nearly flat in r for Poisson-like rows).
-    double newton = curvature < 0.0 ? -gradient / curvature : (gradient > 0.0 ? 1.0 : -1.0);
-    newton = std::clamp(newton, -1.0, 1.0);
+    // Adam: along the gradient.
+    double move = curvature < 0.0 ? -gradient / curvature : (gradient > 0.0 ? 1.0 : -1.0);
+    move = adam ? adam_moves(n) : std::clamp(move, -1.0, 1.0);
     const double log_r_new =
-        std::clamp(log_r + step.rho * row_damping(n) * newton, std::log(1e-3), std::log(1e6));
+        std::clamp(log_r + step.rho * row_damping(n) * move, std::log(1e-3), std::log(1e6));
     shapes.shapes(n) = std::exp(log_r_new);
     shapes.precision(n) = std::max(-curvature, prior_precision);
   }
@@ -79,15 +111,16 @@ std::string non_finite_parameter(const GlobalState& g) {
 }
 
 double checked_global_step(GlobalState& globals, const GlobalStatistics& stats, GlobalStepSize step,
-                           const Eigen::VectorXd& row_damping, int retries) {
+                           const Eigen::VectorXd& row_damping, int retries,
+                           const AdamSettings* adam) {
   const GlobalState start = globals;
   std::string failure;
   for (int attempt = 0; attempt <= retries; ++attempt) {
     globals = start;
     try {
       update_dynamics(globals, stats, step);
-      update_readout(globals, stats, step, row_damping);
-      update_shapes(globals, stats, step, row_damping);
+      update_readout(globals, stats, step, row_damping, adam);
+      update_shapes(globals, stats, step, row_damping, adam);
       update_continuous(globals, stats, step);
       const std::string bad = non_finite_parameter(globals);
       if (bad.empty()) return step.rho;

@@ -37,6 +37,19 @@ void MeanFieldEvaluator::evaluate(const PriorBlocks& prior,
   out.elbo = block_diagonal_elbo(prior, q, out.expected_log_lik);
 }
 
+void MeanFieldEvaluator::site_gradient(const GaussMarkovState& state, Sites& gradient) {
+  mean_part_of_site_gradient(state, gradient);
+  // s2_ti = 1 / J_(ti,ti): dS_t = diag(s2_t^2 (L~ - L)_t,ii).
+  const int dim = state.moments.dim();
+  for (int t = 0; t < state.moments.bins(); ++t) {
+    const auto block = static_cast<Eigen::Index>(t) * dim;
+    const Eigen::VectorXd change =
+        (state.targets.precision - state.sites.precision).middleCols(block, dim).diagonal();
+    gradient.precision.middleCols(block, dim).diagonal() +=
+        0.5 * variances_.col(t).cwiseAbs2().cwiseProduct(change);
+  }
+}
+
 double block_diagonal_elbo(const PriorBlocks& prior, const GaussianMoments& q,
                            double expected_log_lik) {
   const int dim = q.dim(), bins = q.bins();

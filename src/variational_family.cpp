@@ -32,6 +32,23 @@ void FamilyEvaluator::factor(const PriorBlocks& prior, const Sites& sites) {
   cholesky_.factor(precision_);
 }
 
+void FamilyEvaluator::mean_part_of_site_gradient(const GaussMarkovState& state,
+                                                 Sites& gradient) const {
+  const int dim = state.moments.dim(), bins = state.moments.bins();
+  const Eigen::MatrixXd& m = state.moments.mean;
+  Eigen::MatrixXd residual = state.targets.shift - state.sites.shift;
+  for (int t = 0; t < bins; ++t)
+    residual.col(t) -= (state.targets.precision - state.sites.precision)
+                           .middleCols(static_cast<Eigen::Index>(t) * dim, dim) *
+                       m.col(t);
+  gradient.shift = cholesky_.solve(residual);
+  gradient.precision.resize(dim, static_cast<Eigen::Index>(dim) * bins);
+  for (int t = 0; t < bins; ++t)
+    gradient.precision.middleCols(static_cast<Eigen::Index>(t) * dim, dim) =
+        -0.5 * (gradient.shift.col(t) * m.col(t).transpose() +
+                m.col(t) * gradient.shift.col(t).transpose());
+}
+
 std::unique_ptr<FamilyEvaluator> make_family_evaluator(FamilyKind family) {
   if (family == FamilyKind::kMeanField) return std::make_unique<MeanFieldEvaluator>();
   return std::make_unique<GaussMarkovEvaluator>();
@@ -91,10 +108,53 @@ LocalStepReport local_step(const PriorBlocks& prior, const std::vector<ModalityV
   return report;
 }
 
+LocalStepReport adam_local_step(const PriorBlocks& prior,
+                                const std::vector<ModalityView>& modalities,
+                                GaussMarkovState& state, FamilyEvaluator& evaluator,
+                                const LocalStepSettings& settings, const AdamSettings& adam) {
+  LocalStepReport report;
+  report.start_elbo = state.elbo;
+  AdamState precision_moments, shift_moments;
+  GaussMarkovState candidate;
+  Sites gradient, proposal;
+  double rate = adam.learning_rate;
+  int quiet_steps = 0;
+  bool state_is_current = true;  // the evaluator's factor is that of `state`
+  const double min_rate = std::ldexp(adam.learning_rate, -settings.max_halvings);
+  for (report.iterations = 1; report.iterations <= settings.max_iterations; ++report.iterations) {
+    if (!state_is_current) {
+      evaluator.evaluate(prior, modalities, state.sites, state);
+      ++report.evaluations;
+    }
+    evaluator.site_gradient(state, gradient);
+    proposal.precision = state.sites.precision +
+                         precision_moments.step(gradient.precision.array(), adam, rate).matrix();
+    proposal.shift =
+        state.sites.shift + shift_moments.step(gradient.shift.array(), adam, rate).matrix();
+    ++report.evaluations;
+    if (!try_evaluate(evaluator, prior, modalities, proposal, candidate)) {
+      state_is_current = false;
+      rate *= 0.5;
+      if (rate < min_rate) break;
+      continue;
+    }
+    const double change = std::abs(candidate.elbo - state.elbo);
+    std::swap(state, candidate);
+    state_is_current = true;
+    quiet_steps = change < settings.tolerance ? quiet_steps + 1 : 0;
+    if (quiet_steps >= 3) {
+      report.converged = true;
+      break;
+    }
+  }
+  report.iterations = std::min(report.iterations, settings.max_iterations);
+  return report;
+}
+
 LocalStepReport warm_local_step(const PriorBlocks& prior,
                                 const std::vector<ModalityView>& modalities,
                                 GaussMarkovState& state, FamilyEvaluator& evaluator,
-                                const LocalStepSettings& settings) {
+                                const LocalStepSettings& settings, const AdamSettings* adam) {
   const Sites warm_sites = state.sites;
   bool restarted = false;
   if (!try_evaluate(evaluator, prior, modalities, warm_sites, state)) {
@@ -104,7 +164,9 @@ LocalStepReport warm_local_step(const PriorBlocks& prior,
                        state);
     restarted = true;
   }
-  LocalStepReport report = local_step(prior, modalities, state, evaluator, settings);
+  LocalStepReport report =
+      adam ? adam_local_step(prior, modalities, state, evaluator, settings, *adam)
+           : local_step(prior, modalities, state, evaluator, settings);
   report.restarted = restarted;
   return report;
 }

@@ -115,6 +115,11 @@ class VariationalFit {
 
  private:
   int dim() const { return settings_.latents; }
+  bool adam() const { return settings_.model.optimizer == OptimizerKind::kAdam; }
+  const AdamSettings* local_adam() const { return adam() ? &settings_.model.local_adam : nullptr; }
+  const AdamSettings* global_adam() const {
+    return adam() ? &settings_.model.global_adam : nullptr;
+  }
   int neurons() const { return static_cast<int>(trials_.front().counts.rows()); }
   bool full_batch() const { return settings_.minibatch.full_batch(population_); }
 
@@ -335,7 +340,7 @@ GlobalStatistics VariationalFit::local_pass(const std::vector<std::size_t>& memb
                                                 static_cast<std::uint64_t>(trial.position), 0});
       try {
         const LocalStepReport report =
-            warm_local_step(prior, modalities, state, *evaluator_, settings_.local);
+            warm_local_step(prior, modalities, state, *evaluator_, settings_.local, local_adam());
         trial_stats.add_trial(state.moments, globals.spikes, *model_, trial.counts, state.elbo,
                               trial.inputs_or_null());
         for (std::size_t m = 0; m < trial.continuous.size(); ++m)
@@ -367,7 +372,7 @@ void VariationalFit::global_step(const GlobalStatistics& stats, GlobalStepSize s
   timed(outcome_.timing.global, [&] {
     readout_before_step_ = outcome_.globals.spikes;
     shapes_before_step_ = outcome_.globals.spike_shapes;
-    checked_global_step(outcome_.globals, stats, step, row_damping_);
+    checked_global_step(outcome_.globals, stats, step, row_damping_, 10, global_adam());
     refresh_models();
   });
 }
@@ -416,6 +421,7 @@ FitOutcome VariationalFit::run(const ProgressCallback& progress) {
   layout_.spike_shapes = settings_.model.observation == SpikeObservation::kNegativeBinomial;
   layout_.continuous_names = settings_.continuous_names;
   layout_.inputs = static_cast<int>(trials_.front().inputs.rows());
+  layout_.adam = adam();
   layout_.continuous_channels.clear();
   for (const Eigen::ArrayXXd& values : trials_.front().continuous)
     layout_.continuous_channels.push_back(static_cast<int>(values.rows()));
@@ -544,6 +550,9 @@ void VariationalFit::resume(const FitState& state) {
   outcome_.trace = state.trace;
   outcome_.unconverged_local_steps = state.unconverged_local_steps;
   row_damping_ = state.row_damping;
+  // Adam's bias correction counts the global steps taken: one per iteration after the first.
+  outcome_.globals.readout_adam.steps = std::max(state.iteration - 1, 0);
+  outcome_.globals.shape_adam.steps = std::max(state.iteration - 1, 0);
   refresh_models();
   const LatentPrior latent_prior = LatentPrior::from(outcome_.globals);
   const ModalityKernels kernels(outcome_.globals, *model_, continuous_models_);

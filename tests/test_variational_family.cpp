@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <memory>
 #include <numbers>
 
 #include "spikevi/gauss_markov.hpp"
@@ -165,6 +166,91 @@ TEST(MonteCarlo, DrawsAreKeyedBySeedAndCounterAndGiveTheExactLogDensity) {
                             0.5 * a.moments.log_det_precision;
     EXPECT_NEAR(from_eps, dense, 1e-9 * std::abs(dense));
   }
+}
+
+// A Poisson trial with point dynamics, for the gradient and Adam tests.
+struct PoissonTrial {
+  Readout readout;
+  Eigen::ArrayXXd counts;
+  PoissonObservation model;
+  PriorBlocks prior;
+  std::unique_ptr<ReadoutKernels> kernels;
+  std::vector<ModalityView> modalities;
+  PoissonTrial(int D, int T, int N, std::mt19937_64& rng) {
+    readout.C = random_normal(N, D, rng, 0.5);
+    readout.d = Eigen::VectorXd::Constant(N, 0.2);
+    readout.precision = Eigen::MatrixXd::Identity(D + 1, D + 1).replicate(1, N);
+    counts.resize(N, T);
+    std::poisson_distribution<int> poisson(1.2);
+    for (Eigen::Index i = 0; i < counts.size(); ++i) counts.data()[i] = poisson(rng);
+    const LinearGaussianModel m = random_linear_gaussian_model(D, 1, rng);
+    prior = prior_blocks(DynamicsExpectations::point(m.A, m.b, m.Q), m.mu0, m.Sigma0, T);
+    kernels = std::make_unique<ReadoutKernels>(readout);
+    modalities = {ModalityView{&model, kernels.get(), &counts, model.log_base_measure(counts)}};
+  }
+};
+
+TEST_P(MonteCarloFamily, SiteGradientMatchesCentralDifferencesOfTheElbo) {
+  const int D = 2, T = 6, N = 5;
+  std::mt19937_64 rng(12);
+  const PoissonTrial p(D, T, N, rng);
+  const auto evaluator = make_family_evaluator(GetParam());
+  Sites sites = random_sites(D, T, rng);
+  GaussMarkovState state;
+  evaluator->evaluate(p.prior, p.modalities, sites, state);
+  Sites gradient;
+  evaluator->site_gradient(state, gradient);
+  const auto elbo_at = [&](const Sites& at) {
+    GaussMarkovState s;
+    evaluator->evaluate(p.prior, p.modalities, at, s);
+    return s.elbo;
+  };
+  const double h = 1e-5;
+  for (int t = 0; t < T; ++t) {
+    for (int i = 0; i < D; ++i) {
+      Sites up = sites, down = sites;
+      up.shift(i, t) += h;
+      down.shift(i, t) -= h;
+      const double numeric = (elbo_at(up) - elbo_at(down)) / (2 * h);
+      EXPECT_NEAR(gradient.shift(i, t), numeric, 1e-6 * (1 + std::abs(numeric))) << t << " " << i;
+      for (int j = 0; j <= i; ++j) {
+        // L_t stays symmetric: move (i, j) and (j, i) together.
+        up = sites;
+        down = sites;
+        const int row = i, col = t * D + j, mirrored_row = j, mirrored_col = t * D + i;
+        up.precision(row, col) += h;
+        down.precision(row, col) -= h;
+        if (i != j) {
+          up.precision(mirrored_row, mirrored_col) += h;
+          down.precision(mirrored_row, mirrored_col) -= h;
+        }
+        const double slope = (elbo_at(up) - elbo_at(down)) / (2 * h);
+        const double analytic = gradient.precision(row, col) +
+                                (i != j ? gradient.precision(mirrored_row, mirrored_col) : 0.0);
+        EXPECT_NEAR(analytic, slope, 1e-5 * (1 + std::abs(slope))) << t << " " << i << j;
+      }
+    }
+  }
+}
+
+TEST_P(MonteCarloFamily, AdamLocalStepReachesTheNaturalGradientOptimumInMoreSteps) {
+  const int D = 2, T = 20, N = 8;
+  std::mt19937_64 rng(13);
+  const PoissonTrial p(D, T, N, rng);
+  const auto evaluator = make_family_evaluator(GetParam());
+  GaussMarkovState natural, adam;
+  evaluator->evaluate(p.prior, p.modalities, Sites::zero(D, T), natural);
+  evaluator->evaluate(p.prior, p.modalities, Sites::zero(D, T), adam);
+  const LocalStepReport natural_report =
+      local_step(p.prior, p.modalities, natural, *evaluator, LocalStepSettings{});
+  const LocalStepReport adam_report =
+      adam_local_step(p.prior, p.modalities, adam, *evaluator,
+                      LocalStepSettings{.tolerance = 1e-8, .max_iterations = 20000},
+                      AdamSettings{.learning_rate = 0.02});
+  EXPECT_TRUE(adam_report.converged);
+  // The same concave optimum (log-concave likelihood, Gaussian family): within 1e-6 relative.
+  EXPECT_NEAR(adam.elbo, natural.elbo, 1e-6 * std::abs(natural.elbo));
+  EXPECT_GT(adam_report.iterations, 5 * natural_report.iterations);
 }
 
 }  // namespace

@@ -21,14 +21,16 @@ struct GlobalStepSize {
 void update_dynamics(GlobalState& globals, const GlobalStatistics& stats, GlobalStepSize step);
 
 // The readout's natural-gradient step with one rho per row times step.rho (no backtracking).
+// With `adam`, an Adam step along the Euclidean gradient instead (learning rate times
+// step.rho times the row's damping; moments in globals.readout_adam).
 void update_readout(GlobalState& globals, const GlobalStatistics& stats, GlobalStepSize step,
-                    const Eigen::VectorXd& row_damping);
+                    const Eigen::VectorXd& row_damping, const AdamSettings* adam = nullptr);
 
 // The negative binomial's shapes (if any): per row one Newton step on log r_n with the prior of
 // SpikeShapes, damped by step.rho * row_damping(n) and at most one e-fold; the precision kept
 // is the curvature there (the Laplace precision of log r_n).
 void update_shapes(GlobalState& globals, const GlobalStatistics& stats, GlobalStepSize step,
-                   const Eigen::VectorXd& row_damping);
+                   const Eigen::VectorXd& row_damping, const AdamSettings* adam = nullptr);
 
 // Gaussian modalities: statistics <- (1 - rho) statistics + rho scale s_B, then the closed-form
 // readout (continuous_readout.hpp).
@@ -42,7 +44,8 @@ std::string non_finite_parameter(const GlobalState& globals);
 // (identically on every rank: the inputs are the same). Returns the rho taken; when even the last
 // try fails, leaves `globals` as they were and throws NumericalError naming the parameter.
 double checked_global_step(GlobalState& globals, const GlobalStatistics& stats, GlobalStepSize step,
-                           const Eigen::VectorXd& row_damping, int retries = 10);
+                           const Eigen::VectorXd& row_damping, int retries = 10,
+                           const AdamSettings* adam = nullptr);
 
 // Rows whose proposed readout did not raise their term of the objective: with q fixed at the
 // posteriors the proposal was made from, E_q log p(x_n | w, z) + log p0(w_n) dropped (or is not

@@ -22,6 +22,7 @@ class MeanFieldEvaluator final : public FamilyEvaluator {
   FamilyKind kind() const override { return FamilyKind::kMeanField; }
   void evaluate(const PriorBlocks& prior, const std::vector<ModalityView>& modalities,
                 const Sites& sites, GaussMarkovState& out) override;
+  void site_gradient(const GaussMarkovState& state, Sites& gradient) override;
 
  private:
   Eigen::MatrixXd variances_;  // D x T

@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 
+#include "spikevi/adam.hpp"
 #include "spikevi/observation_model.hpp"
 #include "spikevi/variational_family.hpp"
 
@@ -30,6 +31,13 @@ struct ModelSettings {
   // (seed, iteration, trial position), so results do not depend on the rank count.
   int samples = 16;
   std::uint64_t seed = 1;
+  // natural: the natural-gradient steps of DESIGN.md §2-3; adam: Adam on the Euclidean
+  // gradients of the sites (local) and of the spike readout rows and log shapes (global).
+  // The conjugate blocks (dynamics, initial state, Gaussian readouts) keep their closed-form
+  // updates under either.
+  OptimizerKind optimizer = OptimizerKind::kNatural;
+  AdamSettings local_adam{.learning_rate = 0.05};
+  AdamSettings global_adam{.learning_rate = 0.02};
 
   // ConfigError for a combination that does not exist: closed form for the negative binomial
   // or Bernoulli, nodes outside [1, 256], samples < 1.

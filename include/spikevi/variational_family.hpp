@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "spikevi/adam.hpp"
 #include "spikevi/block_tridiagonal.hpp"
 #include "spikevi/dynamics.hpp"
 #include "spikevi/gaussian_moments.hpp"
@@ -50,6 +51,12 @@ class FamilyEvaluator {
   // NumericalError if J is not SPD.
   virtual void evaluate(const PriorBlocks& prior, const std::vector<ModalityView>& modalities,
                         const Sites& sites, GaussMarkovState& out) = 0;
+  // The Euclidean gradient of state.elbo with respect to its sites (the ascent direction
+  // --optimizer adam follows). Uses the factor of the last evaluation: call it right after
+  // evaluate(..., state). With r = (l~ - l) - (L~ - L) m (the CVI residuals) and a = J^-1 r:
+  //   d/dl_t = a_t,   d/dL_t = -(a_t m_t' + m_t a_t')/2 + dS_t/2,
+  // dS_t = (J^-1 (L~ - L) J^-1)_tt for Gauss-Markov, diag(s2_t^2 (L~ - L)_t,ii) for mean-field.
+  virtual void site_gradient(const GaussMarkovState& state, Sites& gradient) = 0;
   // From now on, every evaluation averages the likelihood over the same draws eps, keyed by
   // (settings.seed, kMonteCarlo, counter, sample): common random numbers, so the local
   // step's backtracking compares like with like and a trial's result does not depend on the
@@ -67,6 +74,9 @@ class FamilyEvaluator {
   // h = h_prior + sites.shift into shift_ (both families start here). Throws NumericalError if
   // J is not SPD.
   void factor(const PriorBlocks& prior, const Sites& sites);
+  // The part of site_gradient both families share: d/dl = a and -(a_t m_t' + m_t a_t')/2
+  // (the caller adds dS_t / 2), with the factor of the last evaluation.
+  void mean_part_of_site_gradient(const GaussMarkovState& state, Sites& gradient) const;
   // Under Monte Carlo, sets work_.latent_samples to m + offsets(eps_s) for each draw.
   template <class Offsets>
   void draw_latents(const GaussianMoments& q, Offsets&& offsets);
@@ -123,13 +133,23 @@ LocalStepReport local_step(const PriorBlocks& prior, const std::vector<ModalityV
                            GaussMarkovState& state, FamilyEvaluator& evaluator,
                            const LocalStepSettings& settings);
 
+// The same local step by Adam on the sites' Euclidean gradient (--optimizer adam): every
+// finite step is taken (Adam is not a descent method); a step whose J is not SPD halves the
+// learning rate. Stops when three steps in a row change ELBO_k by less than the tolerance.
+LocalStepReport adam_local_step(const PriorBlocks& prior,
+                                const std::vector<ModalityView>& modalities,
+                                GaussMarkovState& state, FamilyEvaluator& evaluator,
+                                const LocalStepSettings& settings, const AdamSettings& adam);
+
 // The local step of an iteration: evaluates q at the state's sites under `prior` (a warm start
 // from the previous iteration) and runs the local step. When those sites are not valid under
 // this prior (J not SPD, or a non-finite ELBO), starts again from zero sites, q = the prior
-// (mean-field: its diagonal). Throws NumericalError only if even that fails.
+// (mean-field: its diagonal). Throws NumericalError only if even that fails. With `adam`, the
+// steps are adam_local_step's instead of the natural-gradient ones.
 LocalStepReport warm_local_step(const PriorBlocks& prior,
                                 const std::vector<ModalityView>& modalities,
                                 GaussMarkovState& state, FamilyEvaluator& evaluator,
-                                const LocalStepSettings& settings);
+                                const LocalStepSettings& settings,
+                                const AdamSettings* adam = nullptr);
 
 }  // namespace spikevi

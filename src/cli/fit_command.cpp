@@ -24,7 +24,7 @@ namespace {
 
 struct FitOptions {
   std::string data, out;
-  std::string observation = "poisson", family = "gauss-markov", expectations;
+  std::string observation = "poisson", family = "gauss-markov", expectations, optimizer = "natural";
   bool ignore_continuous = false;
   double epochs = 0.0;  // > 0: sets the iteration count from passes over the data
   int checkpoint_every = 10;
@@ -58,6 +58,15 @@ po::options_description fit_options(FitOptions& o) {
        "Gauss-Hermite nodes per expectation")
       ("samples", po::value(&s.model.samples)->default_value(16),
        "--expectations monte-carlo: draws per trial and local step")
+      ("optimizer", po::value(&o.optimizer)->default_value("natural"),
+       "natural: natural-gradient steps (CVI sites, VON readouts, Newton shapes); adam: Adam "
+       "on the Euclidean gradients of the sites, readout rows and log shapes instead (a "
+       "baseline; dynamics and Gaussian readouts keep their closed-form updates)")
+      ("adam-local-rate", po::value(&s.model.local_adam.learning_rate)->default_value(0.05, "0.05"),
+       "--optimizer adam: learning rate of the sites")
+      ("adam-global-rate",
+       po::value(&s.model.global_adam.learning_rate)->default_value(0.02, "0.02"),
+       "--optimizer adam: learning rate of the readout rows and log shapes")
       ("ignore-continuous", po::bool_switch(&o.ignore_continuous),
        "fit the spikes only, even when the file has /continuous modalities")
       ("iterations", po::value(&s.iterations)->default_value(100), "maximum number of iterations")
@@ -110,6 +119,9 @@ void apply_model_options(FitOptions& o) {
                                                      : ExpectationMethod::kQuadrature)
                                               : parse_expectations(o.expectations);
   model.seed = o.settings.minibatch.seed;
+  model.optimizer = parse_optimizer(o.optimizer);
+  if (!(model.local_adam.learning_rate > 0) || !(model.global_adam.learning_rate > 0))
+    throw ConfigError("--adam-local-rate and --adam-global-rate must be > 0");
   model.validate();
 }
 
@@ -141,11 +153,26 @@ CheckpointIdentity checkpoint_identity(const po::variables_map& values, const Da
                                        const std::vector<int>& trials, const std::string& content) {
   const std::map<std::string, std::string> options = option_values(values);
   CheckpointIdentity identity;
-  for (const char* key :
-       {"latents", "observation", "family", "expectations", "quadrature-nodes", "samples",
-        "ignore-continuous", "minibatch", "step-tau", "step-kappa", "seed", "local-tolerance",
-        "local-max-iterations", "prior-readout-precision", "prior-offset-precision",
-        "prior-dynamics-variance", "prior-process-noise"})
+  for (const char* key : {"latents",
+                          "observation",
+                          "family",
+                          "expectations",
+                          "quadrature-nodes",
+                          "samples",
+                          "ignore-continuous",
+                          "optimizer",
+                          "adam-local-rate",
+                          "adam-global-rate",
+                          "minibatch",
+                          "step-tau",
+                          "step-kappa",
+                          "seed",
+                          "local-tolerance",
+                          "local-max-iterations",
+                          "prior-readout-precision",
+                          "prior-offset-precision",
+                          "prior-dynamics-variance",
+                          "prior-process-noise"})
     if (options.count(key)) identity[key] = options.at(key);
   std::ostringstream data;
   data << metadata.trials << " trials x " << metadata.bins << " bins x " << metadata.neurons
@@ -292,6 +319,7 @@ int run_fit(const CommandContext& context) {
   for (const Eigen::ArrayXXd& values : counts.front().continuous)
     layout.model.continuous_channels.push_back(static_cast<int>(values.rows()));
   layout.model.inputs = static_cast<int>(counts.front().inputs.rows());
+  layout.model.adam = o.settings.model.optimizer == OptimizerKind::kAdam;
   for (const TrialCounts& trial : counts)
     layout.bins.push_back(static_cast<int>(trial.counts.cols()));
   const CheckpointIdentity identity =
@@ -385,6 +413,24 @@ int run_fit(const CommandContext& context) {
       "evidence_laplace %.6e; wrote %s\n",
       record.termination.c_str(), outcome.trace.size(), outcome.elbo,
       outcome.elbo / std::max(outcome.spike_count, 1.0), outcome.evidence_laplace, o.out.c_str());
+  if (record.globals.spike_shapes.active()) {
+    Eigen::VectorXd shapes = record.globals.spike_shapes.shapes;
+    std::sort(shapes.begin(), shapes.end());
+    const auto at = [&](double q) {
+      return shapes(static_cast<Eigen::Index>(q * static_cast<double>(shapes.size() - 1)));
+    };
+    std::printf(
+        "negative-binomial shapes r_n (point estimates, /globals/dispersion): median %.3g, "
+        "10%%-90%% %.3g-%.3g\n",
+        at(0.5), at(0.1), at(0.9));
+  }
+  for (const ContinuousReadout& modality : record.globals.continuous)
+    std::printf("continuous modality %s: %d channels, noise variance R median %.3g\n",
+                modality.name.c_str(), modality.channels(), [&] {
+                  Eigen::VectorXd r = modality.variances;
+                  std::sort(r.begin(), r.end());
+                  return r(r.size() / 2);
+                }());
   if (outcome.unconverged_local_steps > 0)
     std::printf("warning: %d local steps stopped at --local-max-iterations before converging\n",
                 outcome.unconverged_local_steps);
