@@ -268,3 +268,20 @@ std::unique_ptr<ObservationModel> FitModel::spike_model() const {
 }
 
 }  // namespace spikevi
+
+namespace spikevi {
+
+void check_fit_matches_data(const FitModel& fit, const std::string& fit_path, const Dataset& data) {
+  if (fit.globals.spikes.rows() != data.neurons)
+    throw InputError(fit_path + ": /globals/C has " + std::to_string(fit.globals.spikes.rows()) +
+                     " rows but " + data.path + " has " + std::to_string(data.neurons) +
+                     " neurons");
+  const int fit_inputs = fit.globals.dynamics.inputs();
+  const int data_inputs = data.inputs.empty() ? 0 : static_cast<int>(data.inputs.front().rows());
+  if (fit_inputs != data_inputs)
+    throw InputError(fit_path + " was fitted with " + std::to_string(fit_inputs) +
+                     " known input(s) (/globals/B) but " + data.path + " has " +
+                     std::to_string(data_inputs) + " in /inputs");
+}
+
+}  // namespace spikevi

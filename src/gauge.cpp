@@ -87,11 +87,16 @@ GlobalState AffineGauge::apply(const GlobalState& globals) const {
     out.continuous_prior.mean = T.transpose().partialPivLu().solve(globals.continuous_prior.mean);
     out.continuous_prior.precision = T * globals.continuous_prior.precision * T.transpose();
   }
+  const Eigen::Index p = T.rows();
   for (ContinuousReadout& modality : out.continuous) {
     modality.readout = apply(modality.readout);
-    // Statistics of z~ = (z, 1) map as z~' = T' z~ ... kept only for SVI continuation, which
-    // never sees a gauged state: drop them rather than carry a half-transformed copy.
-    modality.statistics = RegressionStatistics::zero(modality.channels(), globals.dim());
+    // z~' = T z~: sum E[z~' z~''] = T S T', sum y z~' = T sum y z~.
+    RegressionStatistics& s = modality.statistics;
+    for (int j = 0; j < modality.channels(); ++j) {
+      auto block = s.second_moment.middleCols(j * p, p);
+      block = (T * block * T.transpose()).eval();
+    }
+    s.cross = (T * s.cross).eval();
   }
   return out;
 }

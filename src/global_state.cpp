@@ -47,8 +47,15 @@ double GlobalState::global_terms() const {
 
 double GlobalState::laplace_correction() const {
   double total = readout_laplace(spikes, "readout");
-  for (const ContinuousReadout& modality : continuous)
+  for (const ContinuousReadout& modality : continuous) {
     total += readout_laplace(modality.readout, "continuous modality '" + modality.name + "'");
+    // R_j at its MAP: the curvature of -(n/2 + a + 1) log R - (RSS/2 + b)/R there is
+    // -(n/2 + a + 1)/R^2 (continuous_readout.hpp), a one-dimensional block per channel.
+    const Eigen::ArrayXd precision =
+        (0.5 * modality.statistics.observed.array() + noise_prior.shape + 1.0) /
+        modality.variances.array().square();
+    total += (kHalfLog2Pi - 0.5 * precision.log()).sum();
+  }
   if (spike_shapes.active())
     total += (kHalfLog2Pi - 0.5 * spike_shapes.precision.array().max(1e-300).log()).sum();
   return total;

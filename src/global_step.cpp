@@ -37,7 +37,8 @@ void update_readout(GlobalState& globals, const GlobalStatistics& stats, GlobalS
   weights << readout.C.transpose(), readout.d.transpose();
   const Eigen::MatrixXd gradient =
       step.scale * stats.spikes.gradient - prior.precision * (weights.colwise() - prior.mean);
-  Eigen::ArrayXXd moved = globals.readout_adam.step(gradient.array(), *adam, step.rho);
+  Eigen::ArrayXXd moved =
+      globals.readout_adam.step(gradient.array(), *adam, adam->learning_rate * step.rho);
   moved.rowwise() *= row_damping.transpose().array();
   weights += moved.matrix();
   readout.C = weights.topRows(p - 1).transpose();
@@ -62,7 +63,7 @@ void update_shapes(GlobalState& globals, const GlobalStatistics& stats, GlobalSt
     const Eigen::ArrayXd gradient =
         step.scale * shapes.shapes.array() * stats.shape_gradient.array() -
         prior_precision * (log_r - prior_mean);
-    adam_moves = globals.shape_adam.step(gradient, *adam, 1.0);
+    adam_moves = globals.shape_adam.step(gradient, *adam, adam->learning_rate);
   }
   for (Eigen::Index n = 0; n < shapes.shapes.size(); ++n) {
     const double r = shapes.shapes(n), log_r = std::log(r);

@@ -550,6 +550,13 @@ void VariationalFit::resume(const FitState& state) {
   outcome_.trace = state.trace;
   outcome_.unconverged_local_steps = state.unconverged_local_steps;
   row_damping_ = state.row_damping;
+  // The priors are configuration (the checkpoint identity holds them equal): take them from
+  // this fit's settings rather than from the file's defaults.
+  const GlobalState priors = make_prior_state(dim(), neurons(), settings_.priors, layout_);
+  outcome_.globals.continuous_prior = priors.continuous_prior;
+  outcome_.globals.noise_prior = priors.noise_prior;
+  outcome_.globals.spike_shapes.prior_median = priors.spike_shapes.prior_median;
+  outcome_.globals.spike_shapes.prior_log_sd = priors.spike_shapes.prior_log_sd;
   // Adam's bias correction counts the global steps taken: one per iteration after the first.
   outcome_.globals.readout_adam.steps = std::max(state.iteration - 1, 0);
   outcome_.globals.shape_adam.steps = std::max(state.iteration - 1, 0);

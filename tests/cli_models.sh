@@ -145,7 +145,33 @@ assert a.attrs["elbo_per_spike"] > b.attrs["elbo_per_spike"]
 PY
 "$spikevi" evaluate --data "$work/in.h5" --fit "$work/in_fit.h5" --out "$work/in_eval.h5" >/dev/null
 
+# --- a restart with shapes, a Gaussian modality, inputs and non-default priors continues bit
+# for bit (the checkpoint holds them; the priors come from the command line) ---
+"$spikevi" simulate --out "$work/all.h5" --trials 14 --bins 40 --neurons 20 --seed 9 \
+  --observation negbin --behavior 2 --behavior-missing 0.1 --inputs 1 >/dev/null
+common=(--data "$work/all.h5" --observation negbin --prior-readout-precision 5 --latents 2
+        --tolerance 0 --quiet)
+"$spikevi" fit "${common[@]}" --iterations 6 --out "$work/all6.h5" >/dev/null
+"$spikevi" fit "${common[@]}" --iterations 3 --out "$work/all3.h5" >/dev/null
+rm "$work/all3.h5"
+"$spikevi" fit "${common[@]}" --iterations 6 --out "$work/all3.h5" --restart >/dev/null
+$py - "$work" <<'PY'
+import sys, h5py, numpy as np
+w = sys.argv[1]
+a, b = h5py.File(f"{w}/all6.h5"), h5py.File(f"{w}/all3.h5")
+for key in ("elbo", "globals/C", "globals/B", "globals/dispersion", "globals/continuous/behavior/W",
+            "globals/continuous/behavior/R", "latents/mean"):
+    assert np.array_equal(a[key][:], b[key][:], equal_nan=True), key
+assert a.attrs["evidence_laplace"] == b.attrs["evidence_laplace"]
+print("restart with shapes, behaviour, inputs and priors: bitwise equal")
+PY
+
 # --- refused combinations ---
+status=0
+"$spikevi" evaluate --data "$work/noin.h5" --fit "$work/in_fit.h5" --out "$work/z.h5" \
+  2>"$work/err" >/dev/null || status=$?
+[ "$status" -eq 3 ] || fail "a fit with inputs on data without them: status $status"
+grep -q "known input" "$work/err" || fail "message: $(cat "$work/err")"
 status=0
 "$spikevi" fit --data "$work/nb.h5" --out "$work/x.h5" --observation negbin \
   --expectations closed-form 2>"$work/err" >/dev/null || status=$?

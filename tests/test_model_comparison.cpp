@@ -108,22 +108,34 @@ GaussianMoments diagonal_moments(const Eigen::ArrayXXd& variances) {
   const auto D = variances.rows(), T = variances.cols();
   q.mean = Eigen::MatrixXd::Zero(D, T);
   q.cov = Eigen::MatrixXd::Zero(D, T * D);
-  for (Eigen::Index t = 0; t < T; ++t) {
+  q.lag_cov = Eigen::MatrixXd::Zero(D, T * D);
+  for (Eigen::Index t = 0; t < T; ++t)
     q.cov.middleCols(t * D, D).diagonal() = variances.col(t).matrix();
-    q.cov.middleCols(t * D, D)(0, D - 1) = 99.0;  // off-diagonal entries are ignored
-    q.cov.middleCols(t * D, D)(D - 1, 0) = 99.0;
-  }
   return q;
 }
 
-TEST(VarianceRatio, MarginalVariancesAndMedianRatio) {
+TEST(VarianceRatio, LogRateVariancesAreGaugeFreeAndTheMedianRatio) {
   Eigen::ArrayXXd a(2, 3), b(2, 2);
   a << 1, 2, 3, 4, 5, 6;
   b << 8, 9, 10, 11;
-  const auto variances = marginal_variances({diagonal_moments(a), diagonal_moments(b)});
+  // Unit readout rows: s2_nt = S_t(nn), the latent variances themselves.
+  Readout unit;
+  unit.C = Eigen::MatrixXd::Identity(2, 2);
+  unit.d = Eigen::VectorXd::Zero(2);
+  unit.precision = Eigen::MatrixXd::Identity(3, 3).replicate(1, 2);
+  const auto variances = log_rate_variances(unit, {diagonal_moments(a), diagonal_moments(b)});
   ASSERT_EQ(variances.size(), 2u);
-  EXPECT_TRUE((variances[0] == a).all());
-  EXPECT_TRUE((variances[1] == b).all());
+  EXPECT_LT((variances[0] - a).abs().maxCoeff(), 1e-14);
+  EXPECT_LT((variances[1] - b).abs().maxCoeff(), 1e-14);
+  // z -> M z with C -> C M^-1 leaves c_n' S_t c_n unchanged.
+  Eigen::Matrix2d M;
+  M << 2.0, 0.5, -1.0, 3.0;
+  Readout moved = unit;
+  moved.C = unit.C * M.inverse();
+  GaussianMoments q = diagonal_moments(a), q_moved = q;
+  for (int t = 0; t < 3; ++t)
+    q_moved.cov.middleCols(t * 2, 2) = M * q.cov.middleCols(t * 2, 2) * M.transpose();
+  EXPECT_LT((log_rate_variances(moved, {q_moved})[0] - a).abs().maxCoeff(), 1e-12);
   // Ratios a/(a/2) = 2 (6 entries) and b/(b*4) = 0.25 (4 entries): the 5th and 6th of the
   // sorted 10 are both 2.
   const std::vector<Eigen::ArrayXXd> half{a / 2, b * 4};

@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "spikevi/dataset.hpp"
 #include "spikevi/gaussian_moments.hpp"
 #include "spikevi/global_state.hpp"
 #include "spikevi/model_settings.hpp"
@@ -64,5 +65,8 @@ struct FitModel {
   std::unique_ptr<ObservationModel> spike_model() const;
 };
 FitModel read_fit_model(const std::string& path);
+
+// InputError (naming both files) unless `data` has the fit's neurons and known inputs.
+void check_fit_matches_data(const FitModel& fit, const std::string& fit_path, const Dataset& data);
 
 }  // namespace spikevi

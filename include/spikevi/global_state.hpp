@@ -54,8 +54,9 @@ struct GlobalState {
   // The global terms of the objective (DESIGN.md §3): sum log p0 of every point value (spike
   // and continuous readout rows, shapes, noise variances) - KL(q(A~,Q) || p(A~,Q)).
   double global_terms() const;
-  // The Laplace correction sum over point-valued blocks (readout rows, continuous rows, log
-  // shapes) of (dim/2) log 2pi - log|P|/2, added to the ELBO to give `evidence_laplace`.
+  // The Laplace correction sum over point-valued blocks (readout rows, continuous rows and
+  // noise variances, log shapes) of (dim/2) log 2pi - log|P|/2, added to the ELBO to give
+  // `evidence_laplace`.
   double laplace_correction() const;
 };
 

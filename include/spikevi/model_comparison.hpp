@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "spikevi/gaussian_moments.hpp"
+#include "spikevi/readout.hpp"
 
 namespace spikevi {
 
@@ -57,7 +58,8 @@ struct ComparisonRow {
   double seconds = 0.0;  // total over folds
   // Family check, in the mean-field row of an observation fitted with both families (NaN
   // elsewhere): mean over folds of (Gauss-Markov - mean-field) training ELBO per spike, and of
-  // the median ratio of posterior marginal variances S_GM / S_MF.
+  // the median ratio of the posterior log-rate variances S_GM / S_MF, both families inferred at
+  // the Gauss-Markov fit's globals.
   double family_elbo_gap_per_spike = std::numeric_limits<double>::quiet_NaN();
   double variance_ratio = std::numeric_limits<double>::quiet_NaN();
 };
@@ -66,9 +68,12 @@ struct ComparisonRow {
 ComparisonRow summarise_folds(const std::string& observation, const std::string& family,
                               const std::vector<FoldScores>& folds);
 
-// Posterior marginal variances S_t(ii) of each trial: D x T, from the diagonal of each block of
-// GaussianMoments::cov.
-std::vector<Eigen::ArrayXXd> marginal_variances(const std::vector<GaussianMoments>& posteriors);
+// Posterior variances of every neuron's log-rate eta_nt = c_n z_t + d_n under each trial's q:
+// s2_nt = c_n' S_t c_n, N x T per trial. Unlike the latents' own variances these do not depend
+// on the gauge a fit settled in (z -> M z + v with C -> C M^-1), so two separate fits (the
+// family check) can be compared entry by entry.
+std::vector<Eigen::ArrayXXd> log_rate_variances(const Readout& readout,
+                                                const std::vector<GaussianMoments>& posteriors);
 
 // The median over all trials, bins and latent dimensions of numerator / denominator
 // (same shapes; InputError otherwise, or when there is no entry at all).

@@ -89,13 +89,12 @@ int run_decode(const CommandContext& context) {
     throw InputError(o.data + ": /continuous/" + o.target + " does not exist");
   const FitModel fit = read_fit_model(o.fit);
   const ContinuousReadout& modality = target_modality(fit.globals, o);
-  if (fit.globals.spikes.rows() != data.neurons)
-    throw InputError(o.fit + ": /globals/C has " + std::to_string(fit.globals.spikes.rows()) +
-                     " rows but " + o.data + " has " + std::to_string(data.neurons) + " neurons");
+  check_fit_matches_data(fit, o.fit, data);
   const std::vector<int>& test = data.split->test_trials;
   std::vector<Eigen::MatrixXd> observed;
   for (int k : test)
-    observed.push_back(data.continuous.at(o.target).at(static_cast<std::size_t>(k)));
+    observed.push_back(
+        data.continuous.at(o.target).at(static_cast<std::size_t>(k - data.first_trial)));
   if (observed.front().rows() != modality.channels())
     throw InputError(o.data + ": /continuous/" + o.target + " has " +
                      std::to_string(observed.front().rows()) + " channels but the fit has " +

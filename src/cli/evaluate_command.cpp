@@ -84,9 +84,7 @@ int run_evaluate(const CommandContext& context) {
     throw InputError(o.data + ": /split/test_trials and /split/heldout_neurons are needed");
   const FitModel fit = read_fit_model(o.fit);
   const GlobalState& globals = fit.globals;
-  if (globals.spikes.rows() != data.neurons)
-    throw InputError(o.fit + ": /globals/C has " + std::to_string(globals.spikes.rows()) +
-                     " rows but " + o.data + " has " + std::to_string(data.neurons) + " neurons");
+  check_fit_matches_data(fit, o.fit, data);
   if (!context.comm->is_root()) return 0;
 
   const Split& split = *data.split;

@@ -150,7 +150,8 @@ void validate(const FitOptions& o) {
 // What a checkpoint must share with the fit that continues it: the data and every setting
 // that changes the iterations (not --iterations, --tolerance, output or printing).
 CheckpointIdentity checkpoint_identity(const po::variables_map& values, const Dataset& metadata,
-                                       const std::vector<int>& trials, const std::string& content) {
+                                       const std::vector<int>& trials, const std::string& content,
+                                       long inputs) {
   const std::map<std::string, std::string> options = option_values(values);
   CheckpointIdentity identity;
   for (const char* key : {"latents",
@@ -179,6 +180,7 @@ CheckpointIdentity checkpoint_identity(const po::variables_map& values, const Da
        << " neurons, " << trials.size() << " training trials";
   identity["data"] = data.str();
   identity["data content"] = content;  // data_fingerprint: the counts themselves
+  identity["known inputs"] = std::to_string(inputs);
   return identity;
 }
 
@@ -323,7 +325,8 @@ int run_fit(const CommandContext& context) {
   for (const TrialCounts& trial : counts)
     layout.bins.push_back(static_cast<int>(trial.counts.cols()));
   const CheckpointIdentity identity =
-      checkpoint_identity(values, metadata, trials, data_fingerprint(counts, comm));
+      checkpoint_identity(values, metadata, trials, data_fingerprint(counts, comm),
+                          static_cast<long>(counts.front().inputs.rows()));
   const std::string checkpoint = checkpoint_path(o.out);
   const auto checkpoint_start = std::chrono::steady_clock::now();
   // --overwrite without --restart starts afresh; otherwise a matching checkpoint is continued.
