@@ -52,7 +52,7 @@ void ModelSettings::validate() const {
   if (quadrature_nodes < 1 || quadrature_nodes > GaussHermiteRule::kMaxPoints)
     throw ConfigError("--quadrature-nodes must be in [1, 256] (got " +
                       std::to_string(quadrature_nodes) + ")");
-  if (expectations == ExpectationMethod::kMonteCarlo && samples < 1)
+  if (samples < 1)
     throw ConfigError("--samples must be >= 1 (got " + std::to_string(samples) + ")");
 }
 

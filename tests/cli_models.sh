@@ -119,6 +119,39 @@ assert abs(r2 - oracle) < 0.1, (r2, oracle)
 assert 0.90 <= cover <= 0.98, cover
 PY
 
+# --- two Gaussian modalities at once (the second one a noisy copy of the first, with other
+# missing values), each with its own readout and noise; --ignore-continuous fits spikes only ---
+$py - "$work" <<'PY'
+import sys, h5py, numpy as np
+w = sys.argv[1]
+rng = np.random.default_rng(1)
+with h5py.File(f"{w}/beh.h5") as f, h5py.File(f"{w}/two.h5", "w") as g:
+    for name in ("counts", "trial_lengths", "split/train_trials", "split/test_trials",
+                 "split/heldout_neurons", "continuous/behavior"):
+        g[name] = f[name][:]
+    g["counts"].attrs["bin_width_s"] = f["counts"].attrs["bin_width_s"]
+    calcium = f["continuous/behavior"][:, :, :1] * 2.0 + rng.normal(0, 1.0, (100, 80, 1))
+    calcium[rng.random(calcium.shape) < 0.2] = np.nan
+    g["continuous/calcium"] = calcium
+PY
+"$spikevi" fit --data "$work/two.h5" --out "$work/two_fit.h5" --quiet --iterations 30 >/dev/null
+"$spikevi" fit --data "$work/two.h5" --out "$work/spikes_only.h5" --quiet --iterations 30 \
+  --ignore-continuous >/dev/null
+$py - "$work" <<'PY'
+import sys, h5py, numpy as np
+w = sys.argv[1]
+with h5py.File(f"{w}/two_fit.h5") as f, h5py.File(f"{w}/spikes_only.h5") as s:
+    R_b = f["globals/continuous/behavior/R"][:]
+    R_c = f["globals/continuous/calcium/R"][:]
+    print(f"two modalities: R behavior {R_b.round(3)}, calcium {R_c.round(3)}")
+    assert f["globals/continuous/calcium/W"].shape == (1, 4)
+    # calcium = 2 x behaviour channel 0 + N(0, 1): its R lies between 1 (the latents take up the
+    # behaviour noise, which both modalities see) and 1 + 4 x 0.1 plus what the latents miss;
+    # either way an order of magnitude above behaviour's (true 0.1)
+    assert (R_b < 0.3).all() and 0.8 < R_c[0] < 2.0, (R_b, R_c)
+    assert "continuous" not in s["globals"]
+PY
+
 # --- known inputs B u_t: using /inputs explains the latent pulses better than leaving them out ---
 "$spikevi" simulate --out "$work/in.h5" --trials 40 --bins 80 --neurons 40 --seed 8 \
   --inputs 2 >/dev/null
