@@ -55,11 +55,7 @@ CosmoothingResult cosmooth(const LatentPrior& prior, const Readout& readout, con
   const Split& split = require_split(data);
   const std::vector<int> heldin = split.heldin_neurons();
   const std::vector<TrialCounts> test = make_trial_counts(data, split.test_trials, heldin);
-  ModelSettings deterministic = model;  // evaluation does not sample
-  if (deterministic.expectations == ExpectationMethod::kMonteCarlo)
-    deterministic.expectations = model.observation == SpikeObservation::kPoisson
-                                     ? ExpectationMethod::kClosedForm
-                                     : ExpectationMethod::kQuadrature;
+  const ModelSettings deterministic = model.deterministic();
   const auto heldin_model = make_spike_model(deterministic, select_entries(shapes, heldin));
   const std::vector<GaussMarkovState> states = infer_latents(
       prior, readout.select_rows(heldin), test, settings, *heldin_model, model.family);
@@ -83,8 +79,7 @@ LatentPrior truth_prior(const Truth& truth) {
 ModelSettings truth_model(const Truth& truth) {
   ModelSettings model;
   model.observation = parse_observation(truth.observation);
-  if (model.observation != SpikeObservation::kPoisson)
-    model.expectations = ExpectationMethod::kQuadrature;
+  model.expectations = default_expectations(model.observation);
   return model;
 }
 
@@ -154,12 +149,7 @@ HeldoutScores heldout_scores(const GlobalState& globals, const ModelSettings& mo
                              const LocalStepSettings& settings, int samples, std::uint64_t seed) {
   if (samples < 1)
     throw ConfigError("--samples must be >= 1 (got " + std::to_string(samples) + ")");
-  ModelSettings deterministic = model;
-  if (deterministic.expectations == ExpectationMethod::kMonteCarlo)
-    deterministic.expectations = model.observation == SpikeObservation::kPoisson
-                                     ? ExpectationMethod::kClosedForm
-                                     : ExpectationMethod::kQuadrature;
-  const auto spike_model = make_spike_model(deterministic, globals.spike_shapes.shapes);
+  const auto spike_model = make_spike_model(model.deterministic(), globals.spike_shapes.shapes);
   const DynamicsExpectations point =
       DynamicsExpectations::point(globals.dynamics.mean_A(), globals.dynamics.mean_b(),
                                   globals.dynamics.mean_Q(), globals.dynamics.mean_B());

@@ -261,9 +261,7 @@ namespace spikevi {
 std::unique_ptr<ObservationModel> FitModel::spike_model() const {
   ModelSettings settings;
   settings.observation = observation;
-  settings.expectations = observation == SpikeObservation::kPoisson
-                              ? ExpectationMethod::kClosedForm
-                              : ExpectationMethod::kQuadrature;
+  settings.expectations = default_expectations(observation);
   return make_spike_model(settings, globals.spike_shapes.shapes);
 }
 

@@ -43,6 +43,18 @@ std::string expectations_name(ExpectationMethod method) {
   return "closed-form";
 }
 
+ExpectationMethod default_expectations(SpikeObservation observation) {
+  return observation == SpikeObservation::kPoisson ? ExpectationMethod::kClosedForm
+                                                   : ExpectationMethod::kQuadrature;
+}
+
+ModelSettings ModelSettings::deterministic() const {
+  ModelSettings settings = *this;
+  if (expectations == ExpectationMethod::kMonteCarlo)
+    settings.expectations = default_expectations(observation);
+  return settings;
+}
+
 void ModelSettings::validate() const {
   if (expectations == ExpectationMethod::kClosedForm && observation != SpikeObservation::kPoisson)
     throw ConfigError(

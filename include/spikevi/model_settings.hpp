@@ -21,6 +21,8 @@ std::string observation_name(SpikeObservation observation);
 // "closed-form", "quadrature", "monte-carlo"; ConfigError naming --expectations.
 ExpectationMethod parse_expectations(const std::string& name);
 std::string expectations_name(ExpectationMethod method);
+// The deterministic default: closed form for Poisson, quadrature for the others.
+ExpectationMethod default_expectations(SpikeObservation observation);
 
 struct ModelSettings {
   SpikeObservation observation = SpikeObservation::kPoisson;
@@ -43,6 +45,9 @@ struct ModelSettings {
   // or Bernoulli, nodes outside [1, 256], samples < 1.
   void validate() const;
   MonteCarloSettings monte_carlo() const;  // samples 0 unless expectations = monte-carlo
+  // These settings with Monte Carlo replaced by default_expectations: what evaluation
+  // (co-smoothing, held-out scores, decoding) infers with, so that it draws nothing.
+  ModelSettings deterministic() const;
 };
 
 // The spike model the settings ask for. Its expected_log_likelihood is the closed form

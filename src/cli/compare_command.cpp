@@ -127,8 +127,7 @@ ModelSettings model_settings(SpikeObservation observation, FamilyKind family, st
   ModelSettings model;
   model.observation = observation;
   model.family = family;
-  model.expectations = observation == SpikeObservation::kPoisson ? ExpectationMethod::kClosedForm
-                                                                 : ExpectationMethod::kQuadrature;
+  model.expectations = default_expectations(observation);
   model.seed = seed;
   model.validate();
   return model;
@@ -140,10 +139,7 @@ ModelSettings model_settings(SpikeObservation observation, FamilyKind family, st
 double family_variance_ratio(const GlobalState& globals, const ModelSettings& model,
                              const std::vector<TrialCounts>& trials,
                              const LocalStepSettings& settings) {
-  ModelSettings deterministic = model;
-  if (deterministic.expectations == ExpectationMethod::kMonteCarlo)
-    deterministic.expectations = ExpectationMethod::kQuadrature;
-  const auto spike_model = make_spike_model(deterministic, globals.spike_shapes.shapes);
+  const auto spike_model = make_spike_model(model.deterministic(), globals.spike_shapes.shapes);
   std::vector<Eigen::ArrayXXd> variances[2];
   int slot = 0;
   for (FamilyKind family : {FamilyKind::kGaussMarkov, FamilyKind::kMeanField}) {

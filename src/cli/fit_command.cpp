@@ -114,9 +114,7 @@ void apply_model_options(FitOptions& o) {
   ModelSettings& model = o.settings.model;
   model.observation = parse_observation(o.observation);
   model.family = parse_family(o.family);
-  model.expectations = o.expectations.empty() ? (model.observation == SpikeObservation::kPoisson
-                                                     ? ExpectationMethod::kClosedForm
-                                                     : ExpectationMethod::kQuadrature)
+  model.expectations = o.expectations.empty() ? default_expectations(model.observation)
                                               : parse_expectations(o.expectations);
   model.seed = o.settings.minibatch.seed;
   model.optimizer = parse_optimizer(o.optimizer);
