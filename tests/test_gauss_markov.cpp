@@ -16,6 +16,7 @@ using testing::GaussianTrial;
 using testing::LinearGaussianModel;
 using testing::random_linear_gaussian_model;
 using testing::random_normal;
+using testing::random_sites;
 using testing::random_spd;
 using testing::simulate_linear_gaussian;
 
@@ -71,13 +72,6 @@ KalmanResult kalman_rts(const LinearGaussianModel& m, const Eigen::ArrayXXd& y) 
     out.lag[t + 1] = out.cov[t + 1] * G.transpose();
   }
   return out;
-}
-
-Sites random_sites(int D, int T, std::mt19937_64& rng) {
-  Sites sites = Sites::zero(D, T);
-  for (int t = 0; t < T; ++t) sites.precision.middleCols(t * D, D) = random_spd(D, rng, 0.1, 3.0);
-  sites.shift = random_normal(D, T, rng, 3.0);
-  return sites;
 }
 
 class ExactnessTest : public ::testing::TestWithParam<int> {};

@@ -18,6 +18,7 @@ using testing::GaussianTrial;
 using testing::LinearGaussianModel;
 using testing::random_linear_gaussian_model;
 using testing::random_normal;
+using testing::random_sites;
 using testing::random_spd;
 using testing::simulate_linear_gaussian;
 
@@ -50,13 +51,6 @@ struct Problem {
     return {J, h};
   }
 };
-
-Sites random_sites(int D, int T, std::mt19937_64& rng) {
-  Sites sites = Sites::zero(D, T);
-  for (int t = 0; t < T; ++t) sites.precision.middleCols(t * D, D) = random_spd(D, rng, 0.1, 3.0);
-  sites.shift = random_normal(D, T, rng, 3.0);
-  return sites;
-}
 
 TEST(MeanField, OneStepGivesTheInverseDiagonalOfTheTruePrecisionAndTheExactMeans) {
   const int D = 3, T = 12;

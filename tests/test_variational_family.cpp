@@ -18,15 +18,9 @@ using testing::GaussianTrial;
 using testing::LinearGaussianModel;
 using testing::random_linear_gaussian_model;
 using testing::random_normal;
+using testing::random_sites;
 using testing::random_spd;
 using testing::simulate_linear_gaussian;
-
-Sites random_sites(int D, int T, std::mt19937_64& rng) {
-  Sites sites = Sites::zero(D, T);
-  for (int t = 0; t < T; ++t) sites.precision.middleCols(t * D, D) = random_spd(D, rng, 0.1, 3.0);
-  sites.shift = random_normal(D, T, rng, 1.0);
-  return sites;
-}
 
 struct MeanAndError {
   double mean = 0.0, standard_error = 0.0;
@@ -50,7 +44,8 @@ TEST_P(MonteCarloFamily, ElboEstimateIsUnbiasedOnALinearGaussianModel) {
   const std::vector<ModalityView> modalities{ModalityView{&trial.model, &kernels, &trial.y, 0.0}};
   const PriorBlocks prior =
       prior_blocks(DynamicsExpectations::point(m.A, m.b, m.Q), m.mu0, m.Sigma0, T);
-  const Sites sites = random_sites(D, T, rng);  // any q: unbiasedness does not need the optimum
+  const Sites sites =
+      random_sites(D, T, rng, 1.0);  // any q: unbiasedness does not need the optimum
 
   const auto evaluator = make_family_evaluator(GetParam());
   GaussMarkovState exact;
@@ -84,7 +79,7 @@ TEST_P(MonteCarloFamily, GradientEstimatesAreUnbiasedForThePoissonClosedForm) {
   const LinearGaussianModel m = random_linear_gaussian_model(D, 1, rng);
   const PriorBlocks prior =
       prior_blocks(DynamicsExpectations::point(m.A, m.b, m.Q), m.mu0, m.Sigma0, T);
-  const Sites sites = random_sites(D, T, rng);
+  const Sites sites = random_sites(D, T, rng, 1.0);
 
   const auto evaluator = make_family_evaluator(GetParam());
   GaussMarkovState state;
@@ -137,7 +132,7 @@ TEST(MonteCarlo, DrawsAreKeyedBySeedAndCounterAndGiveTheExactLogDensity) {
   const std::vector<ModalityView> modalities{ModalityView{&trial.model, &kernels, &trial.y, 0.0}};
   const PriorBlocks prior =
       prior_blocks(DynamicsExpectations::point(m.A, m.b, m.Q), m.mu0, m.Sigma0, T);
-  const Sites sites = random_sites(D, T, rng);
+  const Sites sites = random_sites(D, T, rng, 1.0);
   GaussMarkovEvaluator evaluator;
   GaussMarkovState a, b, c;
   evaluator.use_monte_carlo({3, 5}, {4, 9, 0});
@@ -195,7 +190,7 @@ TEST_P(MonteCarloFamily, SiteGradientMatchesCentralDifferencesOfTheElbo) {
   std::mt19937_64 rng(12);
   const PoissonTrial p(D, T, N, rng);
   const auto evaluator = make_family_evaluator(GetParam());
-  Sites sites = random_sites(D, T, rng);
+  Sites sites = random_sites(D, T, rng, 1.0);
   GaussMarkovState state;
   evaluator->evaluate(p.prior, p.modalities, sites, state);
   Sites gradient;

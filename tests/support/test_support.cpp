@@ -80,4 +80,11 @@ GaussianTrial::GaussianTrial(const LinearGaussianModel& m, Eigen::ArrayXXd data)
       Eigen::MatrixXd::Identity(m.W.cols() + 1, m.W.cols() + 1).replicate(1, m.W.rows());
 }
 
+Sites random_sites(int D, int T, std::mt19937_64& rng, double shift_sd) {
+  Sites sites = Sites::zero(D, T);
+  for (int t = 0; t < T; ++t) sites.precision.middleCols(t * D, D) = random_spd(D, rng, 0.1, 3.0);
+  sites.shift = random_normal(D, T, rng, shift_sd);
+  return sites;
+}
+
 }  // namespace spikevi::testing

@@ -5,6 +5,7 @@
 #include <random>
 #include <string>
 
+#include "spikevi/likelihood.hpp"
 #include "spikevi/observation_model.hpp"
 #include "spikevi/readout.hpp"
 
@@ -48,6 +49,10 @@ struct GaussianTrial {
   Eigen::ArrayXXd y;
   GaussianTrial(const LinearGaussianModel& m, Eigen::ArrayXXd data);
 };
+
+// Random sites (L_t SPD with eigenvalues in [0.1, 3.1], l_t ~ N(0, shift_sd^2)): any start of a
+// local step.
+Sites random_sites(int D, int T, std::mt19937_64& rng, double shift_sd = 3.0);
 
 // Largest absolute element-wise difference.
 double max_abs_diff(const Eigen::MatrixXd& a, const Eigen::MatrixXd& b);
