@@ -29,8 +29,8 @@
 #include <span>
 #include <vector>
 
-#include "spikevi/communicator.hpp"
-#include "spikevi/reproducible_sum.hpp"
+#include "spikevi/parallel/communicator.hpp"
+#include "spikevi/parallel/reproducible_sum.hpp"
 
 namespace {
 

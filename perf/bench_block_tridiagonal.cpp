@@ -9,7 +9,7 @@
 #include <random>
 
 #include "peak.hpp"
-#include "spikevi/block_tridiagonal.hpp"
+#include "spikevi/math/block_tridiagonal.hpp"
 
 namespace {
 

@@ -12,8 +12,8 @@
 #include <Eigen/Dense>
 #include <random>
 
-#include "spikevi/likelihood.hpp"
-#include "spikevi/observation_model.hpp"
+#include "spikevi/inference/likelihood.hpp"
+#include "spikevi/model/observation_model.hpp"
 
 namespace {
 

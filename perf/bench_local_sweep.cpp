@@ -9,7 +9,7 @@
 #include <random>
 
 #include "peak.hpp"
-#include "spikevi/gauss_markov.hpp"
+#include "spikevi/inference/gauss_markov.hpp"
 
 namespace spikevi {
 namespace {

@@ -16,7 +16,7 @@
 #include <random>
 
 #include "peak.hpp"
-#include "spikevi/readout.hpp"
+#include "spikevi/model/readout.hpp"
 
 namespace {
 

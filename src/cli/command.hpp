@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "spikevi/communicator.hpp"
-#include "spikevi/dataset.hpp"
+#include "spikevi/parallel/communicator.hpp"
+#include "spikevi/io/dataset.hpp"
 #include "spikevi/error.hpp"
 
 namespace spikevi::cli {

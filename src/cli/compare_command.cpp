@@ -9,12 +9,12 @@
 #include <map>
 #include <sstream>
 
-#include "command.hpp"
-#include "spikevi/dataset.hpp"
+#include "cli/command.hpp"
+#include "spikevi/io/dataset.hpp"
 #include "spikevi/error.hpp"
-#include "spikevi/evaluation.hpp"
-#include "spikevi/model_comparison.hpp"
-#include "spikevi/variational_fit.hpp"
+#include "spikevi/evaluation/evaluation.hpp"
+#include "spikevi/evaluation/model_comparison.hpp"
+#include "spikevi/driver/variational_fit.hpp"
 
 namespace spikevi::cli {
 namespace {

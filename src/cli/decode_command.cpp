@@ -4,13 +4,13 @@
 #include <cstdio>
 #include <limits>
 
-#include "command.hpp"
-#include "spikevi/dataset.hpp"
-#include "spikevi/decoding.hpp"
+#include "cli/command.hpp"
+#include "spikevi/io/dataset.hpp"
+#include "spikevi/evaluation/decoding.hpp"
 #include "spikevi/error.hpp"
-#include "spikevi/fit_file.hpp"
-#include "spikevi/hdf5_file.hpp"
-#include "spikevi/variational_fit.hpp"
+#include "spikevi/io/fit_file.hpp"
+#include "spikevi/io/hdf5_file.hpp"
+#include "spikevi/driver/variational_fit.hpp"
 
 namespace spikevi::cli {
 namespace {

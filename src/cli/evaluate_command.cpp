@@ -3,13 +3,13 @@
 #include <cstdio>
 #include <limits>
 
-#include "command.hpp"
-#include "spikevi/cosmoothing.hpp"
-#include "spikevi/dataset.hpp"
+#include "cli/command.hpp"
+#include "spikevi/evaluation/cosmoothing.hpp"
+#include "spikevi/io/dataset.hpp"
 #include "spikevi/error.hpp"
-#include "spikevi/evaluation.hpp"
-#include "spikevi/fit_file.hpp"
-#include "spikevi/hdf5_file.hpp"
+#include "spikevi/evaluation/evaluation.hpp"
+#include "spikevi/io/fit_file.hpp"
+#include "spikevi/io/hdf5_file.hpp"
 
 namespace spikevi::cli {
 namespace {

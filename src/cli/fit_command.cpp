@@ -10,14 +10,14 @@
 #include <optional>
 #include <sstream>
 
-#include "command.hpp"
-#include "spikevi/checkpoint.hpp"
-#include "spikevi/dataset.hpp"
+#include "cli/command.hpp"
+#include "spikevi/io/checkpoint.hpp"
+#include "spikevi/io/dataset.hpp"
 #include "spikevi/error.hpp"
-#include "spikevi/fit_file.hpp"
-#include "spikevi/gauge.hpp"
-#include "spikevi/sharding.hpp"
-#include "spikevi/variational_fit.hpp"
+#include "spikevi/io/fit_file.hpp"
+#include "spikevi/model/gauge.hpp"
+#include "spikevi/parallel/sharding.hpp"
+#include "spikevi/driver/variational_fit.hpp"
 
 namespace spikevi::cli {
 namespace {

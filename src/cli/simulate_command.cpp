@@ -2,10 +2,10 @@
 #include <cstdio>
 #include <string>
 
-#include "command.hpp"
-#include "spikevi/dataset.hpp"
+#include "cli/command.hpp"
+#include "spikevi/io/dataset.hpp"
 #include "spikevi/error.hpp"
-#include "spikevi/simulation.hpp"
+#include "spikevi/model/simulation.hpp"
 
 namespace spikevi::cli {
 namespace {

@@ -4,7 +4,7 @@
 
 #include <memory>
 
-#include "spikevi/communicator.hpp"
+#include "spikevi/parallel/communicator.hpp"
 #include "support/mpi_test.hpp"
 
 namespace spikevi::testing {

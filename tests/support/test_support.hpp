@@ -5,9 +5,9 @@
 #include <random>
 #include <string>
 
-#include "spikevi/likelihood.hpp"
-#include "spikevi/observation_model.hpp"
-#include "spikevi/readout.hpp"
+#include "spikevi/inference/likelihood.hpp"
+#include "spikevi/model/observation_model.hpp"
+#include "spikevi/model/readout.hpp"
 
 namespace spikevi::testing {
 

@@ -1,0 +1,40 @@
+#pragma once
+// Decoding a Gaussian modality (DESIGN.md §1 "Decoding a modality"): latents inferred from the
+// other modalities (the spikes), then the modality's posterior predictive per bin,
+//   y_tj | spikes ~ N(w_j m_t + e_j, w_j' S_t w_j + R_j)   (q(z) Gaussian, w point-valued),
+// with its mean and a central interval, and the scores users judge it by.
+#include <Eigen/Dense>
+#include <vector>
+
+#include "spikevi/model/continuous_readout.hpp"
+#include "spikevi/math/gaussian_moments.hpp"
+
+namespace spikevi {
+
+struct DecodedModality {
+  // per trial: channels x T_k
+  std::vector<Eigen::MatrixXd> mean, lower, upper;
+};
+
+// The posterior-predictive mean and central `level` interval (mean -/+ z sd, z the normal
+// quantile of (1 + level) / 2) of every channel of `modality` under each trial's q(z).
+// ConfigError for a level outside (0, 1).
+DecodedModality predict_modality(const ContinuousReadout& modality,
+                                 const std::vector<GaussianMoments>& latents, double level = 0.95);
+
+struct DecodingScores {
+  double r_squared = 0.0;  // 1 - sum (y - mean)^2 / sum (y - ybar_j)^2 over observed values
+  double coverage = 0.0;   // share of observed values inside [lower, upper]
+  double observed = 0.0;   // number of observed (non-NaN) values scored
+};
+
+// R^2 (per-channel means ybar_j over the observed values) of predictions against `values`
+// (per trial channels x T_k, NaN = missing). InputError for mismatched shapes or no
+// observed values.
+double r_squared(const std::vector<Eigen::MatrixXd>& predictions,
+                 const std::vector<Eigen::MatrixXd>& values);
+
+DecodingScores score_decoding(const DecodedModality& decoded,
+                              const std::vector<Eigen::MatrixXd>& values);
+
+}  // namespace spikevi

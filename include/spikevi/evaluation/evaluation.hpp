@@ -1,0 +1,64 @@
+#pragma once
+// Co-smoothing evaluation (DATA_FORMAT.md "Co-smoothing score", DESIGN.md §7): infer the
+// test trials' latents from the held-in neurons with the globals fixed, predict the held-out
+// neurons' expected counts r = exp(c m + d + c'S c / 2), score in bits per spike.
+#include <Eigen/Dense>
+#include <vector>
+
+#include "spikevi/io/dataset.hpp"
+#include "spikevi/inference/gauss_markov.hpp"
+#include "spikevi/driver/variational_fit.hpp"
+
+namespace spikevi {
+
+struct CosmoothingResult {
+  std::vector<Eigen::MatrixXd> rates;  // per test trial: heldout x T_k expected counts
+  double bits_per_spike = 0.0;
+};
+
+// Expected counts E_q[E[x | eta]] of every row of `readout` under each trial's q(z) (Poisson
+// and negative binomial: E exp(eta); Bernoulli: E sigmoid(eta)).
+std::vector<Eigen::MatrixXd> predicted_rates(const Readout& readout,
+                                             const std::vector<GaussianMoments>& latents,
+                                             const ObservationModel& model = PoissonObservation{});
+
+// The entries `rows` of `values` (empty stays empty).
+Eigen::VectorXd select_entries(const Eigen::VectorXd& values, const std::vector<int>& rows);
+
+// The co-smoothing of a model given by (prior, readout over all neurons, spike model and family,
+// negative-binomial shapes over all neurons) on the data set's split; requires /split with test
+// trials and held-out neurons. Monte Carlo settings are evaluated by quadrature (no sampling).
+CosmoothingResult cosmooth(const LatentPrior& prior, const Readout& readout, const Dataset& data,
+                           const LocalStepSettings& settings, const ModelSettings& model = {},
+                           const Eigen::VectorXd& shapes = {});
+
+// Held-out counts of the test trials, heldout x T_k each (what the scores compare against).
+std::vector<Eigen::MatrixXd> heldout_counts(const Dataset& data);
+
+// Held-out scores of trials under fixed globals (DESIGN.md §7), from their spikes alone.
+struct HeldoutScores {
+  double elbo = 0.0;            // sum over trials of ELBO_k at q inferred with the globals fixed
+  double log_likelihood = 0.0;  // sum over trials of the importance-sampled log p(x_k)
+  // Standard error of log_likelihood from the spread of the importance weights (delta method,
+  // summed in quadrature over trials)
+  double log_likelihood_se = 0.0;
+  double spike_count = 0.0;
+  int samples = 0;  // S, the importance samples per trial
+};
+
+// For each trial: q(z) inferred from the spikes with the globals fixed (the given family), then
+// log p(x_k) ~ log mean_s exp(log p(x_k, z_s) - log q(z_s)) over S draws z_s ~ q (the
+// proposal), with the dynamics at their posterior means (a point-valued model, so p(x, z) is a
+// density) and draws keyed by (seed, kMonteCarlo, trial position). The held-out ELBO bounds it
+// from below up to Monte Carlo error. `model` picks the spike model and family (Monte Carlo
+// expectations are replaced by quadrature for inference).
+HeldoutScores heldout_scores(const GlobalState& globals, const ModelSettings& model,
+                             const std::vector<TrialCounts>& trials,
+                             const LocalStepSettings& settings, int samples, std::uint64_t seed);
+
+// The true parameters of a simulated data set as a model (dynamics at point values).
+LatentPrior truth_prior(const Truth& truth);
+ModelSettings truth_model(const Truth& truth);  // the /truth observation model
+Readout truth_readout(const Truth& truth);
+
+}  // namespace spikevi

@@ -1,0 +1,97 @@
+#pragma once
+// Model comparison by k-fold cross-validation over trials (DESIGN.md §7, §8 "Family check"):
+// fold assignment, mean and standard error over folds, the comparison table's rows, its CSV
+// and its printed form. Pure functions; `spikevi compare` runs the fits.
+#include <Eigen/Dense>
+#include <limits>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "spikevi/math/gaussian_moments.hpp"
+#include "spikevi/model/readout.hpp"
+
+namespace spikevi {
+
+// Folds of `trials` (file indices, any order): with the trials sorted ascending, the i-th is in
+// fold i mod `folds`, so folds are disjoint, cover every trial, and their sizes differ by at
+// most one (the first ones are the larger). ConfigError naming --folds when folds < 2 or
+// folds > trials.size(); duplicate trials are an InputError.
+std::vector<std::vector<int>> assign_folds(std::vector<int> trials, int folds);
+
+// The trials of every fold but `fold`, ascending (the training set of that fold).
+std::vector<int> training_trials_of(const std::vector<std::vector<int>>& folds, int fold);
+
+// Mean and standard error of a figure over folds: se = sd / sqrt(n) with the sample standard
+// deviation (n - 1 denominator). A NaN value makes both NaN (a figure that failed in one fold
+// has no mean); n = 1 gives se = NaN, n = 0 both NaN.
+struct Summary {
+  double mean = std::numeric_limits<double>::quiet_NaN();
+  double se = std::numeric_limits<double>::quiet_NaN();
+  int count = 0;
+};
+Summary summarise(const std::vector<double>& values);
+
+// The median (mean of the two middle values for an even count); NaN for none. Values must not
+// be NaN.
+double median(std::vector<double> values);
+
+// What one fold of one configuration gave, per spike of the trials scored.
+struct FoldScores {
+  double train_elbo_per_spike = 0.0;        // fit objective on the fold's training trials
+  double heldout_elbo_per_spike = 0.0;      // held-out trials, globals fixed
+  double heldout_ll_per_spike = 0.0;        // importance-sampled log p(x) of the held-out trials
+  double heldout_ll_mc_se_per_spike = 0.0;  // its Monte Carlo standard error
+  double cobps = 0.0;                       // co-smoothing bits/spike on the held-out trials
+  double seconds = 0.0;                     // fit and scoring
+};
+
+// One configuration (observation x family) of the comparison table.
+struct ComparisonRow {
+  std::string observation;  // observation_name()
+  std::string family;       // family_name()
+  Summary elbo_per_spike;   // training ELBO per spike
+  Summary heldout_elbo_per_spike;
+  Summary heldout_ll_per_spike;
+  double heldout_ll_mc_se = std::numeric_limits<double>::quiet_NaN();  // largest over folds
+  Summary cobps;
+  double seconds = 0.0;  // total over folds
+  // Family check, in the mean-field row of an observation fitted with both families (NaN
+  // elsewhere): mean over folds of (Gauss-Markov - mean-field) training ELBO per spike, and of
+  // the median ratio of the posterior log-rate variances S_GM / S_MF, both families inferred at
+  // the Gauss-Markov fit's globals.
+  double family_elbo_gap_per_spike = std::numeric_limits<double>::quiet_NaN();
+  double variance_ratio = std::numeric_limits<double>::quiet_NaN();
+};
+
+// The row of a configuration from its folds' scores.
+ComparisonRow summarise_folds(const std::string& observation, const std::string& family,
+                              const std::vector<FoldScores>& folds);
+
+// Posterior variances of every neuron's log-rate eta_nt = c_n z_t + d_n under each trial's q:
+// s2_nt = c_n' S_t c_n, N x T per trial. Unlike the latents' own variances these do not depend
+// on the gauge a fit settled in (z -> M z + v with C -> C M^-1), so two separate fits (the
+// family check) can be compared entry by entry.
+std::vector<Eigen::ArrayXXd> log_rate_variances(const Readout& readout,
+                                                const std::vector<GaussianMoments>& posteriors);
+
+// The median over all trials, bins and latent dimensions of numerator / denominator
+// (same shapes; InputError otherwise, or when there is no entry at all).
+double median_variance_ratio(const std::vector<Eigen::ArrayXXd>& numerator,
+                             const std::vector<Eigen::ArrayXXd>& denominator);
+
+// The CSV columns, in order.
+const std::vector<std::string>& comparison_columns();
+
+// Header line and one line per row; numbers in the shortest form that reads back exactly, NaN
+// as an empty cell.
+void write_comparison_csv(std::ostream& out, const std::vector<ComparisonRow>& rows);
+
+// Why an ELBO comparison alone can mislead; always part of the printed table.
+extern const char* const kComparisonCaveat;
+
+// The table as printed: one line per row with "mean ± se" figures, the family-check lines
+// (observations fitted with both families) and kComparisonCaveat.
+std::string format_comparison_table(const std::vector<ComparisonRow>& rows, int folds);
+
+}  // namespace spikevi

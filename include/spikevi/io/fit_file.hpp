@@ -1,0 +1,72 @@
+#pragma once
+// The results file of `spikevi fit` (FIT.h5), readable with h5py or MATLAB. Arrays are
+// row-major with shapes outermost first:
+//   /elbo [iterations]                       objective trace (DESIGN.md §3)
+//   /trace/{elbo_per_spike,relative_change,seconds,local_iterations (mean per trial),
+//           batch_trials, rho, undone_readout_rows} [iterations]
+//   /globals/{C [N,D], d [N], A [D,D], b [D], Q [D,D] (posterior mean), mu0 [D], Sigma0 [D,D]},
+//   /globals/B [D,U] with U known inputs (/inputs)
+//   /globals/readout_covariance [N,D+1,D+1]  Laplace covariance P_n^-1 of (c_n, d_n)
+//   /globals/dynamics/{M [D,D+U+1], V [D+U+1,D+U+1], Psi [D,D], nu}   q([A B b], Q), MNIW
+//   /globals/dynamics_prior/{M,V,Psi,nu}, /globals/readout_prior/{mean, precision}
+//   /globals/dispersion [N] (negative binomial: the shapes r_n, variance = mean + mean^2/r_n)
+//     and /globals/dispersion_log_precision [N] (Laplace precision of log r_n)
+//   /globals/continuous/NAME/{W [C,D], e [C], R [C], readout_covariance [C,D+1,D+1],
+//     readout_precision [C,D+1,D+1]} per Gaussian modality
+//   root attributes observation (poisson | negative_binomial | bernoulli), family, expectations
+//   /latents/trials [K], /latents/mean [K,bins,D], /latents/cov [K,bins,D,D] (NaN padding)
+//   /timing attributes: seconds_{total,local,global,allreduce,initialisation,io,other},
+//     load_imbalance, peak_rss_bytes (max over ranks), ranks, iterations (see `spikevi fit`)
+//   root attributes: elbo, elbo_per_spike, evidence_laplace, termination, and provenance
+//   (version, git_revision, date, ranks, data); /config attributes: the options used.
+// Everything is in the canonical gauge of gauge.hpp.
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "spikevi/io/dataset.hpp"
+#include "spikevi/math/gaussian_moments.hpp"
+#include "spikevi/model/global_state.hpp"
+#include "spikevi/model/model_settings.hpp"
+#include "spikevi/driver/variational_fit.hpp"
+
+namespace spikevi {
+
+struct FitRecord {
+  GlobalState globals;
+  std::vector<IterationRecord> trace;
+  std::string termination;
+  double elbo = 0.0;  // on all trials at the final state (the last trace entry in full batch)
+  double evidence_laplace = 0.0;
+  double spike_count = 0.0;
+  std::vector<int> trials;               // fitted trials, file indices
+  std::vector<GaussianMoments> latents;  // one per entry of `trials`
+  int padded_bins = 0;                   // second dimension of /latents/mean
+  std::map<std::string, std::string> configuration;
+  std::map<std::string, std::string> provenance;
+  std::map<std::string, double> timing;  // written as attributes of /timing
+  ModelSettings model;                   // observation, family, expectations
+};
+
+void write_fit(const std::string& path, const FitRecord& record);
+
+// The globals of a fit file (for evaluate/decode); throws InputError naming what is missing.
+GlobalState read_fit_globals(const std::string& path);
+
+// The globals with the model they belong to (files without the attributes: Poisson,
+// Gauss-Markov, closed form).
+struct FitModel {
+  GlobalState globals;
+  SpikeObservation observation = SpikeObservation::kPoisson;
+  FamilyKind family = FamilyKind::kGaussMarkov;
+  ExpectationMethod expectations = ExpectationMethod::kClosedForm;
+  // The spike model of these globals (quadrature for all but the closed-form Poisson).
+  std::unique_ptr<ObservationModel> spike_model() const;
+};
+FitModel read_fit_model(const std::string& path);
+
+// InputError (naming both files) unless `data` has the fit's neurons and known inputs.
+void check_fit_matches_data(const FitModel& fit, const std::string& fit_path, const Dataset& data);
+
+}  // namespace spikevi

@@ -1,0 +1,670 @@
+#include "spikevi/driver/variational_fit.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <iostream>
+#include <limits>
+#include <string>
+
+#include "spikevi/error.hpp"
+#include "spikevi/inference/global_statistics.hpp"
+#include "spikevi/inference/global_step.hpp"
+#include "spikevi/inference/initialisation.hpp"
+#include "spikevi/inference/mean_field.hpp"
+#include "spikevi/parallel/reproducible_sum.hpp"
+
+namespace spikevi {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Adds the wall time of `work` to `total`.
+template <class Work>
+auto timed(double& total, Work&& work) {
+  const auto start = Clock::now();
+  struct AddOnExit {
+    double& total;
+    Clock::time_point start;
+    ~AddOnExit() { total += std::chrono::duration<double>(Clock::now() - start).count(); }
+  } add{total, start};
+  return work();
+}
+
+// The readout kernels of every modality under fixed globals, and a trial's views of them.
+class ModalityKernels {
+ public:
+  ModalityKernels(const GlobalState& globals, const ObservationModel& spike_model,
+                  const std::vector<GaussianObservation>& continuous_models)
+      : spike_model_(spike_model), spikes_(globals.spikes), continuous_models_(continuous_models) {
+    for (const ContinuousReadout& modality : globals.continuous)
+      continuous_.push_back(std::make_unique<ReadoutKernels>(modality.readout));
+  }
+  const ReadoutKernels& spikes() const { return spikes_; }
+  std::vector<ModalityView> views(const TrialCounts& trial, double spike_base_measure) const {
+    std::vector<ModalityView> views{
+        ModalityView{&spike_model_, &spikes_, &trial.counts, spike_base_measure}};
+    for (std::size_t m = 0; m < continuous_.size(); ++m)
+      views.push_back(
+          ModalityView{&continuous_models_[m], continuous_[m].get(), &trial.continuous[m], 0.0});
+    return views;
+  }
+
+ private:
+  const ObservationModel& spike_model_;
+  const ReadoutKernels spikes_;
+  const std::vector<GaussianObservation>& continuous_models_;
+  std::vector<std::unique_ptr<ReadoutKernels>> continuous_;
+};
+
+// Sum over the listed local trials and over all ranks of a per-trial vector of `size` doubles,
+// exact and independent of how trials are spread over ranks (reproducible_sum.hpp).
+template <class PerTrial>
+Eigen::VectorXd sum_over_trials(std::size_t size, const std::vector<std::size_t>& members,
+                                Communicator& comm, PerTrial&& per_trial) {
+  ReproducibleSum sum(size);
+  for (std::size_t k : members) {
+    const Eigen::VectorXd contribution = per_trial(k);
+    sum.add(std::span<const double>(contribution.data(), size));
+  }
+  sum.allreduce(comm);
+  const std::vector<double> values = sum.values();
+  return Eigen::Map<const Eigen::VectorXd>(values.data(), static_cast<Eigen::Index>(size));
+}
+
+std::vector<std::size_t> every_trial(std::size_t count) {
+  std::vector<std::size_t> all(count);
+  for (std::size_t k = 0; k < count; ++k) all[k] = k;
+  return all;
+}
+
+void validate(const std::vector<TrialCounts>& trials, const FitSettings& settings, int population) {
+  if (settings.latents < 1) throw ConfigError("--latents must be >= 1");
+  if (trials.empty()) throw ConfigError("fit: no trials to fit on this rank");
+  settings.model.validate();
+  for (const TrialCounts& trial : trials) {
+    if (trial.inputs.rows() != trials.front().inputs.rows() ||
+        (trial.inputs.rows() > 0 && trial.inputs.cols() != trial.counts.cols()))
+      throw InputError("fit: trial " + std::to_string(trial.index) +
+                       ": /inputs does not have one column per bin");
+    if (trial.continuous.size() != settings.continuous_names.size())
+      throw InputError("fit: trial " + std::to_string(trial.index) + " has " +
+                       std::to_string(trial.continuous.size()) + " continuous modalities, not " +
+                       std::to_string(settings.continuous_names.size()));
+    for (std::size_t m = 0; m < trial.continuous.size(); ++m)
+      if (trial.continuous[m].cols() != trial.counts.cols() ||
+          trial.continuous[m].rows() != trials.front().continuous[m].rows())
+        throw InputError("fit: trial " + std::to_string(trial.index) + ": /continuous/" +
+                         settings.continuous_names[m] + " has the wrong shape");
+  }
+  if (settings.latents >= trials.front().counts.rows())
+    throw ConfigError("--latents (" + std::to_string(settings.latents) +
+                      ") must be smaller than the number of neurons (" +
+                      std::to_string(trials.front().counts.rows()) + ")");
+  settings.minibatch.validate(population);
+}
+
+// One fit: the state every rank keeps, and the steps of DESIGN.md §3-4.
+class VariationalFit {
+ public:
+  VariationalFit(const std::vector<TrialCounts>& trials, const FitSettings& settings,
+                 Communicator& comm, const FitControl& control)
+      : trials_(trials), settings_(settings), comm_(comm), control_(control) {}
+
+  FitOutcome run(const ProgressCallback& progress);
+
+ private:
+  int dim() const { return settings_.latents; }
+  bool adam() const { return settings_.model.optimizer == OptimizerKind::kAdam; }
+  const AdamSettings* local_adam() const { return adam() ? &settings_.model.local_adam : nullptr; }
+  const AdamSettings* global_adam() const {
+    return adam() ? &settings_.model.global_adam : nullptr;
+  }
+  int neurons() const { return static_cast<int>(trials_.front().counts.rows()); }
+  bool full_batch() const { return settings_.minibatch.full_batch(population_); }
+
+  void initialise();
+  void refresh_models();
+  void resume(const FitState& state);
+  FitState state_after(int iteration, const GlobalStatistics& stats, GlobalStepSize pending,
+                       double elbo, bool converged) const;
+  void initial_readout_steps(const GlobalStatistics& stats);
+  GlobalStatistics statistics_at_current_moments();
+  std::vector<std::size_t> members_of_batch(int iteration) const;
+  GlobalStatistics local_pass(const std::vector<std::size_t>& members, bool check_readout,
+                              int iteration);
+  GlobalStatistics reduce(ReproducibleSum sum);
+  void global_step(const GlobalStatistics& stats, GlobalStepSize step);
+  int undo_rows_that_dropped(const GlobalStatistics& stats, const GlobalStatistics& previous);
+  IterationRecord record_of(int iteration, const GlobalStatistics& stats, double scale) const;
+  void finish_stochastic(const GlobalStatistics& stats, GlobalStepSize pending);
+  void finish_timing();
+
+  const std::vector<TrialCounts>& trials_;
+  const FitSettings& settings_;
+  Communicator& comm_;
+  const FitControl& control_;
+  ModelLayout layout_;
+  std::unique_ptr<ObservationModel> model_;             // spikes, at the current shapes
+  std::vector<GaussianObservation> continuous_models_;  // at the current variances
+  std::unique_ptr<FamilyEvaluator> evaluator_;
+  std::vector<double> spike_base_measures_;  // per local trial, under model_
+  int population_ = 0;                       // K: trials on all ranks
+  std::size_t buffer_size_ = 0;              // doubles in a packed GlobalStatistics
+  FitOutcome outcome_;
+  Readout readout_before_step_;  // full batch: to undo rows whose step dropped the objective
+  SpikeShapes shapes_before_step_;
+  Eigen::VectorXd row_damping_;  // full batch: halved for a row whose step was undone
+};
+
+// ---- Initialisation ----
+
+// Sum over all trials of their statistics at the current q (no local step): the start.
+GlobalStatistics VariationalFit::statistics_at_current_moments() {
+  ReproducibleSum sum(buffer_size_);
+  std::vector<double> packed;
+  GlobalStatistics trial = GlobalStatistics::zero(dim(), neurons(), layout_);
+  for (std::size_t k = 0; k < trials_.size(); ++k) {
+    trial.clear();
+    const GaussianMoments& q = outcome_.posteriors[k].moments;
+    trial.add_trial(q, outcome_.globals.spikes, *model_, trials_[k].counts, 0.0,
+                    trials_[k].inputs_or_null());
+    for (std::size_t m = 0; m < trials_[k].continuous.size(); ++m)
+      trial.add_continuous(m, trials_[k].continuous[m], q);
+    trial.pack_into(packed);
+    sum.add(packed);
+  }
+  return reduce(std::move(sum));
+}
+
+// Newton has converged when no loading or offset moved by more than 1e-10 of its size.
+bool readout_converged(const Readout& before, const Readout& after) {
+  const double largest = std::max(before.C.cwiseAbs().maxCoeff(), before.d.cwiseAbs().maxCoeff());
+  const double moved = std::max((after.C - before.C).cwiseAbs().maxCoeff(),
+                                (after.d - before.d).cwiseAbs().maxCoeff());
+  return moved <= 1e-10 * (1.0 + largest);
+}
+
+// The local trials (indices into trials_) among `count` positions spread evenly over all K.
+std::vector<std::size_t> evenly_spaced_sample(const std::vector<TrialCounts>& trials,
+                                              int population, int count) {
+  if (count >= population) return every_trial(trials.size());
+  std::vector<int> positions;
+  for (int j = 0; j < count; ++j)
+    positions.push_back(static_cast<int>(static_cast<long>(j) * population / count));
+  std::vector<std::size_t> members;
+  for (std::size_t k = 0; k < trials.size(); ++k)
+    if (std::binary_search(positions.begin(), positions.end(), trials[k].position))
+      members.push_back(k);
+  return members;
+}
+
+// The Poisson GLM of the readouts on the PCA latents: Newton steps backtracked per row on the
+// exact objective (of a sample of trials, scaled to K). Runs once, so its extra reductions per
+// step do not matter.
+void VariationalFit::initial_readout_steps(const GlobalStatistics& stats) {
+  const int sample_size = std::min(settings_.initialisation.readout_trials, population_);
+  const std::vector<std::size_t> sample = evenly_spaced_sample(trials_, population_, sample_size);
+  const double scale = statistics_scale(population_, sample_size);
+  const auto rows = static_cast<std::size_t>(neurons());
+  const ReadoutObjective objective = [&](const Readout& candidate) {
+    const ReadoutKernels kernels(candidate);
+    return Eigen::VectorXd(scale * sum_over_trials(rows, sample, comm_, [&](std::size_t k) {
+                             return row_log_likelihood(kernels, *model_, trials_[k].counts,
+                                                       outcome_.posteriors[k].moments);
+                           }));
+  };
+  GlobalState& globals = outcome_.globals;
+  ReadoutStatistics readout_stats = stats.spikes;
+  for (int step = 0; step < settings_.initialisation.readout_newton_steps; ++step) {
+    // The statistics at the moved readout (and, for a sample, at the start too).
+    if (step > 0 || sample_size < population_) {
+      const int p = dim() + 1;
+      const std::size_t size = rows * static_cast<std::size_t>(p * (p + 1));
+      const Eigen::VectorXd summed = sum_over_trials(size, sample, comm_, [&](std::size_t k) {
+        ReadoutStatistics trial = ReadoutStatistics::zero(neurons(), dim());
+        trial.add_trial(globals.spikes, *model_, trials_[k].counts, outcome_.posteriors[k].moments);
+        Eigen::VectorXd packed(static_cast<Eigen::Index>(size));
+        packed << trial.gradient.reshaped(), trial.hessian.reshaped();
+        return packed;
+      });
+      const Eigen::Index gradient_size = p * neurons();
+      readout_stats.gradient = summed.head(gradient_size).reshaped(p, neurons());
+      readout_stats.hessian = summed.tail(gradient_size * p).reshaped(p, neurons() * p);
+    }
+    const Readout before = globals.spikes;
+    globals.spikes = readout_natural_gradient_step(before, globals.spikes_prior, readout_stats,
+                                                   scale, 1.0, objective);
+    if (readout_converged(before, globals.spikes)) break;
+  }
+}
+
+// PCA latents, then a global step from them; the initial sites are the CVI targets at the
+// PCA q(z), so the first local step starts near the data.
+void VariationalFit::initialise() {
+  GlobalState& globals = outcome_.globals;
+  globals = make_prior_state(dim(), neurons(), settings_.priors, layout_);
+  const std::vector<GaussianMoments> start =
+      pca_latents(trials_, dim(), settings_.initialisation, comm_);
+
+  const auto rows = static_cast<std::size_t>(neurons());
+  const Eigen::VectorXd counts_and_bins =
+      sum_over_trials(rows + 1, every_trial(trials_.size()), comm_, [&](std::size_t k) {
+        Eigen::VectorXd sums(neurons() + 1);
+        sums << trials_[k].counts.rowwise().sum().matrix(),
+            static_cast<double>(trials_[k].counts.cols());
+        return sums;
+      });
+  const Eigen::ArrayXd mean_count =
+      (counts_and_bins.head(neurons()) / counts_and_bins(neurons())).array().max(1e-3);
+  // The offset that reproduces each row's mean: log for a log link, logit for Bernoulli.
+  if (settings_.model.observation == SpikeObservation::kBernoulli) {
+    const Eigen::ArrayXd p = mean_count.min(1.0 - 1e-3);
+    globals.spikes.d = (p / (1.0 - p)).log().matrix();
+  } else {
+    globals.spikes.d = mean_count.log().matrix();
+  }
+  refresh_models();
+
+  outcome_.posteriors.assign(trials_.size(), GaussMarkovState{});
+  for (std::size_t k = 0; k < trials_.size(); ++k) outcome_.posteriors[k].moments = start[k];
+  const GlobalStatistics stats = statistics_at_current_moments();
+  update_dynamics(globals, stats, GlobalStepSize{});
+  initial_readout_steps(stats);
+  update_continuous(globals, stats, GlobalStepSize{});
+  refresh_models();
+
+  const ModalityKernels kernels(globals, *model_, continuous_models_);
+  LikelihoodWorkspace work;
+  for (std::size_t k = 0; k < trials_.size(); ++k)
+    expected_log_likelihood(kernels.views(trials_[k], spike_base_measures_[k]), start[k], work,
+                            &outcome_.posteriors[k].sites);
+  row_damping_ = Eigen::VectorXd::Ones(neurons());
+}
+
+// The observation models at the current globals (shapes, noise variances).
+void VariationalFit::refresh_models() {
+  const GlobalState& globals = outcome_.globals;
+  model_ = make_spike_model(settings_.model, globals.spike_shapes.shapes);
+  continuous_models_.clear();
+  for (const ContinuousReadout& modality : globals.continuous)
+    continuous_models_.emplace_back(modality.variances);
+}
+
+// ---- Iterations ----
+
+// This rank's trials (indices into trials_) in minibatch `iteration` (0-based).
+std::vector<std::size_t> VariationalFit::members_of_batch(int iteration) const {
+  if (full_batch()) return every_trial(trials_.size());
+  const std::vector<int> batch =
+      draw_minibatch(settings_.minibatch.seed, static_cast<std::uint64_t>(iteration), population_,
+                     settings_.minibatch.size);
+  std::vector<std::size_t> members;
+  for (std::size_t k = 0; k < trials_.size(); ++k)
+    if (std::binary_search(batch.begin(), batch.end(), trials_[k].position)) members.push_back(k);
+  return members;
+}
+
+GlobalStatistics VariationalFit::reduce(ReproducibleSum sum) {
+  timed(outcome_.timing.allreduce, [&] { sum.allreduce(comm_); });
+  GlobalStatistics stats = GlobalStatistics::zero(dim(), neurons(), layout_);
+  stats.unpack(sum.values());
+  return stats;
+}
+
+// Local steps of the members under the current globals, warm-started from their sites, and
+// the one reduction of their statistics. With `check_readout`, each trial first adds its
+// E_q log p(x | w) per row under its previous q at the newly proposed readout.
+GlobalStatistics VariationalFit::local_pass(const std::vector<std::size_t>& members,
+                                            bool check_readout, int iteration) {
+  ReproducibleSum sum(buffer_size_);
+  timed(outcome_.timing.local, [&] {
+    const GlobalState& globals = outcome_.globals;
+    const LatentPrior latent_prior = LatentPrior::from(globals);
+    const ModalityKernels kernels(globals, *model_, continuous_models_);
+    GlobalStatistics trial_stats = GlobalStatistics::zero(dim(), neurons(), layout_);
+    std::vector<double> packed;
+    for (std::size_t k : members) {
+      const TrialCounts& trial = trials_[k];
+      GaussMarkovState& state = outcome_.posteriors[k];
+      trial_stats.clear();
+      if (check_readout)
+        trial_stats.candidate_log_likelihood =
+            row_log_likelihood(kernels.spikes(), *model_, trial.counts, state.moments);
+      const PriorBlocks prior =
+          prior_blocks(latent_prior.dynamics, latent_prior.mu0, latent_prior.Sigma0,
+                       static_cast<int>(trial.counts.cols()), trial.inputs_or_null());
+      const auto modalities = kernels.views(trial, spike_base_measures_[k]);
+      evaluator_->use_monte_carlo(settings_.model.monte_carlo(),
+                                  RandomCounter{static_cast<std::uint64_t>(iteration),
+                                                static_cast<std::uint64_t>(trial.position), 0});
+      try {
+        const LocalStepReport report =
+            warm_local_step(prior, modalities, state, *evaluator_, settings_.local, local_adam());
+        trial_stats.add_trial(state.moments, globals.spikes, *model_, trial.counts, state.elbo,
+                              trial.inputs_or_null());
+        for (std::size_t m = 0; m < trial.continuous.size(); ++m)
+          trial_stats.add_continuous(m, trial.continuous[m], state.moments);
+        trial_stats.local_iterations = report.iterations;
+        trial_stats.unconverged_trials = report.converged ? 0.0 : 1.0;
+        trial_stats.restarted_trials = report.restarted ? 1.0 : 0.0;
+      } catch (const std::exception& error) {
+        // Every rank must still reach the reduction: report here, count it, stop after.
+        std::cerr << "spikevi: rank " << comm_.rank() << ": trial " << trial.index << ": "
+                  << error.what() << std::endl;
+        trial_stats.clear();
+        trial_stats.failed_trials = 1.0;
+      }
+      trial_stats.pack_into(packed);
+      sum.add(packed);
+    }
+    if (control_.stop_requested && control_.stop_requested()) {
+      trial_stats.clear();
+      trial_stats.stop_requests = 1.0;
+      trial_stats.pack_into(packed);
+      sum.add(packed);
+    }
+  });
+  return reduce(std::move(sum));
+}
+
+void VariationalFit::global_step(const GlobalStatistics& stats, GlobalStepSize step) {
+  timed(outcome_.timing.global, [&] {
+    readout_before_step_ = outcome_.globals.spikes;
+    shapes_before_step_ = outcome_.globals.spike_shapes;
+    checked_global_step(outcome_.globals, stats, step, row_damping_, 10, global_adam());
+    refresh_models();
+  });
+}
+
+// Full batch: puts back the rows whose step lowered their objective (with q at the posteriors
+// the step was proposed from) and halves their next step; the others may grow back to 1.
+int VariationalFit::undo_rows_that_dropped(const GlobalStatistics& stats,
+                                           const GlobalStatistics& previous) {
+  Readout& readout = outcome_.globals.spikes;
+  const std::vector<int> dropped =
+      rows_that_dropped(outcome_.globals.spikes_prior, readout_before_step_,
+                        previous.spikes.log_likelihood, readout, stats.candidate_log_likelihood);
+  row_damping_ = (2.0 * row_damping_).cwiseMin(1.0);
+  const int p = dim() + 1;
+  for (int n : dropped) {
+    readout.C.row(n) = readout_before_step_.C.row(n);
+    readout.d(n) = readout_before_step_.d(n);
+    readout.precision.middleCols(n * p, p) = readout_before_step_.precision.middleCols(n * p, p);
+    if (shapes_before_step_.active()) {
+      outcome_.globals.spike_shapes.shapes(n) = shapes_before_step_.shapes(n);
+      outcome_.globals.spike_shapes.precision(n) = shapes_before_step_.precision(n);
+    }
+    row_damping_(n) = std::max(0.25 * row_damping_(n), std::ldexp(1.0, -30));
+  }
+  if (!dropped.empty()) refresh_models();
+  return static_cast<int>(dropped.size());
+}
+
+IterationRecord VariationalFit::record_of(int iteration, const GlobalStatistics& stats,
+                                          double scale) const {
+  IterationRecord record;
+  record.iteration = iteration;
+  record.elbo = scale * stats.elbo_sum + outcome_.globals.global_terms();
+  record.elbo_per_spike = record.elbo / std::max(scale * stats.spike_count, 1.0);
+  record.batch_trials = static_cast<int>(stats.trials);
+  record.local_iterations = stats.local_iterations / std::max(stats.trials, 1.0);
+  return record;
+}
+
+FitOutcome VariationalFit::run(const ProgressCallback& progress) {
+  const auto start = Clock::now();
+  double local_trials = static_cast<double>(trials_.size());
+  comm_.allreduce_sum(std::span<double>(&local_trials, 1));  // exact: small integers
+  population_ = static_cast<int>(local_trials);
+  validate(trials_, settings_, population_);
+  layout_.spike_shapes = settings_.model.observation == SpikeObservation::kNegativeBinomial;
+  layout_.continuous_names = settings_.continuous_names;
+  layout_.inputs = static_cast<int>(trials_.front().inputs.rows());
+  layout_.adam = adam();
+  layout_.continuous_channels.clear();
+  for (const Eigen::ArrayXXd& values : trials_.front().continuous)
+    layout_.continuous_channels.push_back(static_cast<int>(values.rows()));
+  buffer_size_ = GlobalStatistics::zero(dim(), neurons(), layout_).pack().size();
+  evaluator_ = make_family_evaluator(settings_.model.family);
+  model_ = make_spike_model(settings_.model,
+                            Eigen::VectorXd::Constant(neurons(), settings_.priors.shape_median));
+  spike_base_measures_.clear();
+  for (const TrialCounts& trial : trials_) {
+    try {
+      spike_base_measures_.push_back(model_->log_base_measure(trial.counts));
+    } catch (const InputError& error) {
+      throw InputError("trial " + std::to_string(trial.index) + ": " + error.what());
+    }
+  }
+
+  double previous_elbo = std::numeric_limits<double>::quiet_NaN();
+  GlobalStatistics stats;
+  GlobalStepSize pending;  // the step that the statistics of the last iteration call for
+  int first = 1;
+  if (control_.resume) {
+    timed(outcome_.timing.initialisation, [&] { resume(*control_.resume); });
+    const FitState& state = *control_.resume;
+    stats = GlobalStatistics::zero(dim(), neurons(), layout_);
+    stats.unpack(state.statistics);
+    pending = state.pending;
+    previous_elbo = state.previous_elbo;
+    first = state.iteration + 1;
+    if (state.converged) {
+      outcome_.termination = Termination::kConverged;
+      first = settings_.iterations + 1;
+    }
+  } else {
+    timed(outcome_.timing.initialisation, [&] { initialise(); });
+  }
+  for (int iteration = first; iteration <= settings_.iterations; ++iteration) {
+    const auto iteration_start = Clock::now();
+    const bool check_readout = full_batch() && iteration > 1;
+    if (iteration > 1) global_step(stats, pending);
+    const std::vector<std::size_t> members = members_of_batch(iteration - 1);
+    const GlobalStatistics previous = std::move(stats);
+    stats = local_pass(members, check_readout, iteration);
+    int rejected = 0;
+    if (check_readout && std::isfinite(stats.elbo_sum)) {
+      rejected = undo_rows_that_dropped(stats, previous);
+      if (rejected > 0) {  // q under the corrected readout; keep the stop requests
+        const double stops = stats.stop_requests;
+        stats = local_pass(members, false, iteration);
+        stats.stop_requests += stops;
+      }
+    }
+    if (stats.failed_trials > 0 || !std::isfinite(stats.elbo_sum))
+      throw NumericalError("fit: the local step failed on " +
+                           std::to_string(static_cast<long>(stats.failed_trials)) +
+                           " trial(s) at iteration " + std::to_string(iteration) +
+                           " (the ELBO is not finite; see the rank's message above)");
+    outcome_.unconverged_local_steps += static_cast<int>(stats.unconverged_trials);
+
+    const double scale = statistics_scale(population_, static_cast<int>(stats.trials));
+    pending = GlobalStepSize{settings_.minibatch.step_size(iteration - 1, population_), scale};
+    IterationRecord record = record_of(iteration, stats, scale);
+    record.rho = pending.rho;
+    record.rejected_readout_rows = rejected;
+    record.relative_change = (record.elbo - previous_elbo) / std::abs(record.elbo);
+    record.seconds = std::chrono::duration<double>(Clock::now() - iteration_start).count();
+    outcome_.trace.push_back(record);
+    if (progress) progress(record);
+    previous_elbo = record.elbo;
+    const bool converged = full_batch() && settings_.tolerance > 0 &&
+                           std::abs(record.relative_change) < settings_.tolerance;
+    const bool stop = stats.stop_requests > 0;
+    const bool last = converged || stop || iteration == settings_.iterations;
+    if (control_.checkpoint &&
+        (last || (control_.checkpoint_every > 0 && iteration % control_.checkpoint_every == 0)))
+      control_.checkpoint(state_after(iteration, stats, pending, previous_elbo, converged));
+    if (converged) {
+      outcome_.termination = Termination::kConverged;
+      break;
+    }
+    if (stop) {
+      outcome_.termination = Termination::kStopped;
+      break;
+    }
+  }
+  if (outcome_.termination == Termination::kStopped) {
+    outcome_.elbo = outcome_.trace.back().elbo;
+  } else if (full_batch()) {
+    outcome_.elbo = outcome_.trace.empty() ? stats.elbo_sum + outcome_.globals.global_terms()
+                                           : outcome_.trace.back().elbo;
+    outcome_.spike_count = stats.spike_count;
+  } else {
+    finish_stochastic(stats, pending);
+  }
+  outcome_.evidence_laplace = outcome_.elbo + outcome_.globals.laplace_correction();
+  outcome_.timing.total = std::chrono::duration<double>(Clock::now() - start).count();
+  finish_timing();
+  return std::move(outcome_);
+}
+
+// The state at the end of `iteration`, for a checkpoint.
+FitState VariationalFit::state_after(int iteration, const GlobalStatistics& stats,
+                                     GlobalStepSize pending, double elbo, bool converged) const {
+  FitState state;
+  state.iteration = iteration;
+  state.converged = converged;
+  state.globals = outcome_.globals;
+  state.statistics = stats.pack();
+  state.pending = pending;
+  state.row_damping = row_damping_;
+  state.previous_elbo = elbo;
+  state.unconverged_local_steps = outcome_.unconverged_local_steps;
+  state.trace = outcome_.trace;
+  state.sites.reserve(outcome_.posteriors.size());
+  for (const GaussMarkovState& posterior : outcome_.posteriors)
+    state.sites.push_back(posterior.sites);
+  return state;
+}
+
+// Continues from a checkpoint: its globals and sites, and q re-evaluated from them (the same
+// bits the local step had left, since evaluation is deterministic).
+void VariationalFit::resume(const FitState& state) {
+  if (state.sites.size() != trials_.size())
+    throw InputError("checkpoint: holds " + std::to_string(state.sites.size()) +
+                     " trials for this rank, which has " + std::to_string(trials_.size()));
+  outcome_.globals = state.globals;
+  outcome_.trace = state.trace;
+  outcome_.unconverged_local_steps = state.unconverged_local_steps;
+  row_damping_ = state.row_damping;
+  // The priors are configuration (the checkpoint identity holds them equal): take them from
+  // this fit's settings rather than from the file's defaults.
+  const GlobalState priors = make_prior_state(dim(), neurons(), settings_.priors, layout_);
+  outcome_.globals.continuous_prior = priors.continuous_prior;
+  outcome_.globals.noise_prior = priors.noise_prior;
+  outcome_.globals.spike_shapes.prior_median = priors.spike_shapes.prior_median;
+  outcome_.globals.spike_shapes.prior_log_sd = priors.spike_shapes.prior_log_sd;
+  // Adam's bias correction counts the global steps taken: one per iteration after the first.
+  outcome_.globals.readout_adam.steps = std::max(state.iteration - 1, 0);
+  outcome_.globals.shape_adam.steps = std::max(state.iteration - 1, 0);
+  refresh_models();
+  const LatentPrior latent_prior = LatentPrior::from(outcome_.globals);
+  const ModalityKernels kernels(outcome_.globals, *model_, continuous_models_);
+  outcome_.posteriors.assign(trials_.size(), GaussMarkovState{});
+  for (std::size_t k = 0; k < trials_.size(); ++k) {
+    const PriorBlocks prior =
+        prior_blocks(latent_prior.dynamics, latent_prior.mu0, latent_prior.Sigma0,
+                     static_cast<int>(trials_[k].counts.cols()), trials_[k].inputs_or_null());
+    outcome_.posteriors[k].sites = state.sites[k];
+    try {  // only the full-batch readout check reads these moments, and there they are valid
+      evaluator_->use_monte_carlo(
+          settings_.model.monte_carlo(),
+          RandomCounter{static_cast<std::uint64_t>(state.iteration),
+                        static_cast<std::uint64_t>(trials_[k].position), 0});
+      evaluator_->evaluate(prior, kernels.views(trials_[k], spike_base_measures_[k]),
+                           state.sites[k], outcome_.posteriors[k]);
+    } catch (const NumericalError&) {
+      // a minibatch trial's stale sites: its next warm local step restarts from the prior,
+      // exactly as the uninterrupted fit does
+    }
+  }
+}
+
+// Minibatch runs: the last step, then the local steps of every trial at the final globals,
+// which give the posteriors and the exact objective on all trials.
+void VariationalFit::finish_stochastic(const GlobalStatistics& stats, GlobalStepSize pending) {
+  global_step(stats, pending);
+  // The final pass draws its Monte Carlo samples as an iteration of its own.
+  const GlobalStatistics all =
+      local_pass(every_trial(trials_.size()), false, settings_.iterations + 1);
+  if (all.failed_trials > 0 || !std::isfinite(all.elbo_sum))
+    throw NumericalError("fit: the final local steps on all trials failed (ELBO not finite)");
+  outcome_.elbo = all.elbo_sum + outcome_.globals.global_terms();
+  outcome_.spike_count = all.spike_count;
+}
+
+void VariationalFit::finish_timing() {
+  double slowest = outcome_.timing.local, summed = outcome_.timing.local;
+  comm_.allreduce_max(std::span<double>(&slowest, 1));
+  comm_.allreduce_sum(std::span<double>(&summed, 1));
+  const double mean = summed / comm_.size();
+  outcome_.timing.load_imbalance = mean > 0 ? slowest / mean : 1.0;
+}
+
+}  // namespace
+
+std::vector<TrialCounts> make_trial_counts(const Dataset& data,
+                                           const std::vector<int>& trial_indices,
+                                           const std::vector<int>& rows, int first_position,
+                                           const std::vector<std::string>& continuous) {
+  for (const std::string& name : continuous)
+    if (!data.continuous.count(name))
+      throw InputError(data.path + ": /continuous/" + name + " does not exist");
+  const PoissonObservation model;
+  std::vector<TrialCounts> trials;
+  trials.reserve(trial_indices.size());
+  for (int index : trial_indices) {
+    const Eigen::MatrixXd& all_rows = data.trial_counts(index);
+    TrialCounts trial;
+    trial.index = index;
+    trial.position = first_position + static_cast<int>(trials.size());
+    if (rows.empty()) {
+      trial.counts = all_rows.array();
+    } else {
+      trial.counts.resize(static_cast<Eigen::Index>(rows.size()), all_rows.cols());
+      for (std::size_t r = 0; r < rows.size(); ++r)
+        trial.counts.row(static_cast<Eigen::Index>(r)) = all_rows.row(rows[r]).array();
+    }
+    trial.log_base_measure = model.log_base_measure(trial.counts);
+    for (const std::string& name : continuous)
+      trial.continuous.push_back(data.continuous.at(name).at(index - data.first_trial).array());
+    if (!data.inputs.empty()) trial.inputs = data.inputs.at(index - data.first_trial);
+    trials.push_back(std::move(trial));
+  }
+  return trials;
+}
+
+LatentPrior LatentPrior::from(const GlobalState& globals) {
+  return LatentPrior{globals.dynamics.expectations(), globals.mu0, globals.Sigma0};
+}
+
+FitOutcome fit_variational(const std::vector<TrialCounts>& trials, const FitSettings& settings,
+                           Communicator& comm, const ProgressCallback& progress,
+                           const FitControl& control) {
+  return VariationalFit(trials, settings, comm, control).run(progress);
+}
+
+std::vector<GaussMarkovState> infer_latents(const LatentPrior& latent_prior, const Readout& readout,
+                                            const std::vector<TrialCounts>& trials,
+                                            const LocalStepSettings& settings,
+                                            const ObservationModel& model, FamilyKind family) {
+  const ReadoutKernels kernels(readout);
+  const std::unique_ptr<FamilyEvaluator> evaluator = make_family_evaluator(family);
+  std::vector<GaussMarkovState> states(trials.size());
+  for (std::size_t k = 0; k < trials.size(); ++k) {
+    const int bins = static_cast<int>(trials[k].counts.cols());
+    const int dim = static_cast<int>(latent_prior.mu0.size());
+    const PriorBlocks prior = prior_blocks(latent_prior.dynamics, latent_prior.mu0,
+                                           latent_prior.Sigma0, bins, trials[k].inputs_or_null());
+    const std::vector<ModalityView> modalities{ModalityView{
+        &model, &kernels, &trials[k].counts, model.log_base_measure(trials[k].counts)}};
+    evaluator->evaluate(prior, modalities, Sites::zero(dim, bins), states[k]);
+    local_step(prior, modalities, states[k], *evaluator, settings);
+  }
+  return states;
+}
+
+}  // namespace spikevi

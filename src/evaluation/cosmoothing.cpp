@@ -1,0 +1,429 @@
+#include "spikevi/evaluation/cosmoothing.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numbers>
+#include <numeric>
+#include <sstream>
+#include <string>
+
+#include "spikevi/error.hpp"
+#include "spikevi/math/smoothing.hpp"
+
+namespace spikevi {
+namespace {
+
+constexpr double kZeroRateFloor = 1e-9;  // NLB's stand-in for a predicted rate of 0
+
+std::string shape(const Eigen::MatrixXd& m) {
+  return std::to_string(m.rows()) + " x " + std::to_string(m.cols());
+}
+
+// x log r with 0 log r = 0 (also for r = 0), and r = 0 read as kZeroRateFloor when x > 0.
+double x_log_r(double x, double r) {
+  return x == 0.0 ? 0.0 : x * std::log(r > 0.0 ? r : kZeroRateFloor);
+}
+
+// A double as printed by an ostream: "-0.5", "nan", "1e-09".
+std::string number(double x) {
+  std::ostringstream out;
+  out << x;
+  return out.str();
+}
+
+bool finite_non_negative(double x) { return std::isfinite(x) && x >= 0.0; }
+
+void check_score_trial(std::size_t k, const Eigen::MatrixXd& rates, const Eigen::MatrixXd& counts,
+                       Eigen::Index neurons) {
+  const std::string trial = "bits_per_spike: test trial " + std::to_string(k);
+  if (counts.rows() != neurons || rates.rows() != counts.rows() || rates.cols() != counts.cols())
+    throw InputError(trial + ": predicted rates are " + shape(rates) + ", held-out counts " +
+                     shape(counts) + ", expected " + std::to_string(neurons) + " neurons each");
+  for (Eigen::Index t = 0; t < counts.cols(); ++t)
+    for (Eigen::Index n = 0; n < neurons; ++n) {
+      if (finite_non_negative(rates(n, t)) && finite_non_negative(counts(n, t))) continue;
+      throw InputError(trial + ", held-out neuron " + std::to_string(n) + ", bin " +
+                       std::to_string(t) + ": predicted rate " + number(rates(n, t)) +
+                       " and count " + number(counts(n, t)) +
+                       " must both be finite and non-negative");
+    }
+}
+
+// Sum over bins of (r - x log r): the Poisson NLL without the log x! terms.
+double poisson_nll(const Eigen::MatrixXd& rates, const Eigen::MatrixXd& counts) {
+  double total = 0.0;
+  for (Eigen::Index t = 0; t < counts.cols(); ++t)
+    for (Eigen::Index n = 0; n < counts.rows(); ++n)
+      total += rates(n, t) - x_log_r(counts(n, t), rates(n, t));
+  return total;
+}
+
+// Columns centred and scaled to unit SD (SD 0 -> scale 1), the design [1, standardised X].
+struct Standardised {
+  Eigen::RowVectorXd mean, scale;
+  Eigen::MatrixXd design;
+};
+
+Standardised standardise(const Eigen::MatrixXd& features) {
+  Standardised s;
+  const double rows = static_cast<double>(features.rows());
+  s.mean = features.colwise().mean();
+  const Eigen::MatrixXd centred = features.rowwise() - s.mean;
+  s.scale = (centred.colwise().squaredNorm() / rows).cwiseSqrt();
+  for (Eigen::Index j = 0; j < s.scale.size(); ++j)
+    if (!(s.scale(j) > 0.0)) s.scale(j) = 1.0;
+  s.design.resize(features.rows(), features.cols() + 1);
+  s.design.col(0).setOnes();
+  s.design.rightCols(features.cols()) = centred.array().rowwise() / s.scale.array();
+  return s;
+}
+
+// The penalised objective sum(exp(eta) - y eta) + penalty/2 |beta_1:|^2 and eta = X beta.
+double glm_objective(const Eigen::MatrixXd& design, const Eigen::VectorXd& counts,
+                     const Eigen::VectorXd& beta, double penalty) {
+  const Eigen::VectorXd eta = design * beta;
+  return eta.array().exp().sum() - counts.dot(eta) +
+         0.5 * penalty * beta.tail(beta.size() - 1).squaredNorm();
+}
+
+// The Newton direction -H^-1 g at beta, with H = X' diag(mu) X + penalty (weights only).
+Eigen::VectorXd newton_direction(const Eigen::MatrixXd& design, const Eigen::VectorXd& counts,
+                                 const Eigen::VectorXd& beta, double penalty,
+                                 Eigen::VectorXd& gradient) {
+  const Eigen::ArrayXd mu = (design * beta).array().exp();
+  gradient = design.transpose() * (mu.matrix() - counts);
+  gradient.tail(beta.size() - 1) += penalty * beta.tail(beta.size() - 1);
+  const Eigen::MatrixXd weighted = design.array().colwise() * mu.sqrt();
+  Eigen::MatrixXd hessian = Eigen::MatrixXd::Zero(beta.size(), beta.size());
+  hessian.selfadjointView<Eigen::Lower>().rankUpdate(weighted.transpose());
+  hessian.diagonal().tail(beta.size() - 1).array() += penalty;
+  // Without a penalty, collinear features make H singular: a relative jitter keeps it SPD.
+  hessian.diagonal().array() += 1e-12 * (1.0 + hessian.diagonal().maxCoeff());
+  return hessian.selfadjointView<Eigen::Lower>().ldlt().solve(-gradient);
+}
+
+void check_regression_input(const Eigen::MatrixXd& features, const Eigen::VectorXd& counts,
+                            const PoissonRegressionSettings& settings,
+                            const PoissonRegression* start) {
+  if (start && (start->weights.size() != features.cols() || !start->weights.allFinite() ||
+                !std::isfinite(start->intercept)))
+    throw InputError("fit_poisson_regression: the warm start has " +
+                     std::to_string(start->weights.size()) + " weights (need " +
+                     std::to_string(features.cols()) + ", finite)");
+  if (features.rows() != counts.size() || counts.size() == 0)
+    throw InputError("fit_poisson_regression: features are " + shape(features) + " but there are " +
+                     std::to_string(counts.size()) + " counts (need equal, > 0)");
+  if (!features.allFinite() || !counts.allFinite() || (counts.array() < 0.0).any())
+    throw InputError("fit_poisson_regression: non-finite feature or negative/non-finite count");
+  if (!(counts.sum() > 0.0))
+    throw InputError("fit_poisson_regression: all counts are zero (the fit has rate 0)");
+  if (!(settings.penalty >= 0.0) || !std::isfinite(settings.penalty))
+    throw ConfigError("fit_poisson_regression: penalty must be finite and >= 0 (got " +
+                      number(settings.penalty) + ")");
+}
+
+}  // namespace
+
+double bits_per_spike(const std::vector<Eigen::MatrixXd>& predicted_rates,
+                      const std::vector<Eigen::MatrixXd>& heldout_counts) {
+  if (predicted_rates.size() != heldout_counts.size() || heldout_counts.empty())
+    throw InputError("bits_per_spike: " + std::to_string(predicted_rates.size()) +
+                     " trials of predicted rates, " + std::to_string(heldout_counts.size()) +
+                     " of held-out counts (need equal, > 0)");
+  const Eigen::Index neurons = heldout_counts.front().rows();
+  Eigen::VectorXd spikes = Eigen::VectorXd::Zero(neurons);
+  double bins = 0.0;
+  double nll_model = 0.0;
+  for (std::size_t k = 0; k < heldout_counts.size(); ++k) {
+    check_score_trial(k, predicted_rates[k], heldout_counts[k], neurons);
+    nll_model += poisson_nll(predicted_rates[k], heldout_counts[k]);
+    spikes += heldout_counts[k].rowwise().sum();
+    bins += static_cast<double>(heldout_counts[k].cols());
+  }
+  const double total = spikes.sum();
+  if (!(total > 0.0)) throw InputError("bits_per_spike: the held-out neurons have no spikes");
+  // Null model: rate spikes_n / bins in every bin, so its rates sum to spikes_n.
+  double nll_null = 0.0;
+  for (Eigen::Index n = 0; n < neurons; ++n)
+    nll_null += spikes(n) - x_log_r(spikes(n), spikes(n) / bins);
+  return (nll_null - nll_model) / (total * std::numbers::ln2);
+}
+
+Eigen::VectorXd PoissonRegression::predict(const Eigen::MatrixXd& features) const {
+  return ((features * weights).array() + intercept).exp().matrix();
+}
+
+PoissonRegression fit_poisson_regression(const Eigen::MatrixXd& features,
+                                         const Eigen::VectorXd& counts,
+                                         const PoissonRegressionSettings& settings,
+                                         const PoissonRegression* start) {
+  check_regression_input(features, counts, settings, start);
+  const Standardised s = standardise(features);
+  Eigen::VectorXd beta = Eigen::VectorXd::Zero(s.design.cols());
+  beta(0) = std::log(counts.mean());
+  if (start) {  // the same model in standardised coordinates
+    beta.tail(features.cols()) = start->weights.cwiseProduct(s.scale.transpose());
+    beta(0) = start->intercept + s.mean.dot(start->weights);
+  }
+  double objective = glm_objective(s.design, counts, beta, settings.penalty);
+  PoissonRegression fit;
+  Eigen::VectorXd gradient;
+  for (; fit.iterations < settings.max_iterations; ++fit.iterations) {
+    const Eigen::VectorXd step =
+        newton_direction(s.design, counts, beta, settings.penalty, gradient);
+    const double slope = gradient.dot(step);  // -(Newton decrement)^2
+    if (-0.5 * slope <= settings.tolerance * (1.0 + std::abs(objective))) {
+      fit.converged = true;
+      break;
+    }
+    double t = 1.0, trial = objective;
+    for (int halving = 0; halving < 60; ++halving, t *= 0.5) {
+      trial = glm_objective(s.design, counts, beta + t * step, settings.penalty);
+      if (trial <= objective + 0.25 * t * slope) break;  // Armijo; NaN/inf rejected
+    }
+    if (!(trial <= objective + 0.25 * t * slope)) break;  // no descent left: stop
+    beta += t * step;
+    objective = trial;
+  }
+  fit.weights = beta.tail(features.cols()).cwiseQuotient(s.scale.transpose());
+  fit.intercept = beta(0) - s.mean.dot(fit.weights);
+  return fit;
+}
+
+// --- Smoothed-spikes baseline -----------------------------------------------------------
+
+namespace {
+
+void check_baseline_settings(const SmoothingBaselineSettings& s) {
+  auto require = [](bool ok, const std::string& what, double value) {
+    if (!ok) throw ConfigError("smoothing baseline: " + what + " (got " + number(value) + ")");
+  };
+  require(s.kernel_sd_bins > 0.0, "kernel_sd_bins must be > 0", s.kernel_sd_bins);
+  for (double sd : s.kernel_sd_candidates)
+    require(sd > 0.0, "kernel_sd_candidates must be > 0", sd);
+  require(s.ridge >= 0.0 && std::isfinite(s.ridge), "ridge must be finite and >= 0", s.ridge);
+  for (double ridge : s.ridge_candidates)
+    require(ridge >= 0.0 && std::isfinite(ridge), "ridge_candidates must be finite and >= 0",
+            ridge);
+  require(s.folds >= 2, "folds must be >= 2", s.folds);
+  require(s.max_newton_iterations >= 1, "max_newton_iterations must be >= 1",
+          s.max_newton_iterations);
+}
+
+void check_rows(const std::vector<Eigen::MatrixXd>& trials, Eigen::Index rows, const char* name) {
+  for (std::size_t k = 0; k < trials.size(); ++k)
+    if (trials[k].rows() != rows || trials[k].cols() == 0)
+      throw InputError(std::string("smoothing baseline: ") + name + " trial " + std::to_string(k) +
+                       " is " + shape(trials[k]) + ", expected " + std::to_string(rows) +
+                       " neurons and > 0 bins");
+}
+
+void check_baseline_input(const std::vector<Eigen::MatrixXd>& train_heldin,
+                          const std::vector<Eigen::MatrixXd>& train_heldout,
+                          const std::vector<Eigen::MatrixXd>& test_heldin) {
+  if (train_heldin.empty() || train_heldin.size() != train_heldout.size())
+    throw InputError("smoothing baseline: " + std::to_string(train_heldin.size()) +
+                     " held-in and " + std::to_string(train_heldout.size()) +
+                     " held-out train trials (need equal, > 0)");
+  check_rows(train_heldin, train_heldin.front().rows(), "held-in train");
+  check_rows(train_heldout, train_heldout.front().rows(), "held-out train");
+  check_rows(test_heldin, train_heldin.front().rows(), "held-in test");
+  for (std::size_t k = 0; k < train_heldin.size(); ++k)
+    if (train_heldin[k].cols() != train_heldout[k].cols())
+      throw InputError("smoothing baseline: train trial " + std::to_string(k) + " has " +
+                       std::to_string(train_heldin[k].cols()) + " held-in and " +
+                       std::to_string(train_heldout[k].cols()) + " held-out bins");
+}
+
+std::vector<Eigen::MatrixXd> smooth_trials(const std::vector<Eigen::MatrixXd>& trials,
+                                           double sd_bins) {
+  std::vector<Eigen::MatrixXd> out;
+  out.reserve(trials.size());
+  for (const Eigen::MatrixXd& trial : trials) out.push_back(gaussian_smooth_rows(trial, sd_bins));
+  return out;
+}
+
+// The chosen trials' neurons x T_k matrices, stacked as one (sum T_k) x neurons matrix.
+Eigen::MatrixXd stack_bins(const std::vector<Eigen::MatrixXd>& trials,
+                           const std::vector<std::size_t>& chosen) {
+  Eigen::Index rows = 0;
+  for (std::size_t k : chosen) rows += trials[k].cols();
+  Eigen::MatrixXd out(rows, chosen.empty() ? 0 : trials[chosen.front()].rows());
+  Eigen::Index row = 0;
+  for (std::size_t k : chosen) {
+    out.middleRows(row, trials[k].cols()) = trials[k].transpose();
+    row += trials[k].cols();
+  }
+  return out;
+}
+
+// The fit of a held-out neuron without spikes on the fitted rows: rate 0.5 / rows.
+PoissonRegression constant_fit(Eigen::Index features, Eigen::Index rows) {
+  return {Eigen::VectorXd::Zero(features), std::log(0.5 / static_cast<double>(rows)), 0, true};
+}
+
+PoissonRegressionSettings glm_settings(double ridge, Eigen::Index rows,
+                                       const SmoothingBaselineSettings& settings) {
+  return {ridge * static_cast<double>(rows), settings.max_newton_iterations};
+}
+
+// Features clipped to [lowest, highest] column by column: a burst larger than any seen in
+// training would otherwise be extrapolated exponentially (a real failure on the sparse
+// preset, costing tens of bits per spike).
+Eigen::MatrixXd clip_features(const Eigen::MatrixXd& features, const Eigen::MatrixXd& fitted) {
+  Eigen::MatrixXd clipped(features.rows(), features.cols());
+  for (Eigen::Index i = 0; i < features.cols(); ++i)
+    clipped.col(i) =
+        features.col(i).cwiseMax(fitted.col(i).minCoeff()).cwiseMin(fitted.col(i).maxCoeff());
+  return clipped;
+}
+
+// Sum over the bins of x log r - r (the log-likelihood without log x!) of one neuron.
+double log_likelihood(const Eigen::VectorXd& rates, const Eigen::VectorXd& counts) {
+  double total = 0.0;
+  for (Eigen::Index t = 0; t < counts.size(); ++t) total += x_log_r(counts(t), rates(t)) - rates(t);
+  return total;
+}
+
+// Candidate indices from the strongest ridge to the weakest: each fit warm-starts the next.
+std::vector<std::size_t> strongest_first(const std::vector<double>& ridges) {
+  std::vector<std::size_t> order(ridges.size());
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  std::sort(order.begin(), order.end(), [&](auto a, auto b) { return ridges[a] > ridges[b]; });
+  return order;
+}
+
+// Validation log-likelihood of every (ridge candidate, held-out neuron) for one kernel,
+// summed over the folds (train trial i in fold i mod folds).
+Eigen::MatrixXd cross_validate(const std::vector<Eigen::MatrixXd>& heldin_smoothed,
+                               const std::vector<Eigen::MatrixXd>& heldout,
+                               const std::vector<double>& ridges,
+                               const SmoothingBaselineSettings& settings) {
+  const std::size_t trials = heldin_smoothed.size();
+  const std::size_t folds = std::min<std::size_t>(static_cast<std::size_t>(settings.folds), trials);
+  Eigen::MatrixXd table =
+      Eigen::MatrixXd::Zero(static_cast<Eigen::Index>(ridges.size()), heldout.front().rows());
+  for (std::size_t fold = 0; fold < folds; ++fold) {
+    std::vector<std::size_t> fit_trials, check_trials;
+    for (std::size_t k = 0; k < trials; ++k)
+      (k % folds == fold ? check_trials : fit_trials).push_back(k);
+    const Eigen::MatrixXd x = stack_bins(heldin_smoothed, fit_trials);
+    const Eigen::MatrixXd y = stack_bins(heldout, fit_trials);
+    const Eigen::MatrixXd x_check = clip_features(stack_bins(heldin_smoothed, check_trials), x);
+    const Eigen::MatrixXd y_check = stack_bins(heldout, check_trials);
+    for (Eigen::Index j = 0; j < y.cols(); ++j) {
+      PoissonRegression fit = constant_fit(x.cols(), x.rows());
+      const bool silent = !(y.col(j).sum() > 0.0);
+      bool warm = false;
+      for (std::size_t r : strongest_first(ridges)) {
+        if (!silent) {
+          fit = fit_poisson_regression(x, y.col(j), glm_settings(ridges[r], x.rows(), settings),
+                                       warm ? &fit : nullptr);
+          warm = true;
+        }
+        table(static_cast<Eigen::Index>(r), j) +=
+            log_likelihood(fit.predict(x_check), y_check.col(j));
+      }
+    }
+  }
+  return table;
+}
+
+// `candidates` when there are at least two, else {fallback}.
+std::vector<double> grid(const std::vector<double>& candidates, double fallback) {
+  return candidates.size() >= 2 ? candidates : std::vector<double>{fallback};
+}
+
+// Picks the kernel SD with the best total validation log-likelihood, each neuron at its best
+// ridge, and that ridge per neuron (SmoothingBaselineSettings).
+void choose_by_cross_validation(const std::vector<Eigen::MatrixXd>& train_heldin,
+                                const std::vector<Eigen::MatrixXd>& train_heldout,
+                                const SmoothingBaselineSettings& settings,
+                                SmoothingBaseline& result) {
+  const std::vector<double> kernels = grid(settings.kernel_sd_candidates, settings.kernel_sd_bins);
+  const std::vector<double> ridges = grid(settings.ridge_candidates, settings.ridge);
+  double best = -std::numeric_limits<double>::infinity();
+  for (double sd : kernels) {
+    const Eigen::MatrixXd table =
+        cross_validate(smooth_trials(train_heldin, sd), train_heldout, ridges, settings);
+    result.cv_log_likelihood.push_back(table.colwise().maxCoeff().sum());
+    if (!(result.cv_log_likelihood.back() > best)) continue;
+    best = result.cv_log_likelihood.back();
+    result.kernel_sd_bins = sd;
+    for (Eigen::Index j = 0; j < table.cols(); ++j) {
+      Eigen::Index r = 0;
+      table.col(j).maxCoeff(&r);
+      result.ridge[static_cast<std::size_t>(j)] = ridges[static_cast<std::size_t>(r)];
+    }
+  }
+}
+
+}  // namespace
+
+SmoothingBaseline smoothing_baseline(const std::vector<Eigen::MatrixXd>& train_heldin,
+                                     const std::vector<Eigen::MatrixXd>& train_heldout,
+                                     const std::vector<Eigen::MatrixXd>& test_heldin,
+                                     const SmoothingBaselineSettings& settings) {
+  check_baseline_settings(settings);
+  check_baseline_input(train_heldin, train_heldout, test_heldin);
+  SmoothingBaseline result;
+  result.kernel_sd_bins = settings.kernel_sd_bins;
+  result.ridge.assign(static_cast<std::size_t>(train_heldout.front().rows()), settings.ridge);
+  const bool search =
+      settings.kernel_sd_candidates.size() >= 2 || settings.ridge_candidates.size() >= 2;
+  if (search && train_heldin.size() >= 2)
+    choose_by_cross_validation(train_heldin, train_heldout, settings, result);
+
+  std::vector<std::size_t> all(train_heldin.size());
+  std::iota(all.begin(), all.end(), std::size_t{0});
+  const Eigen::MatrixXd x = stack_bins(smooth_trials(train_heldin, result.kernel_sd_bins), all);
+  const Eigen::MatrixXd y = stack_bins(train_heldout, all);
+  std::vector<PoissonRegression> fits;
+  for (Eigen::Index j = 0; j < y.cols(); ++j) {
+    const double ridge = result.ridge[static_cast<std::size_t>(j)];
+    fits.push_back(y.col(j).sum() > 0.0 ? fit_poisson_regression(
+                                              x, y.col(j), glm_settings(ridge, x.rows(), settings))
+                                        : constant_fit(x.cols(), x.rows()));
+    result.unconverged += fits.back().converged ? 0 : 1;
+  }
+  for (const Eigen::MatrixXd& trial : test_heldin) {
+    const Eigen::MatrixXd features =
+        clip_features(gaussian_smooth_rows(trial, result.kernel_sd_bins).transpose(), x);
+    Eigen::MatrixXd rates(y.cols(), trial.cols());
+    for (Eigen::Index j = 0; j < y.cols(); ++j)
+      rates.row(j) = fits[static_cast<std::size_t>(j)].predict(features).transpose();
+    result.rates.push_back(std::move(rates));
+  }
+  return result;
+}
+
+std::vector<Eigen::MatrixXd> smoothing_baseline_rates(
+    const std::vector<Eigen::MatrixXd>& train_heldin,
+    const std::vector<Eigen::MatrixXd>& train_heldout,
+    const std::vector<Eigen::MatrixXd>& test_heldin, const SmoothingBaselineSettings& settings) {
+  return smoothing_baseline(train_heldin, train_heldout, test_heldin, settings).rates;
+}
+
+std::vector<Eigen::MatrixXd> select_trials_and_rows(const std::vector<Eigen::MatrixXd>& per_trial,
+                                                    int first_trial, const std::vector<int>& trials,
+                                                    const std::vector<int>& rows) {
+  std::vector<Eigen::MatrixXd> out;
+  out.reserve(trials.size());
+  for (int trial : trials) {
+    const int index = trial - first_trial;
+    if (index < 0 || index >= static_cast<int>(per_trial.size()))
+      throw InputError("select_trials_and_rows: trial " + std::to_string(trial) +
+                       " is not among the held trials");
+    const Eigen::MatrixXd& m = per_trial[static_cast<std::size_t>(index)];
+    for (int row : rows)
+      if (row < 0 || row >= m.rows())
+        throw InputError("select_trials_and_rows: row " + std::to_string(row) + " of trial " +
+                         std::to_string(trial) + " is outside [0, " + std::to_string(m.rows()) +
+                         ")");
+    out.push_back(m(rows, Eigen::all));
+  }
+  return out;
+}
+
+}  // namespace spikevi

@@ -1,0 +1,92 @@
+#include "spikevi/evaluation/decoding.hpp"
+
+#include <boost/math/distributions/normal.hpp>
+#include <cmath>
+#include <string>
+
+#include "spikevi/error.hpp"
+
+namespace spikevi {
+
+DecodedModality predict_modality(const ContinuousReadout& modality,
+                                 const std::vector<GaussianMoments>& latents, double level) {
+  if (!(level > 0.0 && level < 1.0))
+    throw ConfigError("--level must be in (0, 1) (got " + std::to_string(level) + ")");
+  const double z = boost::math::quantile(boost::math::normal(), 0.5 + 0.5 * level);
+  const Eigen::MatrixXd& W = modality.readout.C;
+  DecodedModality decoded;
+  for (const GaussianMoments& q : latents) {
+    Eigen::MatrixXd mean = (W * q.mean).colwise() + modality.readout.d;
+    Eigen::MatrixXd spread(mean.rows(), mean.cols());
+    for (int t = 0; t < q.bins(); ++t)
+      // w_j' S_t w_j for every channel: the row sums of (W S_t) .* W
+      spread.col(t) =
+          ((W * q.cov_block(t)).cwiseProduct(W).rowwise().sum() + modality.variances).cwiseSqrt() *
+          z;
+    decoded.lower.push_back(mean - spread);
+    decoded.upper.push_back(mean + spread);
+    decoded.mean.push_back(std::move(mean));
+  }
+  return decoded;
+}
+
+namespace {
+
+void check_shapes(const std::vector<Eigen::MatrixXd>& predictions,
+                  const std::vector<Eigen::MatrixXd>& values) {
+  if (predictions.size() != values.size())
+    throw InputError("decoding: " + std::to_string(predictions.size()) + " predicted trials for " +
+                     std::to_string(values.size()) + " observed");
+  for (std::size_t k = 0; k < values.size(); ++k)
+    if (predictions[k].rows() != values[k].rows() || predictions[k].cols() != values[k].cols())
+      throw InputError("decoding: trial " + std::to_string(k) + " has predictions of shape " +
+                       std::to_string(predictions[k].rows()) + " x " +
+                       std::to_string(predictions[k].cols()) + " for values of shape " +
+                       std::to_string(values[k].rows()) + " x " + std::to_string(values[k].cols()));
+}
+
+}  // namespace
+
+double r_squared(const std::vector<Eigen::MatrixXd>& predictions,
+                 const std::vector<Eigen::MatrixXd>& values) {
+  check_shapes(predictions, values);
+  const Eigen::Index channels = values.empty() ? 0 : values.front().rows();
+  Eigen::ArrayXd sum = Eigen::ArrayXd::Zero(channels), count = sum;
+  for (const Eigen::MatrixXd& y : values)
+    for (Eigen::Index t = 0; t < y.cols(); ++t)
+      for (Eigen::Index j = 0; j < channels; ++j)
+        if (!std::isnan(y(j, t))) {
+          sum(j) += y(j, t);
+          count(j) += 1.0;
+        }
+  if (count.sum() == 0.0) throw InputError("decoding: no observed values to score");
+  const Eigen::ArrayXd channel_mean = sum / count.max(1.0);
+  double residual = 0.0, total = 0.0;
+  for (std::size_t k = 0; k < values.size(); ++k)
+    for (Eigen::Index t = 0; t < values[k].cols(); ++t)
+      for (Eigen::Index j = 0; j < channels; ++j) {
+        const double y = values[k](j, t);
+        if (std::isnan(y)) continue;
+        residual += std::pow(y - predictions[k](j, t), 2);
+        total += std::pow(y - channel_mean(j), 2);
+      }
+  return 1.0 - residual / total;
+}
+
+DecodingScores score_decoding(const DecodedModality& decoded,
+                              const std::vector<Eigen::MatrixXd>& values) {
+  DecodingScores scores;
+  scores.r_squared = r_squared(decoded.mean, values);
+  double inside = 0.0;
+  for (std::size_t k = 0; k < values.size(); ++k)
+    for (Eigen::Index i = 0; i < values[k].size(); ++i) {
+      const double y = values[k].data()[i];
+      if (std::isnan(y)) continue;
+      scores.observed += 1.0;
+      if (y >= decoded.lower[k].data()[i] && y <= decoded.upper[k].data()[i]) inside += 1.0;
+    }
+  scores.coverage = inside / scores.observed;
+  return scores;
+}
+
+}  // namespace spikevi

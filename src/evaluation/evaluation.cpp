@@ -1,0 +1,204 @@
+#include "spikevi/evaluation/evaluation.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <numbers>
+
+#include "spikevi/evaluation/cosmoothing.hpp"
+#include "spikevi/error.hpp"
+
+namespace spikevi {
+namespace {
+
+const Split& require_split(const Dataset& data) {
+  if (!data.split || data.split->test_trials.empty() || data.split->heldout_neurons.empty())
+    throw InputError(data.path +
+                     ": /split/test_trials and /split/heldout_neurons are needed "
+                     "for co-smoothing");
+  return *data.split;
+}
+
+}  // namespace
+
+std::vector<Eigen::MatrixXd> predicted_rates(const Readout& readout,
+                                             const std::vector<GaussianMoments>& latents,
+                                             const ObservationModel& model) {
+  const ReadoutKernels kernels(readout);
+  std::vector<Eigen::MatrixXd> rates;
+  rates.reserve(latents.size());
+  Eigen::ArrayXXd mu, s2, mean;
+  for (const GaussianMoments& q : latents) {
+    kernels.eta_moments(q, mu, s2);
+    model.predicted_mean(mu, s2, mean);
+    rates.push_back(mean.matrix());
+  }
+  return rates;
+}
+
+Eigen::VectorXd select_entries(const Eigen::VectorXd& values, const std::vector<int>& rows) {
+  if (values.size() == 0) return values;
+  Eigen::VectorXd selected(static_cast<Eigen::Index>(rows.size()));
+  for (std::size_t r = 0; r < rows.size(); ++r)
+    selected(static_cast<Eigen::Index>(r)) = values(rows[r]);
+  return selected;
+}
+
+std::vector<Eigen::MatrixXd> heldout_counts(const Dataset& data) {
+  const Split& split = require_split(data);
+  return select_trials_and_rows(data.counts, data.first_trial, split.test_trials,
+                                split.heldout_neurons);
+}
+
+CosmoothingResult cosmooth(const LatentPrior& prior, const Readout& readout, const Dataset& data,
+                           const LocalStepSettings& settings, const ModelSettings& model,
+                           const Eigen::VectorXd& shapes) {
+  const Split& split = require_split(data);
+  const std::vector<int> heldin = split.heldin_neurons();
+  const std::vector<TrialCounts> test = make_trial_counts(data, split.test_trials, heldin);
+  const ModelSettings deterministic = model.deterministic();
+  const auto heldin_model = make_spike_model(deterministic, select_entries(shapes, heldin));
+  const std::vector<GaussMarkovState> states = infer_latents(
+      prior, readout.select_rows(heldin), test, settings, *heldin_model, model.family);
+
+  std::vector<GaussianMoments> latents;
+  for (const GaussMarkovState& state : states) latents.push_back(state.moments);
+  CosmoothingResult result;
+  const auto heldout_model =
+      make_spike_model(deterministic, select_entries(shapes, split.heldout_neurons));
+  result.rates =
+      predicted_rates(readout.select_rows(split.heldout_neurons), latents, *heldout_model);
+  result.bits_per_spike = bits_per_spike(result.rates, heldout_counts(data));
+  return result;
+}
+
+LatentPrior truth_prior(const Truth& truth) {
+  return LatentPrior{DynamicsExpectations::point(truth.A, truth.b, truth.Q, truth.B), truth.mu0,
+                     truth.Sigma0};
+}
+
+ModelSettings truth_model(const Truth& truth) {
+  ModelSettings model;
+  model.observation = parse_observation(truth.observation);
+  model.expectations = default_expectations(model.observation);
+  return model;
+}
+
+Readout truth_readout(const Truth& truth) {
+  Readout readout;
+  readout.C = truth.C;
+  readout.d = truth.d;
+  const Eigen::Index side = truth.C.cols() + 1;
+  readout.precision = Eigen::MatrixXd::Identity(side, side).replicate(1, truth.C.rows());
+  return readout;
+}
+
+}  // namespace spikevi
+
+namespace spikevi {
+namespace {
+
+// z'Jz for a block-tridiagonal J and a path z (D x T).
+double quadratic_form(const BlockTridiagonal& J, const Eigen::MatrixXd& z) {
+  const int dim = J.block_size();
+  double total = 0.0;
+  for (Eigen::Index t = 0; t < z.cols(); ++t) {
+    total += z.col(t).dot(J.diagonal.middleCols(t * dim, dim) * z.col(t));
+    if (t > 0) total += 2.0 * z.col(t).dot(J.lower.middleCols(t * dim, dim) * z.col(t - 1));
+  }
+  return total;
+}
+
+// log p(x | z) of one path: the pointwise log-likelihood at eta = C z + d, the terms free of
+// eta and the base measure.
+double path_log_likelihood(const ObservationModel& model, const Readout& readout,
+                           const Eigen::ArrayXXd& x, const Eigen::MatrixXd& z,
+                           double log_base_measure) {
+  const Eigen::ArrayXXd eta = ((readout.C * z).colwise() + readout.d).array();
+  PointwiseDerivatives at;
+  at.wanted = {true, false, false, false, false};
+  at.of_order[0].resize(x.rows());
+  Eigen::ArrayXXd eta_free = Eigen::ArrayXXd::Zero(x.rows(), x.cols());
+  model.add_eta_free_terms(x, eta_free);
+  double total = eta_free.sum() + log_base_measure;
+  for (Eigen::Index t = 0; t < x.cols(); ++t) {
+    model.pointwise(x, t, eta.col(t), at);
+    total += at.of_order[0].sum();
+  }
+  return total;
+}
+
+struct LogMeanExp {
+  double value = 0.0;
+  double standard_error = 0.0;
+};
+
+// log mean_s exp(w_s) and its delta-method standard error sd(e^w) / (sqrt(S) mean(e^w)).
+LogMeanExp log_mean_exp(const Eigen::ArrayXd& log_weights) {
+  const double largest = log_weights.maxCoeff();
+  const Eigen::ArrayXd weights = (log_weights - largest).exp();
+  const double mean = weights.mean();
+  const double samples = static_cast<double>(weights.size());
+  const double variance = samples > 1 ? (weights - mean).square().sum() / (samples - 1.0) : 0.0;
+  return {largest + std::log(mean), std::sqrt(variance / samples) / mean};
+}
+
+}  // namespace
+
+HeldoutScores heldout_scores(const GlobalState& globals, const ModelSettings& model,
+                             const std::vector<TrialCounts>& trials,
+                             const LocalStepSettings& settings, int samples, std::uint64_t seed) {
+  if (samples < 1)
+    throw ConfigError("--samples must be >= 1 (got " + std::to_string(samples) + ")");
+  const auto spike_model = make_spike_model(model.deterministic(), globals.spike_shapes.shapes);
+  const DynamicsExpectations point =
+      DynamicsExpectations::point(globals.dynamics.mean_A(), globals.dynamics.mean_b(),
+                                  globals.dynamics.mean_Q(), globals.dynamics.mean_B());
+  const ReadoutKernels kernels(globals.spikes);
+  const std::unique_ptr<FamilyEvaluator> evaluator = make_family_evaluator(model.family);
+  const double log_2pi = std::log(2.0 * std::numbers::pi);
+
+  HeldoutScores scores;
+  scores.samples = samples;
+  double variance = 0.0;
+  for (const TrialCounts& trial : trials) {
+    const int bins = static_cast<int>(trial.counts.cols()), dim = globals.dim();
+    const PriorBlocks prior =
+        prior_blocks(point, globals.mu0, globals.Sigma0, bins, trial.inputs_or_null());
+    const double base = spike_model->log_base_measure(trial.counts);
+    const std::vector<ModalityView> modalities{
+        ModalityView{spike_model.get(), &kernels, &trial.counts, base}};
+    GaussMarkovState state;
+    evaluator->use_monte_carlo({}, {});
+    evaluator->evaluate(prior, modalities, Sites::zero(dim, bins), state);
+    local_step(prior, modalities, state, *evaluator, settings);
+    scores.elbo += state.elbo;
+    scores.spike_count += trial.counts.sum();
+
+    // Draws from q at the converged sites: one more evaluation with the sampler switched on.
+    evaluator->use_monte_carlo(MonteCarloSettings{samples, seed},
+                               RandomCounter{0, static_cast<std::uint64_t>(trial.position), 0});
+    GaussMarkovState sampled;
+    evaluator->evaluate(prior, modalities, state.sites, sampled);
+    const double log_q_constant =
+        -0.5 * bins * dim * log_2pi + 0.5 * sampled.moments.log_det_precision;
+    Eigen::ArrayXd log_weights(samples);
+    for (int s = 0; s < samples; ++s) {
+      const Eigen::MatrixXd& z = evaluator->latent_samples()[static_cast<std::size_t>(s)];
+      const double log_prior = -0.5 * quadratic_form(prior.precision, z) +
+                               prior.shift.cwiseProduct(z).sum() - prior.constant;
+      const double log_q =
+          log_q_constant -
+          0.5 * evaluator->standard_draws()[static_cast<std::size_t>(s)].squaredNorm();
+      log_weights(s) = path_log_likelihood(*spike_model, globals.spikes, trial.counts, z, base) +
+                       log_prior - log_q;
+    }
+    const LogMeanExp estimate = log_mean_exp(log_weights);
+    scores.log_likelihood += estimate.value;
+    variance += estimate.standard_error * estimate.standard_error;
+  }
+  evaluator->use_monte_carlo({}, {});
+  scores.log_likelihood_se = std::sqrt(variance);
+  return scores;
+}
+
+}  // namespace spikevi

@@ -1,0 +1,140 @@
+#include "spikevi/inference/global_statistics.hpp"
+
+#include <cassert>
+#include <type_traits>
+
+namespace spikevi {
+namespace {
+
+// Appends / reads matrices column-major into / from a flat buffer, in one fixed order.
+class Packer {
+ public:
+  explicit Packer(std::vector<double>& out) : out_(out) {}
+  void put(const Eigen::MatrixXd& m) { out_.insert(out_.end(), m.data(), m.data() + m.size()); }
+  void put(const Eigen::VectorXd& v) { out_.insert(out_.end(), v.data(), v.data() + v.size()); }
+  void put(double x) { out_.push_back(x); }
+
+ private:
+  std::vector<double>& out_;
+};
+
+class Unpacker {
+ public:
+  explicit Unpacker(std::span<const double> in) : in_(in) {}
+  template <typename Dense>
+  void get(Dense& m) {
+    assert(offset_ + static_cast<std::size_t>(m.size()) <= in_.size());
+    std::copy_n(in_.begin() + static_cast<std::ptrdiff_t>(offset_), m.size(), m.data());
+    offset_ += static_cast<std::size_t>(m.size());
+  }
+  void get(double& x) { x = in_[offset_++]; }
+  std::size_t consumed() const { return offset_; }
+
+ private:
+  std::span<const double> in_;
+  std::size_t offset_ = 0;
+};
+
+// Every field in pack order; Stats is GlobalStatistics or const GlobalStatistics.
+template <typename Stats, typename Visitor>
+void visit_fields(Stats& s, Visitor&& visit) {
+  visit(s.transitions.Sxx);
+  visit(s.transitions.Syx);
+  visit(s.transitions.Syy);
+  visit(s.transitions.n);
+  visit(s.initial_mean_sum);
+  visit(s.initial_second_moment_sum);
+  visit(s.trials);
+  visit(s.spikes.gradient);
+  visit(s.spikes.hessian);
+  visit(s.spikes.log_likelihood);
+  visit(s.shape_gradient);
+  visit(s.shape_curvature);
+  for (auto& modality : s.continuous) {
+    visit(modality.second_moment);
+    visit(modality.cross);
+    visit(modality.sum_squares);
+    visit(modality.observed);
+  }
+  visit(s.elbo_sum);
+  visit(s.spike_count);
+  visit(s.candidate_log_likelihood);
+  visit(s.local_iterations);
+  visit(s.unconverged_trials);
+  visit(s.failed_trials);
+  visit(s.restarted_trials);
+  visit(s.stop_requests);
+}
+
+}  // namespace
+
+GlobalStatistics GlobalStatistics::zero(int dim, int neurons, const ModelLayout& layout) {
+  GlobalStatistics s;
+  s.transitions = TransitionStatistics::zero(dim, layout.inputs);
+  s.initial_mean_sum = Eigen::VectorXd::Zero(dim);
+  s.initial_second_moment_sum = Eigen::MatrixXd::Zero(dim, dim);
+  s.spikes = ReadoutStatistics::zero(neurons, dim);
+  if (layout.spike_shapes) {
+    s.shape_gradient = Eigen::VectorXd::Zero(neurons);
+    s.shape_curvature = Eigen::VectorXd::Zero(neurons);
+  }
+  for (int channels : layout.continuous_channels)
+    s.continuous.push_back(RegressionStatistics::zero(channels, dim));
+  s.candidate_log_likelihood = Eigen::VectorXd::Zero(neurons);
+  return s;
+}
+
+void GlobalStatistics::clear() {
+  visit_fields(*this, [](auto& field) {
+    if constexpr (std::is_same_v<std::decay_t<decltype(field)>, double>)
+      field = 0.0;
+    else
+      field.setZero();
+  });
+}
+
+void GlobalStatistics::add_trial(const GaussianMoments& q, const Readout& readout,
+                                 const ObservationModel& model, const Eigen::ArrayXXd& counts,
+                                 double elbo, const Eigen::MatrixXd* inputs) {
+  transitions.add_trial(q, inputs);
+  initial_mean_sum += q.mean.col(0);
+  initial_second_moment_sum += q.cov_block(0) + q.mean.col(0) * q.mean.col(0).transpose();
+  trials += 1.0;
+  spikes.add_trial(readout, model, counts, q);
+  if (shape_gradient.size() > 0) {
+    const auto& negative_binomial = dynamic_cast<const NegativeBinomialObservation&>(model);
+    Eigen::ArrayXXd mu, s2;
+    ReadoutKernels(readout).eta_moments(q, mu, s2);
+    Eigen::VectorXd gradient, curvature;
+    negative_binomial.shape_gradient(counts, mu, s2, gradient, curvature);
+    shape_gradient += gradient;
+    shape_curvature += curvature;
+  }
+  elbo_sum += elbo;
+  spike_count += counts.sum();
+}
+
+void GlobalStatistics::add_continuous(std::size_t m, const Eigen::ArrayXXd& values,
+                                      const GaussianMoments& q) {
+  continuous.at(m).add_trial(values, q);
+}
+
+std::vector<double> GlobalStatistics::pack() const {
+  std::vector<double> buffer;
+  pack_into(buffer);
+  return buffer;
+}
+
+void GlobalStatistics::pack_into(std::vector<double>& buffer) const {
+  buffer.clear();
+  Packer packer(buffer);
+  visit_fields(*this, [&](const auto& field) { packer.put(field); });
+}
+
+void GlobalStatistics::unpack(std::span<const double> buffer) {
+  Unpacker unpacker(buffer);
+  visit_fields(*this, [&](auto& field) { unpacker.get(field); });
+  assert(unpacker.consumed() == buffer.size());
+}
+
+}  // namespace spikevi
