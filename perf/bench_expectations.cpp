@@ -14,6 +14,7 @@
 
 #include "spikevi/inference/likelihood.hpp"
 #include "spikevi/model/observation_model.hpp"
+#include "spikevi/model/spike_model.hpp"
 
 namespace {
 
@@ -49,19 +50,24 @@ void run(benchmark::State& state, const spikevi::ObservationModel& model, const 
 void BM_PoissonClosedForm(benchmark::State& state) {
   run(state, spikevi::PoissonObservation{}, make_block().x);
 }
+// A built-in spike model's likelihood with its expectations by `nodes`-point quadrature.
+std::unique_ptr<spikevi::ObservationModel> by_quadrature(
+    const std::string& name, int nodes, const std::vector<Eigen::VectorXd>& row_values = {}) {
+  return spikevi::builtin_spike_models().get(name)->observation(row_values, false, nodes);
+}
+
 void BM_PoissonQuadrature(benchmark::State& state) {
-  run(state, spikevi::PoissonQuadratureObservation(static_cast<int>(state.range(0))),
-      make_block().x);
+  run(state, *by_quadrature("poisson", static_cast<int>(state.range(0))), make_block().x);
 }
 void BM_NegativeBinomial(benchmark::State& state) {
   run(state,
-      spikevi::NegativeBinomialObservation(Eigen::VectorXd::Constant(kNeurons, 1.5),
-                                           static_cast<int>(state.range(0))),
+      *by_quadrature("negative_binomial", static_cast<int>(state.range(0)),
+                     {Eigen::VectorXd::Constant(kNeurons, 1.5)}),
       make_block().x);
 }
 void BM_Bernoulli(benchmark::State& state) {
   const ArrayXXd binary = make_block().x.min(1.0);
-  run(state, spikevi::BernoulliObservation(static_cast<int>(state.range(0))), binary);
+  run(state, *by_quadrature("bernoulli", static_cast<int>(state.range(0))), binary);
 }
 
 void BM_MonteCarlo(benchmark::State& state) {

@@ -123,11 +123,9 @@ bool prepare_heldout_neurons(Dataset& data) {
   return from_file;
 }
 
-ModelSettings model_settings(SpikeObservation observation, FamilyKind family, std::uint64_t seed) {
-  ModelSettings model;
-  model.observation = observation;
-  model.family = family;
-  model.expectations = default_expectations(observation);
+ModelSettings model_settings(const std::shared_ptr<const SpikeModel>& observation,
+                             FamilyKind family, std::uint64_t seed) {
+  ModelSettings model = ModelSettings::for_model(observation, family);
   model.seed = seed;
   model.validate();
   return model;
@@ -139,7 +137,7 @@ ModelSettings model_settings(SpikeObservation observation, FamilyKind family, st
 double family_variance_ratio(const GlobalState& globals, const ModelSettings& model,
                              const std::vector<TrialCounts>& trials,
                              const LocalStepSettings& settings) {
-  const auto spike_model = make_spike_model(model.deterministic(), globals.spike_shapes.shapes);
+  const auto spike_model = model.deterministic().spike_observation(globals.spike_parameters);
   std::vector<Eigen::ArrayXXd> variances[2];
   int slot = 0;
   for (FamilyKind family : {FamilyKind::kGaussMarkov, FamilyKind::kMeanField}) {
@@ -172,11 +170,13 @@ int run_compare(const CommandContext& context) {
                      options, context, values))
     return 0;
   validate(o);
-  const std::vector<SpikeObservation> observations = parse_list<SpikeObservation>(
-      "--models", o.models, "poisson, negbin, bernoulli", parse_observation);
+  using Model = std::shared_ptr<const SpikeModel>;
+  const std::vector<Model> observations =
+      parse_list<Model>("--models", o.models, builtin_spike_models().choices(),
+                        [](const std::string& name) { return builtin_spike_models().get(name); });
   const std::vector<FamilyKind> families =
       parse_list<FamilyKind>("--families", o.families, "gauss-markov, mean-field", parse_family);
-  for (SpikeObservation observation : observations)
+  for (const Model& observation : observations)
     for (FamilyKind family : families)
       model_settings(observation, family, o.settings.minibatch.seed);
   if (!context.comm->is_root()) return 0;
@@ -208,7 +208,7 @@ int run_compare(const CommandContext& context) {
 
   const bool family_check = families.size() == 2;
   std::vector<ComparisonRow> rows;
-  for (SpikeObservation observation : observations) {
+  for (const Model& observation : observations) {
     // Per family and fold: the training ELBO per spike; per fold, the median ratio of posterior
     // log-rate variances Gauss-Markov / mean-field with both families at the Gauss-Markov fit's
     // globals (one model, so the ratio shows the approximation alone, not two fits' globals).
@@ -231,7 +231,7 @@ int run_compare(const CommandContext& context) {
         data.split->test_trials = heldout;
         const CosmoothingResult cosmoothing =
             cosmooth(LatentPrior::from(outcome.globals), outcome.globals.spikes, data, o.scoring,
-                     settings.model, outcome.globals.spike_shapes.shapes);
+                     settings.model, outcome.globals.spike_parameters);
 
         FoldScores fold;
         fold.train_elbo_per_spike = per_spike(outcome.elbo, outcome.spike_count);
@@ -252,7 +252,7 @@ int run_compare(const CommandContext& context) {
               "%s / %s, fold %d/%d (%zu fitted, %zu held out): %zu iterations (%s); train "
               "ELBO/spike %+.4f, held-out ELBO/spike %+.4f, logp/spike %+.4f (MC se %.1e), "
               "co-bps %+.4f; %.1f s\n",
-              observation_name(observation).c_str(), family_name(family).c_str(), f + 1, o.folds,
+              observation->name().c_str(), family_name(family).c_str(), f + 1, o.folds,
               training.size(), heldout.size(), outcome.trace.size(),
               outcome.termination == Termination::kConverged ? "converged" : "iteration limit",
               fold.train_elbo_per_spike, fold.heldout_elbo_per_spike, fold.heldout_ll_per_spike,
@@ -263,7 +263,7 @@ int run_compare(const CommandContext& context) {
           std::fflush(stdout);
         }
       }
-      rows.push_back(summarise_folds(observation_name(observation), family_name(family), scores));
+      rows.push_back(summarise_folds(observation->name(), family_name(family), scores));
     }
     if (family_check) {
       // Fitted on the same training trials in each fold, so the trials line up.
@@ -275,7 +275,7 @@ int run_compare(const CommandContext& context) {
       }
       const std::vector<double>& ratios = variance_ratios;
       for (ComparisonRow& row : rows)
-        if (row.observation == observation_name(observation) && row.family == family_name(mf)) {
+        if (row.observation == observation->name() && row.family == family_name(mf)) {
           row.family_elbo_gap_per_spike = summarise(gaps).mean;
           row.variance_ratio = summarise(ratios).mean;
         }

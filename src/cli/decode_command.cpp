@@ -105,7 +105,7 @@ int run_decode(const CommandContext& context) {
   const std::vector<TrialCounts> trials = make_trial_counts(data, test);
   const std::vector<GaussMarkovState> states =
       infer_latents(LatentPrior::from(fit.globals), fit.globals.spikes, trials, o.local,
-                    *fit.spike_model(), fit.family);
+                    *fit.spike_model(), fit.model.family);
   std::vector<GaussianMoments> latents;
   for (const GaussMarkovState& state : states) latents.push_back(state.moments);
   const DecodedModality decoded = predict_modality(modality, latents, o.level);

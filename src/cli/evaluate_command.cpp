@@ -88,12 +88,8 @@ int run_evaluate(const CommandContext& context) {
   if (!context.comm->is_root()) return 0;
 
   const Split& split = *data.split;
-  ModelSettings model_settings;
-  model_settings.observation = fit.observation;
-  model_settings.family = fit.family;
-  model_settings.expectations = fit.expectations;
   const CosmoothingResult model = cosmooth(LatentPrior::from(globals), globals.spikes, data,
-                                           o.local, model_settings, globals.spike_shapes.shapes);
+                                           o.local, fit.model, globals.spike_parameters);
   Scores scores;
   scores.model = model.bits_per_spike;
 
@@ -109,7 +105,7 @@ int run_evaluate(const CommandContext& context) {
   if (data.truth && data.truth->dim() > 0) {
     const Truth& truth = *data.truth;
     scores.truth_parameters = cosmooth(truth_prior(truth), truth_readout(truth), data, o.local,
-                                       truth_model(truth), truth.dispersion)
+                                       truth_model(truth), truth_row_parameters(truth))
                                   .bits_per_spike;
     if (!truth.rates.empty())
       scores.true_rates =

@@ -47,8 +47,9 @@ po::options_description fit_options(FitOptions& o) {
       ("out", po::value(&o.out)->required(), "results file to write (HDF5)")
       ("latents", po::value(&s.latents)->default_value(4), "number of latent dimensions D")
       ("observation", po::value(&o.observation)->default_value("poisson"),
-       "spike model: poisson, negbin (negative binomial, per-neuron shapes learned) or "
-       "bernoulli (binary bins, logit link)")
+       ("spike model: " + builtin_spike_models().choices() +
+        " (negbin: negative binomial, per-neuron shapes learned; bernoulli: binary bins, logit "
+        "link)").c_str())
       ("family", po::value(&o.family)->default_value("gauss-markov"),
        "variational family of each trial's latents: gauss-markov (structured) or mean-field")
       ("expectations", po::value(&o.expectations),
@@ -112,9 +113,9 @@ po::options_description fit_options(FitOptions& o) {
 // The model options as settings (ConfigError naming a bad value).
 void apply_model_options(FitOptions& o) {
   ModelSettings& model = o.settings.model;
-  model.observation = parse_observation(o.observation);
+  model.spikes = builtin_spike_models().get(o.observation);
   model.family = parse_family(o.family);
-  model.expectations = o.expectations.empty() ? default_expectations(model.observation)
+  model.expectations = o.expectations.empty() ? default_expectations(*model.spikes)
                                               : parse_expectations(o.expectations);
   model.seed = o.settings.minibatch.seed;
   model.optimizer = parse_optimizer(o.optimizer);
@@ -288,7 +289,7 @@ int run_fit(const CommandContext& context) {
         "spikevi fit: %s: %zu training trials, %d neurons, D = %d, %d rank(s); %s spikes, %s "
         "family, %s expectations\n",
         o.data.c_str(), trials.size(), metadata.neurons, o.settings.latents, comm.size(),
-        observation_name(o.settings.model.observation).c_str(),
+        o.settings.model.spikes->name().c_str(),
         family_name(o.settings.model.family).c_str(),
         expectations_name(o.settings.model.expectations).c_str());
   const auto read_start = std::chrono::steady_clock::now();
@@ -314,7 +315,7 @@ int run_fit(const CommandContext& context) {
                           o.settings.latents,
                           metadata.neurons,
                           {}};
-  layout.model.spike_shapes = o.settings.model.observation == SpikeObservation::kNegativeBinomial;
+  layout.model.row_parameters = o.settings.model.spikes->row_parameters();
   layout.model.continuous_names = o.settings.continuous_names;
   for (const Eigen::ArrayXXd& values : counts.front().continuous)
     layout.model.continuous_channels.push_back(static_cast<int>(values.rows()));
@@ -414,16 +415,15 @@ int run_fit(const CommandContext& context) {
       "evidence_laplace %.6e; wrote %s\n",
       record.termination.c_str(), outcome.trace.size(), outcome.elbo,
       outcome.elbo / std::max(outcome.spike_count, 1.0), outcome.evidence_laplace, o.out.c_str());
-  if (record.globals.spike_shapes.active()) {
-    Eigen::VectorXd shapes = record.globals.spike_shapes.shapes;
-    std::sort(shapes.begin(), shapes.end());
+  for (const RowParameter& parameter : record.globals.spike_parameters.parameters) {
+    Eigen::VectorXd values = parameter.values;
+    std::sort(values.begin(), values.end());
     const auto at = [&](double q) {
-      return shapes(static_cast<Eigen::Index>(q * static_cast<double>(shapes.size() - 1)));
+      return values(static_cast<Eigen::Index>(q * static_cast<double>(values.size() - 1)));
     };
-    std::printf(
-        "negative-binomial shapes r_n (point estimates, /globals/dispersion): median %.3g, "
-        "10%%-90%% %.3g-%.3g\n",
-        at(0.5), at(0.1), at(0.9));
+    std::printf("%s (point estimates, /globals/%s): median %.3g, 10%%-90%% %.3g-%.3g\n",
+                parameter.spec.label.c_str(), parameter.spec.name.c_str(), at(0.5), at(0.1),
+                at(0.9));
   }
   for (const ContinuousReadout& modality : record.globals.continuous)
     std::printf("continuous modality %s: %d channels, noise variance R median %.3g\n",

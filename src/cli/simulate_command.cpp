@@ -6,9 +6,13 @@
 #include "spikevi/io/dataset.hpp"
 #include "spikevi/error.hpp"
 #include "spikevi/model/simulation.hpp"
+#include "spikevi/model/spike_model.hpp"
 
 namespace spikevi::cli {
 namespace {
+
+std::string observation_help();
+void add_row_parameter_options(po::options_description& options);
 
 struct SimulateOptions {
   std::string out, preset = "default", observation = "poisson";
@@ -51,10 +55,7 @@ po::options_description simulate_options(SimulateOptions& o) {
       ("min-length-fraction", po::value(&s.min_length_fraction)->default_value(s.min_length_fraction),
        "below 1: ragged trials with lengths uniform on [fraction*bins, bins]")
       ("observation", po::value(&o.observation)->default_value(o.observation),
-       "spike-count model: poisson; negbin (or negative_binomial): negative binomial with mean "
-       "exp(c.z + d) and shape --dispersion; bernoulli: binary bins, P(spike) = sigmoid(c.z + d)")
-      ("dispersion", po::value(&s.dispersion)->default_value(s.dispersion),
-       "negative-binomial shape r of every neuron (variance = mean + mean^2/r)")
+       observation_help().c_str())
       ("behavior", po::value(&s.behavior_channels)->default_value(s.behavior_channels),
        "channels of a Gaussian behaviour modality /continuous/behavior driven by the latents "
        "(0: none)")
@@ -68,7 +69,39 @@ po::options_description simulate_options(SimulateOptions& o) {
        "number of known inputs /inputs driving the latents (sparse 0/1 pulses; 0: none)")
       ("overwrite", po::bool_switch(&o.overwrite), "replace an existing --out");
   // clang-format on
+  add_row_parameter_options(options);
   return options;
+}
+
+// --observation's help: every model of the catalogue with its description.
+std::string observation_help() {
+  std::string text = "spike-count model:";
+  for (const auto& model : builtin_spike_models().models()) {
+    const std::vector<std::string> aliases = model->aliases();
+    text += " " + (aliases.empty() ? model->name() : aliases.front() + " (" + model->name() + ")") +
+            ": " + model->description() + ";";
+  }
+  text.back() = '.';
+  return text;
+}
+
+// --NAME VALUE for every row parameter of every model (the negative binomial's --dispersion),
+// the value every neuron gets; unset, the model's default.
+void add_row_parameter_options(po::options_description& options) {
+  for (const auto& model : builtin_spike_models().models())
+    for (const RowParameterSpec& spec : model->row_parameters()) {
+      char text[64];
+      std::snprintf(text, sizeof text, " (default %g)", spec.simulation_default);
+      options.add_options()(spec.name.c_str(), po::value<double>(),
+                            (spec.description + ", --observation " + model->name() + text).c_str());
+    }
+}
+
+// The row-parameter values given on the command line.
+void apply_row_parameter_options(const po::variables_map& values, SimulationSettings& settings) {
+  for (const auto& model : builtin_spike_models().models())
+    for (const RowParameterSpec& spec : model->row_parameters())
+      if (values.count(spec.name)) settings.row_parameters[spec.name] = values[spec.name].as<double>();
 }
 
 }  // namespace
@@ -99,8 +132,10 @@ int run_simulate(const CommandContext& context) {
   } else if (o.preset != "default") {
     throw ConfigError("--preset must be 'default' or 'sparse' (got '" + o.preset + "')");
   }
-  o.settings.observation = o.observation == "negbin" ? "negative_binomial" : o.observation;
+  o.settings.observation = o.observation;
+  apply_row_parameter_options(values, o.settings);
   validate_settings(o.settings);
+  o.settings.observation = builtin_spike_models().find(o.observation)->name();
   check_output_path("--out", o.out, o.overwrite);
   if (!context.comm->is_root()) return 0;
 
@@ -108,10 +143,11 @@ int run_simulate(const CommandContext& context) {
   const Dataset data = simulate(s);
   write_atomically(o.out, [&](const std::string& path) { write_dataset(path, data); });
   std::string model = s.observation;
-  if (s.observation == "negative_binomial") {
-    char shape[32];
-    std::snprintf(shape, sizeof shape, " (r = %g)", s.dispersion);
-    model += shape;
+  for (const RowParameterSpec& spec : builtin_spike_models().find(s.observation)->row_parameters()) {
+    char value[64];
+    std::snprintf(value, sizeof value, " (%s = %g)", spec.name.c_str(),
+                  data.truth->row_parameters.at(spec.name)(0));
+    model += value;
   }
   if (s.behavior_channels > 0)
     model += ", " + std::to_string(s.behavior_channels) + " behavior channel" +

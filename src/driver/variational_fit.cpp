@@ -153,7 +153,7 @@ class VariationalFit {
   std::size_t buffer_size_ = 0;              // doubles in a packed GlobalStatistics
   FitOutcome outcome_;
   Readout readout_before_step_;  // full batch: to undo rows whose step dropped the objective
-  SpikeShapes shapes_before_step_;
+  RowParameters row_parameters_before_step_;
   Eigen::VectorXd row_damping_;  // full batch: halved for a row whose step was undone
 };
 
@@ -257,13 +257,8 @@ void VariationalFit::initialise() {
       });
   const Eigen::ArrayXd mean_count =
       (counts_and_bins.head(neurons()) / counts_and_bins(neurons())).array().max(1e-3);
-  // The offset that reproduces each row's mean: log for a log link, logit for Bernoulli.
-  if (settings_.model.observation == SpikeObservation::kBernoulli) {
-    const Eigen::ArrayXd p = mean_count.min(1.0 - 1e-3);
-    globals.spikes.d = (p / (1.0 - p)).log().matrix();
-  } else {
-    globals.spikes.d = mean_count.log().matrix();
-  }
+  // The offset that reproduces each row's mean under the model's link.
+  globals.spikes.d = settings_.model.spikes->offsets_for_means(mean_count);
   refresh_models();
 
   outcome_.posteriors.assign(trials_.size(), GaussMarkovState{});
@@ -285,7 +280,7 @@ void VariationalFit::initialise() {
 // The observation models at the current globals (shapes, noise variances).
 void VariationalFit::refresh_models() {
   const GlobalState& globals = outcome_.globals;
-  model_ = make_spike_model(settings_.model, globals.spike_shapes.shapes);
+  model_ = settings_.model.spike_observation(globals.spike_parameters);
   continuous_models_.clear();
   for (const ContinuousReadout& modality : globals.continuous)
     continuous_models_.emplace_back(modality.variances);
@@ -371,7 +366,7 @@ GlobalStatistics VariationalFit::local_pass(const std::vector<std::size_t>& memb
 void VariationalFit::global_step(const GlobalStatistics& stats, GlobalStepSize step) {
   timed(outcome_.timing.global, [&] {
     readout_before_step_ = outcome_.globals.spikes;
-    shapes_before_step_ = outcome_.globals.spike_shapes;
+    row_parameters_before_step_ = outcome_.globals.spike_parameters;
     checked_global_step(outcome_.globals, stats, step, row_damping_, 10, global_adam());
     refresh_models();
   });
@@ -391,10 +386,7 @@ int VariationalFit::undo_rows_that_dropped(const GlobalStatistics& stats,
     readout.C.row(n) = readout_before_step_.C.row(n);
     readout.d(n) = readout_before_step_.d(n);
     readout.precision.middleCols(n * p, p) = readout_before_step_.precision.middleCols(n * p, p);
-    if (shapes_before_step_.active()) {
-      outcome_.globals.spike_shapes.shapes(n) = shapes_before_step_.shapes(n);
-      outcome_.globals.spike_shapes.precision(n) = shapes_before_step_.precision(n);
-    }
+    outcome_.globals.spike_parameters.copy_row(row_parameters_before_step_, n);
     row_damping_(n) = std::max(0.25 * row_damping_(n), std::ldexp(1.0, -30));
   }
   if (!dropped.empty()) refresh_models();
@@ -418,7 +410,7 @@ FitOutcome VariationalFit::run(const ProgressCallback& progress) {
   comm_.allreduce_sum(std::span<double>(&local_trials, 1));  // exact: small integers
   population_ = static_cast<int>(local_trials);
   validate(trials_, settings_, population_);
-  layout_.spike_shapes = settings_.model.observation == SpikeObservation::kNegativeBinomial;
+  layout_.row_parameters = settings_.model.spikes->row_parameters();
   layout_.continuous_names = settings_.continuous_names;
   layout_.inputs = static_cast<int>(trials_.front().inputs.rows());
   layout_.adam = adam();
@@ -427,8 +419,8 @@ FitOutcome VariationalFit::run(const ProgressCallback& progress) {
     layout_.continuous_channels.push_back(static_cast<int>(values.rows()));
   buffer_size_ = GlobalStatistics::zero(dim(), neurons(), layout_).pack().size();
   evaluator_ = make_family_evaluator(settings_.model.family);
-  model_ = make_spike_model(settings_.model,
-                            Eigen::VectorXd::Constant(neurons(), settings_.priors.shape_median));
+  model_ = settings_.model.spike_observation(
+      RowParameters::at_prior(layout_.row_parameters, neurons()));
   spike_base_measures_.clear();
   for (const TrialCounts& trial : trials_) {
     try {
@@ -555,8 +547,8 @@ void VariationalFit::resume(const FitState& state) {
   const GlobalState priors = make_prior_state(dim(), neurons(), settings_.priors, layout_);
   outcome_.globals.continuous_prior = priors.continuous_prior;
   outcome_.globals.noise_prior = priors.noise_prior;
-  outcome_.globals.spike_shapes.prior_median = priors.spike_shapes.prior_median;
-  outcome_.globals.spike_shapes.prior_log_sd = priors.spike_shapes.prior_log_sd;
+  for (std::size_t p = 0; p < outcome_.globals.spike_parameters.count(); ++p)
+    outcome_.globals.spike_parameters.parameters[p].spec = priors.spike_parameters.parameters[p].spec;
   // Adam's bias correction counts the global steps taken: one per iteration after the first.
   outcome_.globals.readout_adam.steps = std::max(state.iteration - 1, 0);
   outcome_.globals.shape_adam.steps = std::max(state.iteration - 1, 0);

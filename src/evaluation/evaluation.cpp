@@ -35,14 +35,6 @@ std::vector<Eigen::MatrixXd> predicted_rates(const Readout& readout,
   return rates;
 }
 
-Eigen::VectorXd select_entries(const Eigen::VectorXd& values, const std::vector<int>& rows) {
-  if (values.size() == 0) return values;
-  Eigen::VectorXd selected(static_cast<Eigen::Index>(rows.size()));
-  for (std::size_t r = 0; r < rows.size(); ++r)
-    selected(static_cast<Eigen::Index>(r)) = values(rows[r]);
-  return selected;
-}
-
 std::vector<Eigen::MatrixXd> heldout_counts(const Dataset& data) {
   const Split& split = require_split(data);
   return select_trials_and_rows(data.counts, data.first_trial, split.test_trials,
@@ -51,12 +43,12 @@ std::vector<Eigen::MatrixXd> heldout_counts(const Dataset& data) {
 
 CosmoothingResult cosmooth(const LatentPrior& prior, const Readout& readout, const Dataset& data,
                            const LocalStepSettings& settings, const ModelSettings& model,
-                           const Eigen::VectorXd& shapes) {
+                           const RowParameters& row_parameters) {
   const Split& split = require_split(data);
   const std::vector<int> heldin = split.heldin_neurons();
   const std::vector<TrialCounts> test = make_trial_counts(data, split.test_trials, heldin);
   const ModelSettings deterministic = model.deterministic();
-  const auto heldin_model = make_spike_model(deterministic, select_entries(shapes, heldin));
+  const auto heldin_model = deterministic.spike_observation(row_parameters.select_rows(heldin));
   const std::vector<GaussMarkovState> states = infer_latents(
       prior, readout.select_rows(heldin), test, settings, *heldin_model, model.family);
 
@@ -64,7 +56,7 @@ CosmoothingResult cosmooth(const LatentPrior& prior, const Readout& readout, con
   for (const GaussMarkovState& state : states) latents.push_back(state.moments);
   CosmoothingResult result;
   const auto heldout_model =
-      make_spike_model(deterministic, select_entries(shapes, split.heldout_neurons));
+      deterministic.spike_observation(row_parameters.select_rows(split.heldout_neurons));
   result.rates =
       predicted_rates(readout.select_rows(split.heldout_neurons), latents, *heldout_model);
   result.bits_per_spike = bits_per_spike(result.rates, heldout_counts(data));
@@ -76,11 +68,16 @@ LatentPrior truth_prior(const Truth& truth) {
                      truth.Sigma0};
 }
 
-ModelSettings truth_model(const Truth& truth) {
-  ModelSettings model;
-  model.observation = parse_observation(truth.observation);
-  model.expectations = default_expectations(model.observation);
-  return model;
+ModelSettings truth_model(const Truth& truth, const SpikeModelCatalogue& models) {
+  return ModelSettings::for_model(models.get(truth.observation));
+}
+
+RowParameters truth_row_parameters(const Truth& truth, const SpikeModelCatalogue& models) {
+  RowParameters parameters = RowParameters::at_prior(models.get(truth.observation)->row_parameters(),
+                                                     static_cast<int>(truth.C.rows()));
+  for (RowParameter& parameter : parameters.parameters)
+    parameter.values = truth.row_parameters.at(parameter.spec.name);
+  return parameters;
 }
 
 Readout truth_readout(const Truth& truth) {
@@ -149,7 +146,7 @@ HeldoutScores heldout_scores(const GlobalState& globals, const ModelSettings& mo
                              const LocalStepSettings& settings, int samples, std::uint64_t seed) {
   if (samples < 1)
     throw ConfigError("--samples must be >= 1 (got " + std::to_string(samples) + ")");
-  const auto spike_model = make_spike_model(model.deterministic(), globals.spike_shapes.shapes);
+  const auto spike_model = model.deterministic().spike_observation(globals.spike_parameters);
   const DynamicsExpectations point =
       DynamicsExpectations::point(globals.dynamics.mean_A(), globals.dynamics.mean_b(),
                                   globals.dynamics.mean_Q(), globals.dynamics.mean_B());

@@ -48,8 +48,8 @@ void visit_fields(Stats& s, Visitor&& visit) {
   visit(s.spikes.gradient);
   visit(s.spikes.hessian);
   visit(s.spikes.log_likelihood);
-  visit(s.shape_gradient);
-  visit(s.shape_curvature);
+  visit(s.row_parameters.gradient);
+  visit(s.row_parameters.curvature);
   for (auto& modality : s.continuous) {
     visit(modality.second_moment);
     visit(modality.cross);
@@ -74,10 +74,9 @@ GlobalStatistics GlobalStatistics::zero(int dim, int neurons, const ModelLayout&
   s.initial_mean_sum = Eigen::VectorXd::Zero(dim);
   s.initial_second_moment_sum = Eigen::MatrixXd::Zero(dim, dim);
   s.spikes = ReadoutStatistics::zero(neurons, dim);
-  if (layout.spike_shapes) {
-    s.shape_gradient = Eigen::VectorXd::Zero(neurons);
-    s.shape_curvature = Eigen::VectorXd::Zero(neurons);
-  }
+  const auto row_parameters = static_cast<Eigen::Index>(layout.row_parameters.size());
+  s.row_parameters.gradient = Eigen::MatrixXd::Zero(neurons, row_parameters);
+  s.row_parameters.curvature = Eigen::MatrixXd::Zero(neurons, row_parameters);
   for (int channels : layout.continuous_channels)
     s.continuous.push_back(RegressionStatistics::zero(channels, dim));
   s.candidate_log_likelihood = Eigen::VectorXd::Zero(neurons);
@@ -101,14 +100,13 @@ void GlobalStatistics::add_trial(const GaussianMoments& q, const Readout& readou
   initial_second_moment_sum += q.cov_block(0) + q.mean.col(0) * q.mean.col(0).transpose();
   trials += 1.0;
   spikes.add_trial(readout, model, counts, q);
-  if (shape_gradient.size() > 0) {
-    const auto& negative_binomial = dynamic_cast<const NegativeBinomialObservation&>(model);
+  if (row_parameters.gradient.size() > 0) {
     Eigen::ArrayXXd mu, s2;
     ReadoutKernels(readout).eta_moments(q, mu, s2);
-    Eigen::VectorXd gradient, curvature;
-    negative_binomial.shape_gradient(counts, mu, s2, gradient, curvature);
-    shape_gradient += gradient;
-    shape_curvature += curvature;
+    Eigen::MatrixXd gradient, curvature;
+    model.row_parameter_derivatives(counts, mu, s2, gradient, curvature);
+    row_parameters.gradient += gradient;
+    row_parameters.curvature += curvature;
   }
   elbo_sum += elbo;
   spike_count += counts.sum();

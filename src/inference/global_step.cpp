@@ -51,38 +51,24 @@ void update_readout(GlobalState& globals, const GlobalStatistics& stats, GlobalS
   }
 }
 
-void update_shapes(GlobalState& globals, const GlobalStatistics& stats, GlobalStepSize step,
-                   const Eigen::VectorXd& row_damping, const AdamSettings* adam) {
-  SpikeShapes& shapes = globals.spike_shapes;
-  if (!shapes.active()) return;
-  const double prior_precision = 1.0 / (shapes.prior_log_sd * shapes.prior_log_sd);
-  const double prior_mean = std::log(shapes.prior_median);
-  Eigen::ArrayXXd adam_moves;
-  if (adam) {
-    const Eigen::ArrayXd log_r = shapes.shapes.array().log();
-    const Eigen::ArrayXd gradient =
-        step.scale * shapes.shapes.array() * stats.shape_gradient.array() -
-        prior_precision * (log_r - prior_mean);
-    adam_moves = globals.shape_adam.step(gradient, *adam, adam->learning_rate);
+void update_row_parameters(GlobalState& globals, const GlobalStatistics& stats,
+                           GlobalStepSize step, const Eigen::VectorXd& row_damping,
+                           const AdamSettings* adam) {
+  RowParameters& parameters = globals.spike_parameters;
+  if (parameters.empty()) return;
+  if (!adam) {
+    newton_row_parameter_step(parameters, stats.row_parameters, step.scale, step.rho, row_damping);
+    return;
   }
-  for (Eigen::Index n = 0; n < shapes.shapes.size(); ++n) {
-    const double r = shapes.shapes(n), log_r = std::log(r);
-    // d/d log r and d2/d (log r)^2 of scale * sum E log p(x_n | r) + log p0(log r).
-    const double gradient =
-        step.scale * r * stats.shape_gradient(n) - prior_precision * (log_r - prior_mean);
-    const double curvature =
-        step.scale * (r * r * stats.shape_curvature(n) + r * stats.shape_gradient(n)) -
-        prior_precision;
-    // Newton where the objective is concave in log r, else a unit step uphill; never more than
-    // one e-fold per step (the likelihood is nearly flat in r for Poisson-like rows).
-    // Adam: along the gradient.
-    double move = curvature < 0.0 ? -gradient / curvature : (gradient > 0.0 ? 1.0 : -1.0);
-    move = adam ? adam_moves(n) : std::clamp(move, -1.0, 1.0);
-    const double log_r_new =
-        std::clamp(log_r + step.rho * row_damping(n) * move, std::log(1e-3), std::log(1e6));
-    shapes.shapes(n) = std::exp(log_r_new);
-    shapes.precision(n) = std::max(-curvature, prior_precision);
-  }
+  // Adam: along the gradient in the unconstrained coordinates (the precision is still the
+  // Newton curvature, the Laplace precision reported).
+  const Eigen::MatrixXd moves =
+      globals.shape_adam
+          .step(row_parameter_gradient(parameters, stats.row_parameters, step.scale).array(),
+                *adam, adam->learning_rate)
+          .matrix();
+  newton_row_parameter_step(parameters, stats.row_parameters, step.scale, step.rho, row_damping,
+                            &moves);
 }
 
 void update_continuous(GlobalState& globals, const GlobalStatistics& stats, GlobalStepSize step) {
@@ -102,8 +88,7 @@ std::string non_finite_parameter(const GlobalState& g) {
     if (!g.spikes.C.row(n).allFinite() || !std::isfinite(g.spikes.d(n)) ||
         !g.spikes.precision.middleCols(n * p, p).allFinite())
       return "readout row " + std::to_string(n);
-  if (g.spike_shapes.active() && !g.spike_shapes.shapes.allFinite())
-    return "the negative-binomial shapes";
+  if (const std::string bad = g.spike_parameters.non_finite(); !bad.empty()) return bad;
   for (const ContinuousReadout& modality : g.continuous)
     if (!modality.readout.C.allFinite() || !modality.readout.d.allFinite() ||
         !modality.variances.allFinite())
@@ -121,7 +106,7 @@ double checked_global_step(GlobalState& globals, const GlobalStatistics& stats, 
     try {
       update_dynamics(globals, stats, step);
       update_readout(globals, stats, step, row_damping, adam);
-      update_shapes(globals, stats, step, row_damping, adam);
+      update_row_parameters(globals, stats, step, row_damping, adam);
       update_continuous(globals, stats, step);
       const std::string bad = non_finite_parameter(globals);
       if (bad.empty()) return step.rho;

@@ -16,7 +16,9 @@
 namespace spikevi {
 namespace {
 
-constexpr const char* kFormat = "spikevi checkpoint 1";
+// Format 2: the spike model's per-neuron parameters are generic row parameters
+// (globals/row_parameters/NAME/...), no longer the negative binomial's spike_shapes.
+constexpr const char* kFormat = "spikevi checkpoint 2";
 constexpr int kTraceColumns = 9;
 using Dims = Hdf5File::Dims;
 
@@ -109,9 +111,9 @@ void visit_globals(State& g, Visit&& visit) {
   visit("readout_precision", g.spikes.precision);
   visit("readout_prior/mean", g.spikes_prior.mean);
   visit("readout_prior/precision", g.spikes_prior.precision);
-  if (g.spike_shapes.active()) {
-    visit("spike_shapes", g.spike_shapes.shapes);
-    visit("spike_shape_precision", g.spike_shapes.precision);
+  for (auto& parameter : g.spike_parameters.parameters) {
+    visit("row_parameters/" + parameter.spec.name + "/values", parameter.values);
+    visit("row_parameters/" + parameter.spec.name + "/precision", parameter.precision);
   }
   if (g.readout_adam.first.size() > 0) {
     visit("readout_adam/first", g.readout_adam.first);

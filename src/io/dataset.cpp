@@ -48,6 +48,15 @@ std::string format_value(double value) {
 
 std::string format_value(std::int64_t value) { return std::to_string(value); }
 
+// "poisson, negative_binomial or bernoulli": the canonical names /truth's `observation` takes.
+std::string model_names(const SpikeModelCatalogue& catalogue) {
+  std::string text;
+  const auto& models = catalogue.models();
+  for (std::size_t i = 0; i < models.size(); ++i)
+    text += (i == 0 ? "" : i + 1 == models.size() ? " or " : ", ") + models[i]->name();
+  return text;
+}
+
 std::string class_name(ElementClass type) {
   switch (type) {
     case ElementClass::kInteger:
@@ -379,10 +388,12 @@ class Reader {
     Truth truth;
     if (file_.has_attribute("/truth", "observation"))
       truth.observation = file_.read_string_attribute("/truth", "observation");
-    if (truth.observation != "poisson" && truth.observation != "negative_binomial" &&
-        truth.observation != "bernoulli")
-      fail("/truth attribute observation = '" + truth.observation +
-           "' must be poisson, negative_binomial or bernoulli");
+    const SpikeModelCatalogue& catalogue =
+        options_.spike_models ? *options_.spike_models : builtin_spike_models();
+    const std::shared_ptr<const SpikeModel> model = catalogue.find(truth.observation);
+    if (!model || model->name() != truth.observation)
+      fail("/truth attribute observation = '" + truth.observation + "' must be " +
+           model_names(catalogue));
     const std::size_t dim = truth_dim();
     truth.A = read_matrix("/truth/A", dim, dim, "D, D");
     truth.C = read_matrix("/truth/C", neurons(), dim, "neurons, D");
@@ -392,10 +403,12 @@ class Reader {
     truth.Q = read_matrix("/truth/Q", dim, dim, "D, D");
     truth.mu0 = read_vector("/truth/mu0", dim, "D");
     truth.Sigma0 = read_matrix("/truth/Sigma0", dim, dim, "D, D");
-    if (truth.observation == "negative_binomial" && !file_.exists("/truth/dispersion"))
-      fail("/truth/dispersion is missing; observation = negative_binomial needs it");
-    if (truth.observation == "negative_binomial")
-      truth.dispersion = read_vector("/truth/dispersion", neurons(), "neurons");
+    for (const RowParameterSpec& spec : model->row_parameters()) {
+      const std::string name = "/truth/" + spec.name;
+      if (!file_.exists(name))
+        fail(name + " is missing; observation = " + truth.observation + " needs it");
+      truth.row_parameters[spec.name] = read_vector(name, neurons(), "neurons");
+    }
     truth.latents = read_truth_trials("/truth/latents", dim, "trials, bins, D");
     truth.rates = read_truth_trials("/truth/rates", neurons(), "trials, bins, neurons");
     read_continuous_truth(dim, truth);
@@ -526,7 +539,7 @@ void write_truth(Hdf5File& file, const Dataset& data) {
   write_matrix(file, "/truth/Q", truth.Q);
   write_vector(file, "/truth/mu0", truth.mu0);
   write_matrix(file, "/truth/Sigma0", truth.Sigma0);
-  if (truth.dispersion.size() > 0) write_vector(file, "/truth/dispersion", truth.dispersion);
+  for (const auto& [name, values] : truth.row_parameters) write_vector(file, "/truth/" + name, values);
   if (!truth.latents.empty()) write_per_trial(file, "/truth/latents", truth.latents, data, kNaN);
   if (!truth.rates.empty()) write_per_trial(file, "/truth/rates", truth.rates, data, kNaN);
   for (const auto& [name, readout] : truth.continuous) {

@@ -51,6 +51,11 @@ Eigen::MatrixXd readout_covariances(const Readout& readout) {
   return cov;
 }
 
+// /globals/NAME_log_precision (or _logit_precision): the Laplace precision of a row parameter.
+std::string precision_dataset(const RowParameterSpec& spec) {
+  return "/globals/" + spec.name + "_" + transform_name(spec.transform) + "_precision";
+}
+
 void write_globals(Hdf5File& file, const GlobalState& g) {
   const std::size_t N = dim_of(g.spikes.rows());
   const std::size_t D = dim_of(g.dim());
@@ -70,9 +75,9 @@ void write_globals(Hdf5File& file, const GlobalState& g) {
   write_mniw(file, "/globals/dynamics_prior", g.dynamics_prior);
   write_vector(file, "/globals/readout_prior/mean", g.spikes_prior.mean);
   write_matrix(file, "/globals/readout_prior/precision", g.spikes_prior.precision);
-  if (g.spike_shapes.active()) {
-    write_vector(file, "/globals/dispersion", g.spike_shapes.shapes);
-    write_vector(file, "/globals/dispersion_log_precision", g.spike_shapes.precision);
+  for (const RowParameter& parameter : g.spike_parameters.parameters) {
+    write_vector(file, "/globals/" + parameter.spec.name, parameter.values);
+    write_vector(file, precision_dataset(parameter.spec), parameter.precision);
   }
   for (const ContinuousReadout& modality : g.continuous) {
     const std::string group = "/globals/continuous/" + modality.name;
@@ -173,7 +178,7 @@ void write_fit(const std::string& path, const FitRecord& record) {
   file.write_double_attribute("/", "evidence_laplace", record.evidence_laplace);
   file.write_double_attribute("/", "spike_count", record.spike_count);
   file.write_string_attribute("/", "termination", record.termination);
-  file.write_string_attribute("/", "observation", observation_name(record.model.observation));
+  file.write_string_attribute("/", "observation", record.model.spikes->name());
   file.write_string_attribute("/", "family", family_name(record.model.family));
   file.write_string_attribute("/", "expectations", expectations_name(record.model.expectations));
   for (const auto& [key, value] : record.provenance) file.write_string_attribute("/", key, value);
@@ -188,7 +193,8 @@ void write_fit(const std::string& path, const FitRecord& record) {
   file.close();
 }
 
-GlobalState read_fit_globals(const std::string& path) {
+GlobalState read_fit_globals(const std::string& path,
+                             const std::vector<RowParameterSpec>& row_parameters) {
   const Hdf5File file = Hdf5File::open_read(path);
   if (!file.exists("/globals/C"))
     throw InputError(path + ": /globals/C is missing: not a spikevi fit file");
@@ -211,9 +217,10 @@ GlobalState read_fit_globals(const std::string& path) {
       read_checked(file, "/globals/readout_precision", N * (D + 1), D + 1).transpose();
   g.spikes_prior.mean = read_checked(file, "/globals/readout_prior/mean", D + 1, 1);
   g.spikes_prior.precision = read_checked(file, "/globals/readout_prior/precision", D + 1, D + 1);
-  if (file.exists("/globals/dispersion")) {
-    g.spike_shapes.shapes = read_checked(file, "/globals/dispersion", N, 1);
-    g.spike_shapes.precision = read_checked(file, "/globals/dispersion_log_precision", N, 1);
+  g.spike_parameters = RowParameters::at_prior(row_parameters, static_cast<int>(N));
+  for (RowParameter& parameter : g.spike_parameters.parameters) {
+    parameter.values = read_checked(file, "/globals/" + parameter.spec.name, N, 1);
+    parameter.precision = read_checked(file, precision_dataset(parameter.spec), N, 1);
   }
   g.continuous_prior = g.spikes_prior;
   if (file.exists("/globals/continuous")) {
@@ -237,21 +244,31 @@ GlobalState read_fit_globals(const std::string& path) {
   return g;
 }
 
-FitModel read_fit_model(const std::string& path) {
-  FitModel model;
-  model.globals = read_fit_globals(path);
-  const Hdf5File file = Hdf5File::open_read(path);
-  const auto attribute = [&](const char* name, const char* fallback) {
-    return file.has_attribute("/", name) ? file.read_string_attribute("/", name)
-                                         : std::string(fallback);
-  };
-  model.observation = parse_observation(attribute("observation", "poisson"));
-  model.family = parse_family(attribute("family", "gauss-markov"));
-  model.expectations = parse_expectations(attribute("expectations", "closed-form"));
-  if (model.observation == SpikeObservation::kNegativeBinomial &&
-      !model.globals.spike_shapes.active())
-    throw InputError(path + ": observation = negative_binomial but /globals/dispersion is missing");
-  return model;
+FitModel read_fit_model(const std::string& path, const SpikeModelCatalogue& models) {
+  FitModel fit;
+  std::vector<RowParameterSpec> row_parameters;
+  {
+    const Hdf5File file = Hdf5File::open_read(path);
+    const auto attribute = [&](const char* name, const char* fallback) {
+      return file.has_attribute("/", name) ? file.read_string_attribute("/", name)
+                                           : std::string(fallback);
+    };
+    const std::string observation = attribute("observation", "poisson");
+    std::shared_ptr<const SpikeModel> spikes = models.find(observation);
+    if (!spikes)
+      throw InputError(path + ": observation = '" + observation + "' is not a spike model of " +
+                       "this program (it knows " + models.choices() + ")");
+    fit.model = ModelSettings::for_model(std::move(spikes),
+                                         parse_family(attribute("family", "gauss-markov")));
+    fit.model.expectations = parse_expectations(attribute("expectations", "closed-form"));
+    row_parameters = fit.model.spikes->row_parameters();
+    for (const RowParameterSpec& spec : row_parameters)
+      if (!file.exists("/globals/" + spec.name))
+        throw InputError(path + ": observation = " + observation + " but /globals/" + spec.name +
+                         " is missing");
+  }
+  fit.globals = read_fit_globals(path, row_parameters);
+  return fit;
 }
 
 }  // namespace spikevi
@@ -259,10 +276,9 @@ FitModel read_fit_model(const std::string& path) {
 namespace spikevi {
 
 std::unique_ptr<ObservationModel> FitModel::spike_model() const {
-  ModelSettings settings;
-  settings.observation = observation;
-  settings.expectations = default_expectations(observation);
-  return make_spike_model(settings, globals.spike_shapes.shapes);
+  ModelSettings settings = model;
+  settings.expectations = default_expectations(*model.spikes);
+  return settings.spike_observation(globals.spike_parameters);
 }
 
 }  // namespace spikevi

@@ -30,14 +30,8 @@ double readout_laplace(const Readout& readout, const std::string& what) {
 
 }  // namespace
 
-double SpikeShapes::log_prior() const {
-  if (!active()) return 0.0;
-  const Eigen::ArrayXd z = (shapes.array().log() - std::log(prior_median)) / prior_log_sd;
-  return (-0.5 * z.square() - std::log(prior_log_sd) - kHalfLog2Pi).sum();
-}
-
 double GlobalState::global_terms() const {
-  double terms = spikes_prior.log_density(spikes) + spike_shapes.log_prior() -
+  double terms = spikes_prior.log_density(spikes) + spike_parameters.log_prior() -
                  dynamics.kl_divergence(dynamics_prior);
   for (const ContinuousReadout& modality : continuous)
     terms += continuous_prior.log_density(modality.readout) +
@@ -56,8 +50,7 @@ double GlobalState::laplace_correction() const {
         modality.variances.array().square();
     total += (kHalfLog2Pi - 0.5 * precision.log()).sum();
   }
-  if (spike_shapes.active())
-    total += (kHalfLog2Pi - 0.5 * spike_shapes.precision.array().max(1e-300).log()).sum();
+  total += spike_parameters.laplace_correction();
   return total;
 }
 
@@ -74,18 +67,13 @@ GlobalState make_prior_state(int dim, int neurons, const PriorSettings& settings
   state.spikes.C = Eigen::MatrixXd::Zero(neurons, dim);
   state.spikes.d = Eigen::VectorXd::Zero(neurons);
   state.spikes.precision = state.spikes_prior.precision.replicate(1, neurons);
-  if (layout.spike_shapes) {
-    state.spike_shapes.prior_median = settings.shape_median;
-    state.spike_shapes.prior_log_sd = settings.shape_log_sd;
-    state.spike_shapes.shapes = Eigen::VectorXd::Constant(neurons, settings.shape_median);
-    state.spike_shapes.precision =
-        Eigen::VectorXd::Constant(neurons, 1.0 / (settings.shape_log_sd * settings.shape_log_sd));
-  }
+  state.spike_parameters = RowParameters::at_prior(layout.row_parameters, neurons);
   if (layout.adam) {
     state.readout_adam.first = Eigen::ArrayXXd::Zero(dim + 1, neurons);
     state.readout_adam.second = state.readout_adam.first;
-    if (layout.spike_shapes) {
-      state.shape_adam.first = Eigen::ArrayXXd::Zero(neurons, 1);
+    if (!layout.row_parameters.empty()) {
+      state.shape_adam.first =
+          Eigen::ArrayXXd::Zero(neurons, static_cast<Eigen::Index>(layout.row_parameters.size()));
       state.shape_adam.second = state.shape_adam.first;
     }
   }

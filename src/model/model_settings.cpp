@@ -4,25 +4,6 @@
 
 namespace spikevi {
 
-SpikeObservation parse_observation(const std::string& name) {
-  if (name == "poisson") return SpikeObservation::kPoisson;
-  if (name == "negbin" || name == "negative_binomial") return SpikeObservation::kNegativeBinomial;
-  if (name == "bernoulli") return SpikeObservation::kBernoulli;
-  throw ConfigError("--observation must be poisson, negbin or bernoulli (got '" + name + "')");
-}
-
-std::string observation_name(SpikeObservation observation) {
-  switch (observation) {
-    case SpikeObservation::kNegativeBinomial:
-      return "negative_binomial";
-    case SpikeObservation::kBernoulli:
-      return "bernoulli";
-    case SpikeObservation::kPoisson:
-      break;
-  }
-  return "poisson";
-}
-
 ExpectationMethod parse_expectations(const std::string& name) {
   if (name == "closed-form") return ExpectationMethod::kClosedForm;
   if (name == "quadrature") return ExpectationMethod::kQuadrature;
@@ -43,24 +24,32 @@ std::string expectations_name(ExpectationMethod method) {
   return "closed-form";
 }
 
-ExpectationMethod default_expectations(SpikeObservation observation) {
-  return observation == SpikeObservation::kPoisson ? ExpectationMethod::kClosedForm
-                                                   : ExpectationMethod::kQuadrature;
+ExpectationMethod default_expectations(const SpikeModel& model) {
+  return model.has_closed_form() ? ExpectationMethod::kClosedForm : ExpectationMethod::kQuadrature;
+}
+
+ModelSettings ModelSettings::for_model(std::shared_ptr<const SpikeModel> model, FamilyKind family) {
+  ModelSettings settings;
+  settings.expectations = default_expectations(*model);
+  settings.spikes = std::move(model);
+  settings.family = family;
+  return settings;
 }
 
 ModelSettings ModelSettings::deterministic() const {
   ModelSettings settings = *this;
   if (expectations == ExpectationMethod::kMonteCarlo)
-    settings.expectations = default_expectations(observation);
+    settings.expectations = default_expectations(*spikes);
   return settings;
 }
 
 void ModelSettings::validate() const {
-  if (expectations == ExpectationMethod::kClosedForm && observation != SpikeObservation::kPoisson)
+  if (!spikes) throw ConfigError("no spike model given");
+  if (expectations == ExpectationMethod::kClosedForm && !spikes->has_closed_form())
     throw ConfigError(
-        "--expectations closed-form exists only for --observation poisson; use "
-        "quadrature or monte-carlo for " +
-        observation_name(observation));
+        "--expectations closed-form exists only for --observation poisson (and other models "
+        "with a closed form); use quadrature or monte-carlo for " +
+        spikes->name());
   if (quadrature_nodes < 1 || quadrature_nodes > GaussHermiteRule::kMaxPoints)
     throw ConfigError("--quadrature-nodes must be in [1, 256] (got " +
                       std::to_string(quadrature_nodes) + ")");
@@ -73,19 +62,11 @@ MonteCarloSettings ModelSettings::monte_carlo() const {
   return MonteCarloSettings{samples, seed};
 }
 
-std::unique_ptr<ObservationModel> make_spike_model(const ModelSettings& settings,
-                                                   const Eigen::VectorXd& shapes) {
-  switch (settings.observation) {
-    case SpikeObservation::kNegativeBinomial:
-      return std::make_unique<NegativeBinomialObservation>(shapes, settings.quadrature_nodes);
-    case SpikeObservation::kBernoulli:
-      return std::make_unique<BernoulliObservation>(settings.quadrature_nodes);
-    case SpikeObservation::kPoisson:
-      break;
-  }
-  if (settings.expectations == ExpectationMethod::kQuadrature)
-    return std::make_unique<PoissonQuadratureObservation>(settings.quadrature_nodes);
-  return std::make_unique<PoissonObservation>();
+std::unique_ptr<ObservationModel> ModelSettings::spike_observation(
+    const RowParameters& parameters) const {
+  const bool closed_form =
+      spikes->has_closed_form() && expectations != ExpectationMethod::kQuadrature;
+  return spikes->observation(parameters.values(), closed_form, quadrature_nodes);
 }
 
 }  // namespace spikevi

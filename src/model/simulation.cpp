@@ -20,9 +20,8 @@ enum SimulationCode : std::uint64_t {
   kNeuronCode = 1,    // trial = neuron, inner = NeuronStream: type, baseline rate, readout
   kLengthCode = 2,    // trial = k: T_k
   kLatentCode = 3,    // trial = k: the latent path
-  kCountCode = 4,     // trial = k, inner = bin: the Poisson counts of that bin
-  kNegativeBinomialCountCode = 5,  // trial = k, inner = bin: gamma mixing draws and counts
-  kBernoulliCountCode = 6,         // trial = k, inner = bin: the binary counts of that bin
+  // 4, 5, 6: the counts of the Poisson, negative-binomial and Bernoulli models (trial = k,
+  // inner = bin; SpikeModel::simulation_code)
   kInputGainCode = 7,              // trial = input j: column j of B
   kInputCode = 8,                  // trial = k, inner = bin: the inputs of that bin
   kBehaviorReadoutCode = 9,        // trial = channel j: W_j, then e_j
@@ -51,6 +50,22 @@ void require(bool ok, const char* option, const char* condition, T value) {
 
 bool in_unit_interval(double x, bool closed_right) {
   return x >= 0.0 && (closed_right ? x <= 1.0 : x < 1.0);
+}
+
+// A simulated row-parameter value: a parameter of some model in the catalogue, finite and > 0
+// (log scale) or in (0, 1) (logit scale).
+void validate_row_parameter(const SpikeModelCatalogue& models, const std::string& name,
+                            double value) {
+  for (const auto& model : models.models())
+    for (const RowParameterSpec& spec : model->row_parameters()) {
+      if (spec.name != name) continue;
+      if (spec.transform == RowTransform::kLog)
+        require(std::isfinite(value) && value > 0.0, name.c_str(), "finite and > 0", value);
+      else
+        require(value > 0.0 && value < 1.0, name.c_str(), "in (0, 1)", value);
+      return;
+    }
+  throw ConfigError("--" + name + " is not a parameter of any spike model");
 }
 
 // Block-diagonal rotation-plus-decay A (see truth_parameters).
@@ -146,27 +161,22 @@ Eigen::MatrixXd simulate_latents(const SimulationSettings& s, const Truth& truth
   return z;
 }
 
-// Counts of one trial given the truth rates (means, or Bernoulli probabilities), one stream per
-// bin.
-Eigen::MatrixXd simulate_counts(const SimulationSettings& s, int k, const Eigen::MatrixXd& rates) {
-  const std::uint64_t code = s.observation == "negative_binomial" ? kNegativeBinomialCountCode
-                             : s.observation == "bernoulli"       ? kBernoulliCountCode
-                                                                  : kCountCode;
+// Counts of one trial given the truth rates (E[x | eta]), one stream per bin keyed by the
+// model's simulation code.
+Eigen::MatrixXd simulate_counts(const SimulationSettings& s, const SpikeModel& model, int k,
+                                const Eigen::MatrixXd& rates, const Truth& truth) {
+  std::vector<const Eigen::VectorXd*> parameters;
+  for (const RowParameterSpec& spec : model.row_parameters())
+    parameters.push_back(&truth.row_parameters.at(spec.name));
+  std::vector<double> row_values(parameters.size());
   Eigen::MatrixXd counts(rates.rows(), rates.cols());
   for (Eigen::Index t = 0; t < rates.cols(); ++t) {
-    RandomStream stream =
-        simulation_stream(s, code, static_cast<std::uint64_t>(k), static_cast<std::uint64_t>(t));
+    RandomStream stream = simulation_stream(s, model.simulation_code(),
+                                            static_cast<std::uint64_t>(k),
+                                            static_cast<std::uint64_t>(t));
     for (Eigen::Index n = 0; n < rates.rows(); ++n) {
-      const double rate = rates(n, t);
-      if (code == kBernoulliCountCode) {
-        counts(n, t) = stream.next_uniform() < rate ? 1.0 : 0.0;
-      } else if (code == kNegativeBinomialCountCode) {
-        // Gamma(r, rate/r) mixing of a Poisson mean: NB(mean rate, shape r).
-        const double mean = stream.next_gamma(s.dispersion) * (rate / s.dispersion);
-        counts(n, t) = static_cast<double>(stream.next_poisson(mean));
-      } else {
-        counts(n, t) = static_cast<double>(stream.next_poisson(rate));
-      }
+      for (std::size_t p = 0; p < parameters.size(); ++p) row_values[p] = (*parameters[p])(n);
+      counts(n, t) = model.draw(rates(n, t), row_values, stream);
     }
   }
   return counts;
@@ -251,7 +261,7 @@ SimulationSettings sparse_preset(SimulationSettings base) {
   return base;
 }
 
-void validate_settings(const SimulationSettings& s) {
+void validate_settings(const SimulationSettings& s, const SpikeModelCatalogue& models) {
   require(s.neurons >= 2, "neurons", ">= 2", s.neurons);
   require(s.latents >= 1, "latents", ">= 1", s.latents);
   require(s.trials >= (s.test_fraction > 0.0 ? 2 : 1), "trials",
@@ -282,11 +292,9 @@ void validate_settings(const SimulationSettings& s) {
           "low-rate-max-hz", "finite and >= --low-rate-min-hz", s.low_rate_max_hz);
   require(std::isfinite(s.bursty_gain) && s.bursty_gain >= 0.0, "bursty-gain", "finite and >= 0",
           s.bursty_gain);
-  require(s.observation == "poisson" || s.observation == "negative_binomial" ||
-              s.observation == "bernoulli",
-          "observation", "poisson, negbin (negative_binomial) or bernoulli", s.observation);
-  require(std::isfinite(s.dispersion) && s.dispersion > 0.0, "dispersion", "finite and > 0",
-          s.dispersion);
+  require(models.find(s.observation) != nullptr, "observation", models.choices().c_str(),
+          s.observation);
+  for (const auto& [name, value] : s.row_parameters) validate_row_parameter(models, name, value);
   require(s.behavior_channels >= 0, "behavior", ">= 0", s.behavior_channels);
   require(std::isfinite(s.behavior_scale) && s.behavior_scale >= 0.0, "behavior-scale",
           "finite and >= 0", s.behavior_scale);
@@ -297,11 +305,12 @@ void validate_settings(const SimulationSettings& s) {
   require(s.inputs >= 0, "inputs", ">= 0", s.inputs);
 }
 
-Truth truth_parameters(const SimulationSettings& settings) {
-  validate_settings(settings);
+Truth truth_parameters(const SimulationSettings& settings, const SpikeModelCatalogue& models) {
+  validate_settings(settings, models);
+  const SpikeModel& model = *models.find(settings.observation);
   const int dim = settings.latents;
   Truth truth;
-  truth.observation = settings.observation;
+  truth.observation = model.name();
   truth.A = rotation_dynamics(settings);
   truth.b = Eigen::VectorXd::Zero(dim);
   const Eigen::MatrixXd q = Eigen::MatrixXd::Identity(dim, dim) - truth.A * truth.A.transpose();
@@ -315,9 +324,13 @@ Truth truth_parameters(const SimulationSettings& settings) {
     truth.C.row(n) = neuron.c;
     truth.d(n) = neuron.d;
   }
-  if (settings.observation == "bernoulli") truth.d = truth.d.array().exp().expm1().log();
-  if (settings.observation == "negative_binomial")
-    truth.dispersion = Eigen::VectorXd::Constant(settings.neurons, settings.dispersion);
+  truth.d = model.simulated_offsets(truth.d);
+  for (const RowParameterSpec& spec : model.row_parameters()) {
+    const auto given = settings.row_parameters.find(spec.name);
+    const double value =
+        given == settings.row_parameters.end() ? spec.simulation_default : given->second;
+    truth.row_parameters[spec.name] = Eigen::VectorXd::Constant(settings.neurons, value);
+  }
   if (settings.inputs > 0) {
     truth.B.resize(dim, settings.inputs);
     for (int j = 0; j < settings.inputs; ++j) {
@@ -337,9 +350,10 @@ Truth truth_parameters(const SimulationSettings& settings) {
   return truth;
 }
 
-Dataset simulate(const SimulationSettings& settings) {
+Dataset simulate(const SimulationSettings& settings, const SpikeModelCatalogue& models) {
   Dataset data;
-  data.truth = truth_parameters(settings);
+  data.truth = truth_parameters(settings, models);
+  const SpikeModel& model = *models.find(settings.observation);
   Truth& truth = *data.truth;
   data.trials = settings.trials;
   data.bins = settings.bins;
@@ -353,11 +367,8 @@ Dataset simulate(const SimulationSettings& settings) {
     truth.latents.push_back(simulate_latents(settings, truth, k, inputs));
     Eigen::MatrixXd eta = truth.C * truth.latents.back();
     eta.colwise() += truth.d;
-    if (settings.observation == "bernoulli")
-      truth.rates.push_back((1.0 + (-eta.array()).exp()).inverse().matrix());
-    else
-      truth.rates.push_back(eta.array().exp().matrix());
-    data.counts.push_back(simulate_counts(settings, k, truth.rates.back()));
+    truth.rates.push_back(model.mean_of(eta.array()).matrix());
+    data.counts.push_back(simulate_counts(settings, model, k, truth.rates.back(), truth));
     for (const auto& [name, readout] : truth.continuous)
       data.continuous[name].push_back(
           simulate_behavior(settings, readout, k, truth.latents.back()));

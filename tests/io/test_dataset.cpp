@@ -69,7 +69,7 @@ Dataset make_dataset(std::vector<int> lengths, int bins, int neurons) {
   truth.Q = testing::random_spd(dim, rng);
   truth.mu0 = testing::random_normal(dim, 1, rng);
   truth.Sigma0 = testing::random_spd(dim, rng);
-  truth.dispersion = Eigen::VectorXd::Constant(neurons, 3.0);
+  truth.row_parameters["dispersion"] = Eigen::VectorXd::Constant(neurons, 3.0);
   truth.B = testing::random_normal(dim, 1, rng);
   truth.continuous["behaviour"] = {testing::random_normal(2, dim, rng),
                                    testing::random_normal(2, 1, rng), Eigen::Vector2d(0.1, 0.3)};
@@ -105,7 +105,10 @@ void expect_same_truth(const Truth& read, const Truth& written, int first) {
   EXPECT_TRUE(same(read.Q, written.Q));
   EXPECT_TRUE(same(read.mu0, written.mu0));
   EXPECT_TRUE(same(read.Sigma0, written.Sigma0));
-  EXPECT_TRUE(same(read.dispersion, written.dispersion));
+  ASSERT_EQ(read.row_parameters.size(), written.row_parameters.size());
+  for (const auto& [name, values] : written.row_parameters)
+    EXPECT_TRUE(read.row_parameters.count(name) && same(read.row_parameters.at(name), values))
+        << name;
   EXPECT_TRUE(same_trials(read.latents, written.latents, first));
   EXPECT_TRUE(same_trials(read.rates, written.rates, first));
   ASSERT_EQ(read.continuous.size(), written.continuous.size());
@@ -212,7 +215,7 @@ TEST(Dataset, RoundTripsBernoulliTruthAndTruthWithoutOptionalParts) {
   TempDir dir;
   Dataset written = make_dataset({3, 2, 1}, 3, 2);
   written.truth->observation = "bernoulli";
-  written.truth->dispersion.resize(0);
+  written.truth->row_parameters.clear();
   written.truth->B.resize(0, 0);
   written.truth->continuous.clear();
   write_dataset(dir.file("d.h5"), written);
@@ -221,7 +224,7 @@ TEST(Dataset, RoundTripsBernoulliTruthAndTruthWithoutOptionalParts) {
   EXPECT_EQ(read.truth->observation, "bernoulli");
   EXPECT_EQ(read.truth->B.size(), 0);
   EXPECT_TRUE(read.truth->continuous.empty());
-  EXPECT_EQ(read.truth->dispersion.size(), 0);
+  EXPECT_TRUE(read.truth->row_parameters.empty());
   expect_same(read, written, 0);
 }
 

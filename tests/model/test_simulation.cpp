@@ -264,7 +264,7 @@ TEST(Simulation, NewOptionsAtTheirDefaultsChangeNothing) {
   explicit_defaults.behavior_channels = 0;
   explicit_defaults.inputs = 0;
   // Inert without the option they qualify.
-  explicit_defaults.dispersion = 4.0;
+  explicit_defaults.row_parameters["dispersion"] = 4.0;
   explicit_defaults.behavior_scale = 2.0;
   explicit_defaults.behavior_noise = 0.5;
   explicit_defaults.behavior_missing = 0.3;
@@ -279,7 +279,7 @@ TEST(Simulation, NewOptionsAtTheirDefaultsChangeNothing) {
   EXPECT_TRUE(b.inputs.empty());
   EXPECT_EQ(b.truth->B.size(), 0);
   EXPECT_TRUE(b.truth->continuous.empty());
-  EXPECT_EQ(b.truth->dispersion.size(), 0);
+  EXPECT_TRUE(b.truth->row_parameters.empty());
 }
 
 TEST(Simulation, BehaviorAndCountModelsLeaveTheLatentsAlone) {
@@ -337,10 +337,10 @@ TEST(Simulation, NegativeBinomialCountsHaveTheirMeanVarianceAndZeros) {
   settings.trials = 80;
   settings.mean_rate_hz = 50.0;  // about one spike per bin: informative about the variance
   settings.observation = "negative_binomial";
-  settings.dispersion = 1.5;
+  settings.row_parameters["dispersion"] = 1.5;
   const Dataset data = simulate(settings);
   const Truth& truth = *data.truth;
-  EXPECT_EQ(truth.dispersion, Eigen::VectorXd::Constant(settings.neurons, 1.5));
+  EXPECT_EQ(truth.row_parameters.at("dispersion"), Eigen::VectorXd::Constant(settings.neurons, 1.5));
   // Pooled over all 80,000 (trial, bin, neuron) entries x, each with its own mean lambda and
   // variance V = lambda + lambda^2 / r:
   // * sum(x - lambda) has SD sqrt(sum V);
@@ -351,7 +351,7 @@ TEST(Simulation, NegativeBinomialCountsHaveTheirMeanVarianceAndZeros) {
   //   squares) do not dominate; unweighted, the SE varies tenfold between seeds.
   // * the number of zeros has mean sum p0, p0 = (r / (r + lambda))^r, and SD sqrt(sum p0 (1 - p0)).
   // Five SE each: a false failure has probability below 1e-5 (the worst over 30 seeds was 1.9).
-  const double r = settings.dispersion;
+  const double r = settings.row_parameters.at("dispersion");
   double deviation = 0.0, variance = 0.0;
   double excess = 0.0, signal = 0.0, a_squared = 0.0;
   double zeros = 0.0, expected_zeros = 0.0, zero_variance = 0.0;
@@ -387,7 +387,7 @@ TEST(Simulation, BernoulliCountsAreBinaryWithSigmoidMean) {
   settings.observation = "bernoulli";
   const Dataset data = simulate(settings);
   const Truth& truth = *data.truth;
-  EXPECT_EQ(truth.dispersion.size(), 0);
+  EXPECT_TRUE(truth.row_parameters.empty());
   // The baseline probability is that of a Poisson unit with the same baseline firing at all.
   SimulationSettings poisson_settings = settings;
   poisson_settings.observation = "poisson";
@@ -537,7 +537,7 @@ TEST(Simulation, SimulatedFileRoundTripsEveryNewTruthField) {
   ASSERT_TRUE(read.truth);
   const Truth& truth = *read.truth;
   EXPECT_EQ(truth.observation, "negative_binomial");
-  EXPECT_EQ(truth.dispersion, written.truth->dispersion);
+  EXPECT_EQ(truth.row_parameters, written.truth->row_parameters);
   EXPECT_EQ(truth.B, written.truth->B);
   ASSERT_EQ(truth.continuous.count(kBehaviorModality), 1u);
   const ContinuousTruth& readout = truth.continuous.at(kBehaviorModality);
@@ -588,7 +588,7 @@ TEST(Simulation, InvalidSettingsNameTheOption) {
       message(s),
       "--observation must be poisson, negbin (negative_binomial) or bernoulli (got gaussian)");
   s = {};
-  s.dispersion = 0.0;
+  s.row_parameters["dispersion"] = 0.0;
   EXPECT_EQ(message(s), "--dispersion must be finite and > 0 (got 0)");
   s = {};
   s.behavior_channels = -1;

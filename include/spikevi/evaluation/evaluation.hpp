@@ -22,15 +22,13 @@ std::vector<Eigen::MatrixXd> predicted_rates(const Readout& readout,
                                              const std::vector<GaussianMoments>& latents,
                                              const ObservationModel& model = PoissonObservation{});
 
-// The entries `rows` of `values` (empty stays empty).
-Eigen::VectorXd select_entries(const Eigen::VectorXd& values, const std::vector<int>& rows);
-
 // The co-smoothing of a model given by (prior, readout over all neurons, spike model and family,
-// negative-binomial shapes over all neurons) on the data set's split; requires /split with test
-// trials and held-out neurons. Monte Carlo settings are evaluated by quadrature (no sampling).
+// the spike model's row parameters over all neurons) on the data set's split; requires /split
+// with test trials and held-out neurons. Monte Carlo settings are evaluated by quadrature (no
+// sampling).
 CosmoothingResult cosmooth(const LatentPrior& prior, const Readout& readout, const Dataset& data,
                            const LocalStepSettings& settings, const ModelSettings& model = {},
-                           const Eigen::VectorXd& shapes = {});
+                           const RowParameters& row_parameters = {});
 
 // Held-out counts of the test trials, heldout x T_k each (what the scores compare against).
 std::vector<Eigen::MatrixXd> heldout_counts(const Dataset& data);
@@ -58,7 +56,11 @@ HeldoutScores heldout_scores(const GlobalState& globals, const ModelSettings& mo
 
 // The true parameters of a simulated data set as a model (dynamics at point values).
 LatentPrior truth_prior(const Truth& truth);
-ModelSettings truth_model(const Truth& truth);  // the /truth observation model
+// The /truth observation model and its row parameters (looked up in `models`).
+ModelSettings truth_model(const Truth& truth,
+                          const SpikeModelCatalogue& models = builtin_spike_models());
+RowParameters truth_row_parameters(const Truth& truth,
+                                   const SpikeModelCatalogue& models = builtin_spike_models());
 Readout truth_readout(const Truth& truth);
 
 }  // namespace spikevi

@@ -18,9 +18,9 @@ struct GlobalStatistics {
   Eigen::MatrixXd initial_second_moment_sum;  // sum_k E[z_k1 z_k1']
   double trials = 0.0;                        // number of trials summed
   ReadoutStatistics spikes;
-  // Negative binomial only (else empty): per row, d/dr and d2/dr2 of sum E_q log p(x_n | r).
-  Eigen::VectorXd shape_gradient;
-  Eigen::VectorXd shape_curvature;
+  // With row parameters (the negative binomial's shapes; else rows x 0): per row and parameter,
+  // d/dtheta and d2/dtheta2 of sum E_q log p(x_n | theta).
+  RowParameterStatistics row_parameters;
   std::vector<RegressionStatistics> continuous;  // one per Gaussian modality
   double elbo_sum = 0.0;                         // sum_k ELBO_k
   double spike_count = 0.0;
@@ -37,8 +37,8 @@ struct GlobalStatistics {
 
   static GlobalStatistics zero(int dim, int neurons, const ModelLayout& layout = {});
   void clear();  // every field back to zero, keeping the sizes (no allocation)
-  // Adds one trial's posterior (and its counts, for the readout statistics; with shape
-  // statistics, `model` must be the NegativeBinomialObservation whose shapes they are for).
+  // Adds one trial's posterior (and its counts, for the readout statistics and, with row
+  // parameters, `model`'s row_parameter_derivatives).
   // `inputs`: the trial's known inputs (U x T; nullptr without inputs).
   void add_trial(const GaussianMoments& q, const Readout& readout, const ObservationModel& model,
                  const Eigen::ArrayXXd& counts, double elbo,

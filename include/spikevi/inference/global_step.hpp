@@ -26,11 +26,13 @@ void update_dynamics(GlobalState& globals, const GlobalStatistics& stats, Global
 void update_readout(GlobalState& globals, const GlobalStatistics& stats, GlobalStepSize step,
                     const Eigen::VectorXd& row_damping, const AdamSettings* adam = nullptr);
 
-// The negative binomial's shapes (if any): per row one Newton step on log r_n with the prior of
-// SpikeShapes, damped by step.rho * row_damping(n) and at most one e-fold; the precision kept
-// is the curvature there (the Laplace precision of log r_n).
-void update_shapes(GlobalState& globals, const GlobalStatistics& stats, GlobalStepSize step,
-                   const Eigen::VectorXd& row_damping, const AdamSettings* adam = nullptr);
+// The spike model's row parameters (if any, e.g. the negative binomial's shapes): per row one
+// Newton step on each unconstrained coordinate with the model's prior, damped by step.rho *
+// row_damping(n) (row_parameters.hpp); with `adam`, Adam's steps instead (moments in
+// globals.shape_adam).
+void update_row_parameters(GlobalState& globals, const GlobalStatistics& stats,
+                           GlobalStepSize step, const Eigen::VectorXd& row_damping,
+                           const AdamSettings* adam = nullptr);
 
 // Gaussian modalities: statistics <- (1 - rho) statistics + rho scale s_B, then the closed-form
 // readout (continuous_readout.hpp).
@@ -39,7 +41,7 @@ void update_continuous(GlobalState& globals, const GlobalStatistics& stats, Glob
 // The name of the first global parameter holding a non-finite value ("" if there is none).
 std::string non_finite_parameter(const GlobalState& globals);
 
-// update_dynamics, update_readout, update_shapes, update_continuous. A step that throws or leaves a
+// update_dynamics, update_readout, update_row_parameters, update_continuous. A step that throws or leaves a
 // non-finite parameter is retried from the same start at half the step size, up to `retries` times
 // (identically on every rank: the inputs are the same). Returns the rho taken; when even the last
 // try fails, leaves `globals` as they were and throws NumericalError naming the parameter.

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "spikevi/model/spike_model.hpp"
+
 namespace spikevi {
 
 struct Split {
@@ -26,7 +28,7 @@ struct ContinuousTruth {
 
 // Ground truth of a simulated data set (/truth). Per-trial arrays only for the held trials.
 struct Truth {
-  std::string observation = "poisson";   // attribute `observation`; or negative_binomial, bernoulli
+  std::string observation = "poisson";   // attribute `observation`: a SpikeModel's name
   Eigen::MatrixXd C;                     // N x D
   Eigen::VectorXd d;                     // N
   Eigen::MatrixXd A;                     // D x D
@@ -35,7 +37,8 @@ struct Truth {
   Eigen::MatrixXd Q;                     // D x D
   Eigen::VectorXd mu0;                   // D
   Eigen::MatrixXd Sigma0;                // D x D
-  Eigen::VectorXd dispersion;            // N, negative binomial only (else empty)
+  // The spike model's row parameters, /truth/NAME [N] (the negative binomial's "dispersion").
+  std::map<std::string, Eigen::VectorXd> row_parameters;
   std::vector<Eigen::MatrixXd> latents;  // per held trial: D x T_k
   std::vector<Eigen::MatrixXd> rates;    // per held trial: N x T_k, expected counts per bin
   std::map<std::string, ContinuousTruth> continuous;  // per modality NAME of /continuous/NAME
@@ -78,6 +81,8 @@ struct ReadOptions {
   // path and options (trials apart); each still gets its own verdict, thrown only after the
   // file is closed on every rank, so that an error on one rank leaves none waiting.
   bool collective = false;
+  // Where /truth's `observation` is looked up (nullptr: builtin_spike_models()).
+  const SpikeModelCatalogue* spike_models = nullptr;
 };
 
 // /split/train_trials ascending (all trials when the file has no split or an empty one):

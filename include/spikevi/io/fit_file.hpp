@@ -9,8 +9,9 @@
 //   /globals/readout_covariance [N,D+1,D+1]  Laplace covariance P_n^-1 of (c_n, d_n)
 //   /globals/dynamics/{M [D,D+U+1], V [D+U+1,D+U+1], Psi [D,D], nu}   q([A B b], Q), MNIW
 //   /globals/dynamics_prior/{M,V,Psi,nu}, /globals/readout_prior/{mean, precision}
-//   /globals/dispersion [N] (negative binomial: the shapes r_n, variance = mean + mean^2/r_n)
-//     and /globals/dispersion_log_precision [N] (Laplace precision of log r_n)
+//   /globals/NAME [N] and /globals/NAME_log_precision [N] (or NAME_logit_precision) per row
+//     parameter of the spike model (row_parameters.hpp): the negative binomial's dispersion,
+//     the shapes r_n (variance = mean + mean^2/r_n), with the Laplace precision of log r_n
 //   /globals/continuous/NAME/{W [C,D], e [C], R [C], readout_covariance [C,D+1,D+1],
 //     readout_precision [C,D+1,D+1]} per Gaussian modality
 //   root attributes observation (poisson | negative_binomial | bernoulli), family, expectations
@@ -51,20 +52,22 @@ struct FitRecord {
 
 void write_fit(const std::string& path, const FitRecord& record);
 
-// The globals of a fit file (for evaluate/decode); throws InputError naming what is missing.
-GlobalState read_fit_globals(const std::string& path);
+// The globals of a fit file (for evaluate/decode), with the spike model's row parameters
+// `row_parameters`; throws InputError naming what is missing.
+GlobalState read_fit_globals(const std::string& path,
+                             const std::vector<RowParameterSpec>& row_parameters = {});
 
 // The globals with the model they belong to (files without the attributes: Poisson,
 // Gauss-Markov, closed form).
 struct FitModel {
   GlobalState globals;
-  SpikeObservation observation = SpikeObservation::kPoisson;
-  FamilyKind family = FamilyKind::kGaussMarkov;
-  ExpectationMethod expectations = ExpectationMethod::kClosedForm;
-  // The spike model of these globals (quadrature for all but the closed-form Poisson).
+  ModelSettings model;  // spike model, family and expectations of the fit
+  // The spike model of these globals, with its deterministic expectations.
   std::unique_ptr<ObservationModel> spike_model() const;
 };
-FitModel read_fit_model(const std::string& path);
+// The spike model named by the file's `observation` attribute is looked up in `models`.
+FitModel read_fit_model(const std::string& path,
+                        const SpikeModelCatalogue& models = builtin_spike_models());
 
 // InputError (naming both files) unless `data` has the fit's neurons and known inputs.
 void check_fit_matches_data(const FitModel& fit, const std::string& fit_path, const Dataset& data);

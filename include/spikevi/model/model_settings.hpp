@@ -6,26 +6,23 @@
 #include <string>
 
 #include "spikevi/inference/adam.hpp"
-#include "spikevi/model/observation_model.hpp"
 #include "spikevi/inference/variational_family.hpp"
+#include "spikevi/model/observation_model.hpp"
+#include "spikevi/model/row_parameters.hpp"
+#include "spikevi/model/spike_model.hpp"
 
 namespace spikevi {
 
-enum class SpikeObservation { kPoisson, kNegativeBinomial, kBernoulli };
 enum class ExpectationMethod { kClosedForm, kQuadrature, kMonteCarlo };
 
-// "poisson", "negbin" (or "negative_binomial"), "bernoulli"; ConfigError naming --observation.
-SpikeObservation parse_observation(const std::string& name);
-// "poisson", "negative_binomial", "bernoulli" (as /truth's `observation` attribute).
-std::string observation_name(SpikeObservation observation);
 // "closed-form", "quadrature", "monte-carlo"; ConfigError naming --expectations.
 ExpectationMethod parse_expectations(const std::string& name);
 std::string expectations_name(ExpectationMethod method);
-// The deterministic default: closed form for Poisson, quadrature for the others.
-ExpectationMethod default_expectations(SpikeObservation observation);
+// The deterministic default: closed form where the model has one, quadrature otherwise.
+ExpectationMethod default_expectations(const SpikeModel& model);
 
 struct ModelSettings {
-  SpikeObservation observation = SpikeObservation::kPoisson;
+  std::shared_ptr<const SpikeModel> spikes = poisson_spike_model();
   FamilyKind family = FamilyKind::kGaussMarkov;
   ExpectationMethod expectations = ExpectationMethod::kClosedForm;
   int quadrature_nodes = 20;
@@ -34,28 +31,29 @@ struct ModelSettings {
   int samples = 16;
   std::uint64_t seed = 1;
   // natural: the natural-gradient steps of DESIGN.md §2-3; adam: Adam on the Euclidean
-  // gradients of the sites (local) and of the spike readout rows and log shapes (global).
+  // gradients of the sites (local) and of the spike readout rows and row parameters (global).
   // The conjugate blocks (dynamics, initial state, Gaussian readouts) keep their closed-form
   // updates under either.
   OptimizerKind optimizer = OptimizerKind::kNatural;
   AdamSettings local_adam{.learning_rate = 0.05};
   AdamSettings global_adam{.learning_rate = 0.02};
 
-  // ConfigError for a combination that does not exist: closed form for the negative binomial
-  // or Bernoulli, nodes outside [1, 256], samples < 1.
+  // These settings for `model` with its default expectations.
+  static ModelSettings for_model(std::shared_ptr<const SpikeModel> model,
+                                 FamilyKind family = FamilyKind::kGaussMarkov);
+  // ConfigError for a combination that does not exist: closed form for a model without one,
+  // nodes outside [1, 256], samples < 1.
   void validate() const;
   MonteCarloSettings monte_carlo() const;  // samples 0 unless expectations = monte-carlo
   // These settings with Monte Carlo replaced by default_expectations: what evaluation
   // (co-smoothing, held-out scores, decoding) infers with, so that it draws nothing.
   ModelSettings deterministic() const;
+  // The spike model's likelihood at these row-parameter values (rows of `parameters`; none for
+  // models without). Its expected_log_likelihood is the closed form (closed-form) or quadrature
+  // (quadrature, and models without a closed form); under Monte Carlo the local step averages
+  // its pointwise derivatives instead (likelihood.hpp), and the readout statistics of the global
+  // step keep using its deterministic expectations.
+  std::unique_ptr<ObservationModel> spike_observation(const RowParameters& parameters = {}) const;
 };
-
-// The spike model the settings ask for. Its expected_log_likelihood is the closed form
-// (Poisson) or quadrature (all others, and Poisson under `quadrature`); under Monte Carlo the
-// local step averages its pointwise derivatives instead (likelihood.hpp), and the readout
-// statistics of the global step keep using its deterministic expectations. `shapes`: the
-// negative binomial's r_n (ignored otherwise).
-std::unique_ptr<ObservationModel> make_spike_model(const ModelSettings& settings,
-                                                   const Eigen::VectorXd& shapes = {});
 
 }  // namespace spikevi

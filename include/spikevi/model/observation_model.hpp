@@ -47,9 +47,23 @@ class ObservationModel {
   // predictions (co-smoothing rates, decoding). Resized to mu's shape.
   virtual void predicted_mean(const Eigen::ArrayXXd& mu, const Eigen::ArrayXXd& s2,
                               Eigen::ArrayXXd& mean) const = 0;
+  // For a model with row parameters (SpikeModel::row_parameters): per row n and parameter p,
+  // gradient(n, p) = d/dtheta_p sum_t ell_nt and curvature(n, p) = d2/dtheta_p^2 sum_t ell_nt
+  // at the current values (the exact second derivative, of either sign), rows x parameters.
+  // Without row parameters: rows x 0.
+  virtual void row_parameter_derivatives(const Eigen::ArrayXXd& x, const Eigen::ArrayXXd& mu,
+                                         const Eigen::ArrayXXd& s2, Eigen::MatrixXd& gradient,
+                                         Eigen::MatrixXd& curvature) const {
+    (void)mu;
+    (void)s2;
+    gradient.resize(x.rows(), 0);
+    curvature.resize(x.rows(), 0);
+  }
 };
 
-// Poisson with log link: log p = x eta - e^eta - log x!, closed form under Gaussian eta.
+// Poisson with log link: log p = x eta - e^eta - log x!, closed form under Gaussian eta (the
+// built-in Poisson spike model's likelihood, src/model/spike/poisson.cpp; public because it is
+// the default model of the numerics and their tests).
 class PoissonObservation final : public ObservationModel {
  public:
   std::string name() const override { return "poisson"; }
@@ -113,71 +127,6 @@ class QuadratureObservation : public ObservationModel {
 
  private:
   GaussHermiteRule rule_;
-};
-
-// Poisson with log link, PoissonObservation's model with its expectations taken by quadrature
-// (--expectations quadrature). With 20 nodes it agrees with the closed form to ~1e-15 of the
-// size of the terms for s2 <= 2 (12 nodes: ~2e-12; tests/model/test_observation_model.cpp).
-class PoissonQuadratureObservation final : public QuadratureObservation {
- public:
-  explicit PoissonQuadratureObservation(int nodes = 20) : QuadratureObservation(nodes) {}
-  std::string name() const override { return "poisson"; }
-  double log_base_measure(const Eigen::ArrayXXd& x) const override;  // -sum log x!
-  void pointwise(const Eigen::ArrayXXd& x, Eigen::Index col, const Eigen::ArrayXd& eta,
-                 PointwiseDerivatives& at) const override;
-  void check(const Eigen::ArrayXXd& x) const override;
-  void predicted_mean(const Eigen::ArrayXXd& mu, const Eigen::ArrayXXd& s2,
-                      Eigen::ArrayXXd& mean) const override;  // exp(mu + s2/2)
-};
-
-// Negative binomial with log link (DESIGN.md §1): mean e^eta, one shape r_n > 0 per row,
-// variance e^eta + e^{2 eta} / r_n, and as r_n -> infinity the Poisson model;
-//   log p(x | eta) = lgamma(x + r) - lgamma(r) - lgamma(x + 1) + r log r + x eta
-//                    - (x + r) log(r + e^eta).
-// The shapes are learned (DESIGN.md §3), so only -lgamma(x + 1) is the base measure and
-// lgamma(x + r) - lgamma(r) + r log r stays in ell. Counts must be finite and >= 0 (InputError
-// otherwise); x.rows() must equal the number of shapes (InputError).
-class NegativeBinomialObservation final : public QuadratureObservation {
- public:
-  // Throws NumericalError for a shape that is not finite and > 0, ConfigError for bad `nodes`.
-  explicit NegativeBinomialObservation(Eigen::VectorXd shapes, int nodes = 20);
-  std::string name() const override { return "negative_binomial"; }
-  const Eigen::VectorXd& shapes() const { return shapes_; }
-  void set_shapes(Eigen::VectorXd shapes);  // validated as in the constructor
-  double log_base_measure(const Eigen::ArrayXXd& x) const override;  // -sum lgamma(x + 1)
-  void pointwise(const Eigen::ArrayXXd& x, Eigen::Index col, const Eigen::ArrayXd& eta,
-                 PointwiseDerivatives& at) const override;
-  // lgamma(x + r) - lgamma(r) - x log r per entry (the .cpp says why this split).
-  void add_eta_free_terms(const Eigen::ArrayXXd& x, Eigen::ArrayXXd& ell) const override;
-  void check(const Eigen::ArrayXXd& x) const override;
-  void predicted_mean(const Eigen::ArrayXXd& mu, const Eigen::ArrayXXd& s2,
-                      Eigen::ArrayXXd& mean) const override;  // exp(mu + s2/2)
-
-  // Per row n, for a Newton step on the shape: gradient(n) = d/dr_n sum_t ell_nt and
-  // curvature(n) = d^2/dr_n^2 sum_t ell_nt (both resized to x.rows()). The curvature is the
-  // exact second derivative, not a bound, and need not be negative. For rho = log r:
-  // d/d rho = r gradient, d^2/d rho^2 = r^2 curvature + r gradient.
-  void shape_gradient(const Eigen::ArrayXXd& x, const Eigen::ArrayXXd& mu,
-                      const Eigen::ArrayXXd& s2, Eigen::VectorXd& gradient,
-                      Eigen::VectorXd& curvature) const;
-
- private:
-  Eigen::VectorXd shapes_;
-};
-
-// Bernoulli with logit link for binary bins (DESIGN.md §1):
-//   log p(x | eta) = x eta - log(1 + e^eta),  x in {0, 1},  base measure 0.
-// Any other x (NaN included) is an InputError.
-class BernoulliObservation final : public QuadratureObservation {
- public:
-  explicit BernoulliObservation(int nodes = 20) : QuadratureObservation(nodes) {}
-  std::string name() const override { return "bernoulli"; }
-  double log_base_measure(const Eigen::ArrayXXd& x) const override;  // 0, after check(x)
-  void pointwise(const Eigen::ArrayXXd& x, Eigen::Index col, const Eigen::ArrayXd& eta,
-                 PointwiseDerivatives& at) const override;
-  void check(const Eigen::ArrayXXd& x) const override;
-  void predicted_mean(const Eigen::ArrayXXd& mu, const Eigen::ArrayXXd& s2,
-                      Eigen::ArrayXXd& mean) const override;  // E sigmoid(eta) by quadrature
 };
 
 }  // namespace spikevi

@@ -8,9 +8,11 @@
 // parameters only on (seed, n), and channel / input j's parameters only on (seed, j):
 // simulating more trials, neurons or channels leaves the existing ones unchanged.
 #include <cstdint>
+#include <map>
 #include <string>
 
 #include "spikevi/io/dataset.hpp"
+#include "spikevi/model/spike_model.hpp"
 
 namespace spikevi {
 
@@ -42,15 +44,19 @@ struct SimulationSettings {
   double low_rate_max_hz = 2.0;
   double bursty_gain = 2.0;  // bursty loadings: all positive, |c_n| = bursty_gain * readout_scale
 
-  // Spike-count model, eta = c_n.z + d_n (Truth::observation):
+  // Spike-count model, eta = c_n.z + d_n (Truth::observation): a name or alias in the catalogue
+  // (SpikeModel; its simulated_offsets and draw make the counts), e.g.
   // "poisson": x ~ Poisson(exp(eta)).
-  // "negative_binomial": x ~ NB(mean exp(eta), shape `dispersion`), variance mean + mean^2/r,
-  //   drawn as Poisson(Gamma(r, mean/r)); the same r for every neuron.
+  // "negative_binomial": x ~ NB(mean exp(eta), shape r = row parameter "dispersion"), variance
+  //   mean + mean^2/r, drawn as Poisson(Gamma(r, mean/r)); the same r for every neuron.
   // "bernoulli": x ~ Bernoulli(sigmoid(eta)) (binarised spike trains). The baseline d_n =
   //   log(expm1(lambda_n)) = logit(1 - exp(-lambda_n)), the probability that a Poisson unit of
   //   baseline expected count lambda_n = baseline rate_n * bin_width_s fires in the bin at all.
   std::string observation = "poisson";
-  double dispersion = 1.5;
+  // Values of the model's row parameters (the same for every neuron), by name; a parameter not
+  // given takes its RowParameterSpec::simulation_default. Values for parameters of other models
+  // are checked but unused.
+  std::map<std::string, double> row_parameters;
 
   // A Gaussian modality /continuous/behavior with `behavior_channels` channels (0: none):
   // y_ktj = W_j.z_kt + e_j + N(0, R_j), W_j ~ N(0, (behavior_scale^2 / D) I), e_j ~ N(0, 1),
@@ -82,17 +88,20 @@ SimulationSettings sparse_preset(SimulationSettings base = {});
 // Throws ConfigError for the first setting out of range, naming it as the `spikevi simulate`
 // option, e.g. "--neurons must be >= 2 (got 0)": --bin-width for bin_width_s, --mean-rate for
 // mean_rate_hz, --behavior for behavior_channels, otherwise "--" + the field name with '_'
-// replaced by '-'.
-void validate_settings(const SimulationSettings& settings);
+// replaced by '-'; a row parameter as --NAME. Models are looked up in `models`.
+void validate_settings(const SimulationSettings& settings,
+                       const SpikeModelCatalogue& models = builtin_spike_models());
 
-// The global ground truth (C, d, A, b, Q, mu0, Sigma0, observation; dispersion for the negative
-// binomial; B with inputs; continuous[kBehaviorModality] with behaviour), no per-trial arrays.
+// The global ground truth (C, d, A, b, Q, mu0, Sigma0, observation; the model's row parameters,
+// e.g. the negative binomial's dispersion; B with inputs; continuous[kBehaviorModality] with
+// behaviour), no per-trial arrays.
 // Dynamics (DESIGN.md §1): A block-diagonal with 2x2 blocks a_j R(theta_j), theta_j uniform on
 // [0.05, 0.15] rad and a_j uniform on [0.97, 0.99] (odd D: a last 1x1 block 0.98), b = 0,
 // Q = I - A A', mu0 = 0, Sigma0 = I, so the latents are stationary with covariance I (without
 // inputs). d_n = log(baseline rate_n * bin_width_s); Bernoulli: see SimulationSettings.
 // Validates the settings first.
-Truth truth_parameters(const SimulationSettings& settings);
+Truth truth_parameters(const SimulationSettings& settings,
+                       const SpikeModelCatalogue& models = builtin_spike_models());
 
 // A complete in-memory data set: all trials held (first_trial 0, path ""), counts N x T_k,
 // continuous[kBehaviorModality] (channels x T_k) and inputs (inputs x T_k) when asked for,
@@ -102,6 +111,7 @@ Truth truth_parameters(const SimulationSettings& settings);
 // round(test_fraction * trials) permuted trials tested and the first
 // round(heldout_fraction * neurons) permuted neurons held out, all lists ascending.
 // Throws ConfigError for invalid settings.
-Dataset simulate(const SimulationSettings& settings);
+Dataset simulate(const SimulationSettings& settings,
+                 const SpikeModelCatalogue& models = builtin_spike_models());
 
 }  // namespace spikevi

@@ -1,0 +1,73 @@
+#pragma once
+// The softplus family of pointwise log-likelihoods shared by the negative binomial and the
+// Bernoulli models (private to src/model/spike/).
+#include <Eigen/Dense>
+
+#include "spikevi/math/quadrature.hpp"
+
+namespace spikevi {
+
+
+// f(eta) = x eta - n softplus(eta - shift), softplus(u) = log(1 + e^u), covers the negative
+// binomial (n = x + r, shift = log r, after splitting log(r + e^eta) = log r + softplus(u)) and
+// the Bernoulli (n = 1, shift = 0). With p = sigmoid(u), q = 1 - p:
+//   f' = x - n p,  f'' = -n p q,  f''' = -n p q (q - p),  f'''' = -n p q (1 - 6 p q).
+// Everything is written through a = e^{min(u, 0)} and b = e^{-max(u, 0)}, both in (0, 1], so
+// no exponential overflows for any eta: p = a / (a + b), q = b / (a + b), and with
+// e = a b = e^{-|u|}, softplus(u) = max(u, 0) + log1p(e). Two exponentials instead of one and a
+// branch, because Eigen 3.4 evaluates select() one scalar at a time. The buffers hold one
+// column, so nothing is allocated per node.
+class SoftplusTerms {
+ public:
+  explicit SoftplusTerms(Eigen::Index rows)
+      : u_(rows), a_(rows), b_(rows), softplus_(rows), p_(rows), q_(rows), pq_(rows) {}
+
+  // softplus(u) is only formed when `with_value` (the log is the costliest part).
+  template <class Shift>
+  void evaluate(const Eigen::ArrayXd& eta, const Shift& shift, bool with_value) {
+    u_ = eta - shift;
+    a_ = u_.min(0.0).exp();
+    b_ = (-u_.max(0.0)).exp();
+    pq_ = 1.0 / (a_ + b_);  // (held in pq_ for two lines)
+    p_ = a_ * pq_;
+    q_ = b_ * pq_;
+    pq_ = p_ * q_;
+    if (with_value) {
+      // log1p(e) for e = a b in [0, 1], vectorisable: with y = fl(1 + e), e - (y - 1) is the
+      // exact rounding error of y, and log1p(e) = log y + (e - (y - 1)) / y up to its square;
+      // a few ulp, and e itself when y rounds to 1.
+      a_ *= b_;              // e
+      softplus_ = 1.0 + a_;  // y
+      softplus_ = softplus_.log() + (a_ - (softplus_ - 1.0)) / softplus_;
+      softplus_ += u_.max(0.0);
+    }
+  }
+
+  // f^{(k)} for the wanted k, given the counts x and the "trials" n of this column.
+  template <class Counts, class Trials>
+  void likelihood(const Counts& x, const Trials& n, const Eigen::ArrayXd& eta,
+                  PointwiseDerivatives& at) const {
+    if (at.wanted[0]) at.of_order[0] = x * eta - n * softplus_;
+    if (at.wanted[1]) at.of_order[1] = x - n * p_;
+    if (at.wanted[2]) at.of_order[2] = -n * pq_;
+    if (at.wanted[3]) at.of_order[3] = -n * pq_ * (q_ - p_);
+    if (at.wanted[4]) at.of_order[4] = -n * pq_ * (1.0 - 6.0 * pq_);
+  }
+
+  Eigen::Index rows() const { return u_.size(); }
+  const Eigen::ArrayXd& softplus() const { return softplus_; }
+  const Eigen::ArrayXd& p() const { return p_; }
+
+ private:
+  Eigen::ArrayXd u_, a_, b_, softplus_, p_, q_, pq_;
+};
+
+// One SoftplusTerms per thread, resized to the column: pointwise() is called per column and
+// node, and must not allocate there.
+inline SoftplusTerms& softplus_scratch(Eigen::Index rows) {
+  thread_local SoftplusTerms terms(0);
+  if (terms.rows() != rows) terms = SoftplusTerms(rows);
+  return terms;
+}
+
+}  // namespace spikevi
