@@ -63,7 +63,8 @@ for signal in TERM USR1; do
   if [ "$signal" = USR1 ] && [ "$code" -ne 75 ]; then
     fail "SIGUSR1 exit status $code, expected 75" "$signal.log"
   else
-    ok "SIG$signal stopped both ranks (status $code): $(grep -o 'after iteration [0-9]*' "$signal.log")"
+    stopped=$(grep -o 'after iteration [0-9]*' "$signal.log")
+    ok "SIG$signal stopped both ranks (status $code): $stopped"
   fi
   fit 2 "${long[@]}" --out "$out" >/dev/null
   same long_straight.h5 "$out" "stopped by SIG$signal and continued"

@@ -82,7 +82,7 @@ with h5py.File(f"{w}/poisson.h5") as src, h5py.File(f"{w}/nosplit.h5", "w") as d
 PY
 check "compare without /split, with progress" "$spikevi" compare --data "$work/nosplit.h5" \
   --models poisson --folds 2 --latents 2 --iterations 5
-no_split_reported() {  # two fold progress lines, all 30 trials trained on, every 4th neuron held out
+no_split_reported() {  # two fold progress lines, all 30 trials trained, every 4th neuron held out
   [ "$(grep -c "fold [12]/2" "$1")" -eq 2 ] && grep -q "every 4th neuron" "$1" &&
     grep -q "30 training trials" "$1" || { cat "$1"; return 1; }
 }

@@ -35,7 +35,8 @@ PY
 printf 'latents = 7\niterations = 2\n' >"$work/run.ini"
 check "--config, overridden by the command line" "$spikevi" fit --config "$work/run.ini" \
   --data "$work/data.h5" --latents 2 --out "$work/fit2.h5" --quiet
-assert "config keys apply, flags win" "$python" -c "import h5py,sys; f=h5py.File(sys.argv[1]); assert f['globals/C'].shape[1]==2 and f['elbo'].shape==(2,)" "$work/fit2.h5"
+assert "config keys apply, flags win" "$python" -c "import h5py,sys; f=h5py.File(sys.argv[1]);
+assert f['globals/C'].shape[1]==2 and f['elbo'].shape==(2,)" "$work/fit2.h5"
 
 cp "$work/fit.h5" "$work/fit.keep"
 refuses "existing output without --overwrite" "already exists" \

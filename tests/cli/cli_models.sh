@@ -19,7 +19,8 @@ for obs in poisson negbin; do
   "$spikevi" fit --data "$work/nb.h5" --out "$work/nb_$obs.h5" --observation $obs --quiet \
     --iterations 60 >/dev/null
 done
-assert -v "negative binomial: shapes near 1.5, ELBO above the Poisson model's" "$python" - "$work" <<'PY'
+assert -v "negative binomial: shapes near 1.5, ELBO above the Poisson model's" \
+  "$python" - "$work" <<'PY'
 import sys, h5py, numpy as np
 w = sys.argv[1]
 p, nb = h5py.File(f"{w}/nb_poisson.h5"), h5py.File(f"{w}/nb_negbin.h5")

@@ -58,6 +58,7 @@ with h5py.File(f"{w}/data.h5") as f, h5py.File(f"{w}/bad.h5", "w") as g:
     c = g["counts"][:]; c[last, 3, 0] = -1; g["counts"][...] = c   # only the last rank's block
 PY
 fails_with any "one rank's bad block stops both ranks with" "/counts" \
-  timeout -k 10 120 mpirun -np 2 "$spikevi" fit --data "$work/bad.h5" --out "$work/x.h5" --iterations 2
+  timeout -k 10 120 mpirun -np 2 "$spikevi" fit --data "$work/bad.h5" --out "$work/x.h5" \
+  --iterations 2
 
 finish "cli mpi ranks"
