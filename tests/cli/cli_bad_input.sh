@@ -8,23 +8,9 @@
 # modality, NaN in /inputs) sit in the last training trial only, so that on 2 ranks only rank 1's
 # block of the file holds them.
 set -uo pipefail
-spikevi=${1:?usage: cli_bad_input.sh PATH/TO/spikevi}
-python=/usr/bin/python3
-[ -x "$spikevi" ] || { echo "skip: $spikevi is not an executable"; exit 77; }
-command -v mpirun >/dev/null || { echo "skip: no mpirun"; exit 77; }
-"$python" -c 'import h5py, numpy' 2>/dev/null || { echo "skip: $python lacks h5py/numpy"; exit 77; }
-work=$(mktemp -d)
-cleanup() {  # stop the runs still going (an interrupted test), then remove everything
-  local job
-  for job in $(jobs -p); do kill "$job" 2>/dev/null; done
-  wait
-  rm -rf "$work"
-}
-trap cleanup EXIT
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-export OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_rmaps_base_oversubscribe=1
-unset SLURM_NTASKS  # fit compares it with the MPI size
-started=$SECONDS
+source "$(dirname "$0")/harness.sh" "$@"
+need_commands mpirun
+need_python_modules h5py numpy
 
 # ---- the good data, a real fit result (the "existing output"), and the bad files made from them
 d=$work/data
@@ -33,10 +19,10 @@ if ! "$spikevi" simulate --trials 12 --bins 30 --neurons 20 --latents 2 --out "$
      >"$work/setup.log" 2>&1 </dev/null ||
    ! timeout -k 10 60 "$spikevi" fit --data "$d/good.h5" --out "$work/keep.h5" --iterations 2 \
      --quiet >>"$work/setup.log" 2>&1 </dev/null; then
-  echo "FAIL: could not simulate and fit the good data set:"; cat "$work/setup.log"; exit 1
+  abort "could not simulate and fit the good data set:" "$work/setup.log"
 fi
 
-"$python" - "$d" <<'PY' || { echo "FAIL: could not craft the bad files"; exit 1; }
+"$python" - "$d" <<'PY' || abort "could not craft the bad files"
 import os, shutil, sys
 import h5py, numpy as np
 d = sys.argv[1]
@@ -124,7 +110,8 @@ PY
 
 # ---- one case: run it at 1 and 2 ranks in a folder holding an existing output and checkpoint.
 # The runs are independent (each in its own folder) and mostly wait on mpirun's start-up, so a
-# few go at once (SPIKEVI_TEST_JOBS, default 4); the reports are printed in table order.
+# few go at once (SPIKEVI_TEST_JOBS, default 4), each a background job of at most 120 s (its
+# mpirun has 60 s); the reports are printed in table order.
 jobs_max=${SPIKEVI_TEST_JOBS:-4}
 cases=0
 snapshot() {  # snapshot FOLDER: every path under it, and the checksum of every file
@@ -206,11 +193,12 @@ bad() {
   shift
   cases=$((cases + 1))
   for ranks in 1 2; do
-    while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do wait -n; done
+    throttle "$jobs_max"
     local run
     run=$work/run/$(printf '%03d' $cases)-np$ranks
     mkdir -p "$run"
     run_one "$run" "$name" "$want" "$ranks" ${#substrings[@]} "${substrings[@]}" "$@" &
+    track $! 120
   done
 }
 
@@ -286,15 +274,15 @@ bad "existing --out without --overwrite" 2 --out "already exists" -- --data "$g"
 # folder.checkpoint.h5 behind.)
 bad "--out is a directory" 2 --out "@/folder" -- --data "$g" --overwrite --out "@/folder"
 
-wait
-failures=0
+await_all
 for run in "$work"/run/*; do
-  if [ -f "$run/report" ]; then cat "$run/report"; else echo "FAIL: no report from $run"; fi
-  grep -q '^ok: ' "$run/report" 2>/dev/null || failures=$((failures + 1))
+  if [ -f "$run/report" ]; then
+    tally "the report of run $(basename "$run")" cat "$run/report"
+  else
+    fail "no report from $run"
+  fi
 done
 if ! (cd "$d" && sha256sum --quiet -c "$work/data.sha256") || [ -n "$(find "$d" -name '*.tmp')" ]; then
-  echo "FAIL: an input file changed, or a *.tmp was left beside the inputs"
-  failures=$((failures + 1))
+  fail "an input file changed, or a *.tmp was left beside the inputs"
 fi
-echo "cli bad input: $cases cases x 2 rank counts, $failures failure(s), $((SECONDS - started)) s"
-[ "$failures" -eq 0 ]
+finish "cli bad input: $cases cases x 2 rank counts"

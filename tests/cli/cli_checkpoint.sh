@@ -4,17 +4,17 @@
 # is killed, on a different rank count, from the previous checkpoint when the newest is
 # corrupt — and a checkpoint of another configuration is refused naming the setting.
 set -euo pipefail
-spikevi=$1
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+source "$(dirname "$0")/harness.sh" "$@"
 cd "$work"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-export OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_rmaps_base_oversubscribe=1
 "$spikevi" simulate --out data.h5 --trials 20 --bins 50 --neurons 30 --seed 3 >/dev/null
-fit() { timeout 300 mpirun -np "$1" "$spikevi" fit --data data.h5 --latents "${LATENTS:-3}" \
+fit() { timeout -k 10 300 mpirun -np "$1" "$spikevi" fit --data data.h5 --latents "${LATENTS:-3}" \
           --tolerance 0 --quiet "${@:2}"; }
+spawn_fit() {  # spawn_fit VAR LOG RANKS FIT-ARGUMENTS...: the same fit in the background
+  spawn "$1" 300 "$2" mpirun -np "$3" "$spikevi" fit --data data.h5 --latents 3 --tolerance 0 \
+    --quiet "${@:4}"
+}
 same() {  # same A.h5 B.h5 WHAT: every global, the ELBO trace and the latents, bitwise
-  /usr/bin/python3 - "$1" "$2" "$3" <<'PY'
+  assert "$3: bitwise equal" "$python" - "$1" "$2" <<'PY'
 import sys, h5py, numpy as np
 a, b = h5py.File(sys.argv[1]), h5py.File(sys.argv[2])
 keys = ["elbo", "trace/elbo_per_spike", "globals/C", "globals/d", "globals/A", "globals/b",
@@ -23,115 +23,124 @@ keys = ["elbo", "trace/elbo_per_spike", "globals/C", "globals/d", "globals/A", "
         "latents/mean", "latents/cov"]
 bad = [k for k in keys if not np.array_equal(a[k][:], b[k][:], equal_nan=True)]
 if a.attrs["elbo"] != b.attrs["elbo"]: bad.append("elbo attribute")
-print(("ok: " if not bad else "FAIL: ") + sys.argv[3] + (": bitwise equal" if not bad else ": differ in " + ", ".join(bad)))
+if bad: print("differ in " + ", ".join(bad))
 sys.exit(1 if bad else 0)
 PY
 }
-status=0
 
 # 1. 20 iterations straight vs 10, stop, 10 more (same ranks; and 1 rank then 2 ranks).
 fit 2 --iterations 20 --out straight.h5 >/dev/null
 fit 2 --iterations 10 --out part.h5 >/dev/null
 fit 2 --iterations 20 --out part.h5 --restart >/dev/null
-same straight.h5 part.h5 "20 iterations vs 10 + 10 more on 2 ranks" || status=1
+same straight.h5 part.h5 "20 iterations vs 10 + 10 more on 2 ranks"
 fit 1 --iterations 10 --out moved.h5 >/dev/null
 fit 2 --iterations 20 --out moved.h5 >/dev/null  # finds its checkpoint without --restart
-same straight.h5 moved.h5 "10 on 1 rank + 10 more on 2 ranks vs 20 on 2" || status=1
+same straight.h5 moved.h5 "10 on 1 rank + 10 more on 2 ranks vs 20 on 2"
 
 # 2. The same for stochastic VI (minibatch draws keyed by the iteration).
 mini=(--minibatch 4 --step-kappa 0.6 --seed 5)
 fit 2 --iterations 16 "${mini[@]}" --out mini_straight.h5 >/dev/null
 fit 2 --iterations 8 "${mini[@]}" --out mini_part.h5 >/dev/null
 fit 4 --iterations 16 "${mini[@]}" --out mini_part.h5 --restart >/dev/null
-same mini_straight.h5 mini_part.h5 "minibatch: 16 vs 8 on 2 ranks + 8 on 4 ranks" || status=1
+same mini_straight.h5 mini_part.h5 "minibatch: 16 vs 8 on 2 ranks + 8 on 4 ranks"
 
 # 3. A signal under mpirun -np 2: every rank stops at the same iteration boundary, writes the
 #    checkpoint and exits 75 (SIGUSR1; with SIGTERM mpirun itself reports 1); the same command
-#    then finishes the fit, equal to the uninterrupted one.
+#    then finishes the fit, equal to the uninterrupted one. The signal goes to mpirun itself
+#    (signal_job), not to the timeout around it, which would not pass SIGUSR1 on.
 long=(--iterations 300 --checkpoint-every 1)
 fit 1 "${long[@]}" --out long_straight.h5 >/dev/null
 for signal in TERM USR1; do
   out=long_$signal.h5
-  # mpirun itself in the background, so that the signal reaches it (not a wrapper)
-  mpirun -np 2 "$spikevi" fit --data data.h5 --latents 3 --tolerance 0 --quiet "${long[@]}" \
-    --out "$out" >"$signal.log" 2>&1 &
-  pid=$!
-  for _ in $(seq 200); do [ -e "$out.checkpoint.h5" ] && break; sleep 0.05; done
+  spawn_fit pid "$signal.log" 2 "${long[@]}" --out "$out"
+  wait_until 30 test -e "$out.checkpoint.h5" || fail "SIG$signal: no checkpoint within 30 s"
   sleep 0.2
-  kill -"$signal" "$pid"
-  code=0; wait "$pid" || code=$?
+  signal_job "$signal" "$pid" || fail "SIG$signal: mpirun was not running to receive it"
+  code=0; await "$pid" || code=$?
   if [ "$code" -eq 0 ] || ! grep -q "stopped by a signal after iteration" "$signal.log"; then
-    echo "FAIL: SIG$signal: status $code and no stop message"; cat "$signal.log"; status=1; continue
+    fail "SIG$signal: status $code and no stop message" "$signal.log"; continue
   fi
-  [ "$signal" = TERM ] || [ "$code" -eq 75 ] || { echo "FAIL: SIGUSR1 exit status $code, expected 75"; status=1; }
-  echo "ok: SIG$signal stopped both ranks (status $code): $(grep -o 'after iteration [0-9]*' "$signal.log")"
+  if [ "$signal" = USR1 ] && [ "$code" -ne 75 ]; then
+    fail "SIGUSR1 exit status $code, expected 75" "$signal.log"
+  else
+    stopped=$(grep -o 'after iteration [0-9]*' "$signal.log")
+    ok "SIG$signal stopped both ranks (status $code): $stopped"
+  fi
   fit 2 "${long[@]}" --out "$out" >/dev/null
-  same long_straight.h5 "$out" "stopped by SIG$signal and continued" || status=1
+  same long_straight.h5 "$out" "stopped by SIG$signal and continued"
 done
 
-# 4. SIGKILL of one rank: the whole job ends (no hang), the last checkpoint is usable.
-fit 2 "${long[@]}" --out killed.h5 >kill.log 2>&1 &
-pid=$!
-for _ in $(seq 200); do [ -e killed.h5.checkpoint.h5 ] && break; sleep 0.05; done
+# 4. SIGKILL of one rank: the whole job ends (no hang, no rank left behind), the last
+#    checkpoint is usable. The rank is one of the spikevi processes under this job's mpirun.
+spawn_fit pid kill.log 2 "${long[@]}" --out killed.h5
+wait_until 30 test -e killed.h5.checkpoint.h5 || fail "no checkpoint within 30 s before the kill"
 sleep 0.2
-pkill -KILL -n -f "spikevi fit --data data.h5 .*--out killed.h5" || true
-code=0; wait "$pid" || code=$?
-[ "$code" -ne 0 ] && [ "$code" -ne 124 ] || { echo "FAIL: after SIGKILL of a rank: status $code"; status=1; }
-echo "ok: killing one rank ended the job (status $code)"
+ranks=($(job_ranks "$pid"))
+killed_at=$SECONDS
+if [ ${#ranks[@]} -eq 2 ]; then
+  kill -KILL "${ranks[1]}"
+  code=0; await "$pid" || code=$?
+  if [ "$code" -eq 0 ] || [ "$code" -eq 124 ] || [ $((SECONDS - killed_at)) -ge 60 ]; then
+    fail "after SIGKILL of a rank: status $code after $((SECONDS - killed_at)) s" kill.log
+  elif ! wait_until 10 all_ended "${ranks[@]}"; then
+    fail "after SIGKILL of rank ${ranks[1]}, rank ${ranks[0]} is still running"
+  else
+    ok "killing one rank ended the job (status $code)"
+  fi
+else
+  fail "found ${#ranks[@]} spikevi ranks under mpirun, expected 2: ${ranks[*]}"
+  await "$pid" || true
+fi
 fit 2 "${long[@]}" --out killed.h5 >/dev/null
-same long_straight.h5 killed.h5 "killed rank, continued from the last checkpoint" || status=1
+same long_straight.h5 killed.h5 "killed rank, continued from the last checkpoint"
 
 # 5. A corrupt newest checkpoint: skipped with a warning, the previous one is used.
 fit 2 --iterations 10 --checkpoint-every 5 --out corrupt.h5 >/dev/null
-/usr/bin/python3 -c "
+"$python" -c "
 import sys; p = 'corrupt.h5.checkpoint.h5'; b = bytearray(open(p, 'rb').read())
 b[len(b) // 2: len(b) // 2 + 64] = bytes(64); open(p, 'wb').write(b)"
 fit 2 --iterations 20 --out corrupt.h5 >corrupt.log 2>&1
-grep -q "warning: .*skipping checkpoint" corrupt.log && grep -q "5 iterations done" corrupt.log ||
-  { echo "FAIL: corrupt checkpoint not skipped for the previous one"; cat corrupt.log; status=1; }
-same straight.h5 corrupt.h5 "continued from the previous checkpoint past a corrupt one" || status=1
+holds "a corrupt checkpoint is skipped for the previous one" corrupt.log \
+  "warning: .*skipping checkpoint" "5 iterations done"
+same straight.h5 corrupt.h5 "continued from the previous checkpoint past a corrupt one"
 
 # 6. Another configuration: --restart refuses it naming the setting, and the checkpoint stays.
 #    (--overwrite without --restart would start afresh instead.)
-code=0
 before=$(sha256sum part.h5.checkpoint.h5)
-LATENTS=4 fit 1 --iterations 20 --out part.h5 --restart >/dev/null 2>other.err || code=$?
-[ "$code" -eq 2 ] && grep -q "latents = 3, this fit has latents = 4" other.err ||
-  { echo "FAIL: a checkpoint of another configuration: status $code"; cat other.err; status=1; }
-[ "$before" = "$(sha256sum part.h5.checkpoint.h5)" ] || { echo "FAIL: checkpoint changed"; status=1; }
-echo "ok: another configuration refused: $(head -1 other.err)"
+LATENTS=4 fails_with 2 "another configuration refused" "latents = 3, this fit has latents = 4" \
+  fit 1 --iterations 20 --out part.h5 --restart
+assert "the refused restart left the checkpoint as it was" \
+  test "$before" = "$(sha256sum part.h5.checkpoint.h5)"
 
 # 7. Other data of the same shape and spike count (the neurons in reverse order): refused.
-/usr/bin/python3 -c "
+"$python" -c "
 import h5py
 with h5py.File('data.h5') as f, h5py.File('reversed.h5', 'w') as g:
     for name in ('counts', 'trial_lengths', 'split/train_trials', 'split/test_trials', 'split/heldout_neurons'):
         g[name] = f[name][:]
     g['counts'][...] = f['counts'][:][:, :, ::-1]
     g['counts'].attrs['bin_width_s'] = f['counts'].attrs.get('bin_width_s', f.attrs.get('bin_width_s'))"
-code=0
-timeout 120 mpirun -np 2 "$spikevi" fit --data reversed.h5 --latents 3 --tolerance 0 --quiet \
-  --iterations 20 --out part.h5 --restart >/dev/null 2>data.err || code=$?
-[ "$code" -eq 2 ] && grep -q "data content" data.err ||
-  { echo "FAIL: a checkpoint of other data: status $code"; cat data.err; status=1; }
-echo "ok: other data refused: $(head -c 120 data.err)..."
+fails_with 2 "other data refused" "data content" \
+  timeout -k 10 120 mpirun -np 2 "$spikevi" fit --data reversed.h5 --latents 3 --tolerance 0 \
+  --quiet --iterations 20 --out part.h5 --restart
 
 # 8. A fit that converged, run again: no iteration more, the same results.
-timeout 120 "$spikevi" fit --data data.h5 --latents 3 --quiet --out conv.h5 >/dev/null
+timeout -k 10 120 "$spikevi" fit --data data.h5 --latents 3 --quiet --out conv.h5 >/dev/null
 cp conv.h5 conv_first.h5
-timeout 120 "$spikevi" fit --data data.h5 --latents 3 --quiet --out conv.h5 >conv.log
-grep -q "continuing from" conv.log || { echo "FAIL: the converged fit's checkpoint was not found"; status=1; }
-same conv_first.h5 conv.h5 "a converged fit run again" || status=1
+timeout -k 10 120 "$spikevi" fit --data data.h5 --latents 3 --quiet --out conv.h5 >conv.log
+holds "the converged fit's checkpoint is found" conv.log "continuing from"
+same conv_first.h5 conv.h5 "a converged fit run again"
 
 # 9. A signal at once, during start-up: the fit still stops at the first boundary with a
 #    checkpoint and status 75.
-mpirun -np 2 "$spikevi" fit --data data.h5 --latents 3 --tolerance 0 --quiet "${long[@]}" \
-  --out early.h5 >early.log 2>&1 &
-pid=$!
+spawn_fit pid early.log 2 "${long[@]}" --out early.h5
 sleep 0.3
-kill -USR1 "$pid"
-code=0; wait "$pid" || code=$?
-[ "$code" -eq 75 ] && [ -e early.h5.checkpoint.h5 ] ||
-  { echo "FAIL: an early SIGUSR1: status $code"; cat early.log; status=1; }
-echo "ok: SIGUSR1 during start-up: status $code, $(grep -o 'after iteration [0-9]*' early.log)"
-exit $status
+signal_job USR1 "$pid" || fail "early SIGUSR1: mpirun was not running to receive it"
+code=0; await "$pid" || code=$?
+if [ "$code" -eq 75 ] && [ -e early.h5.checkpoint.h5 ]; then
+  ok "SIGUSR1 during start-up: status $code, $(grep -o 'after iteration [0-9]*' early.log)"
+else
+  fail "an early SIGUSR1: status $code" early.log
+fi
+
+finish "cli checkpoint"

@@ -4,34 +4,14 @@
 # mean-field posterior narrower than the Gauss-Markov one. Plus the table's layout and the
 # refusal of bad options with one clear line.
 set -euo pipefail
-spikevi=$1
-python=/usr/bin/python3  # as cli_end_to_end.sh: the system Python, which has h5py
-"$python" -c "import h5py" 2>/dev/null || { echo "skip: $python with h5py is needed"; exit 77; }
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-export OMPI_MCA_btl_vader_single_copy_mechanism=none
-failures=0
-check() {  # check DESCRIPTION COMMAND...: the command must succeed
-  local what=$1; shift
-  if "$@" >"$work/out" 2>&1; then echo "ok: $what"; else echo "FAIL: $what"; cat "$work/out"; failures=$((failures + 1)); fi
-}
-refuses() {  # refuses DESCRIPTION PATTERN COMMAND...: non-zero exit, one stderr line matching
-  local what=$1 pattern=$2; shift 2
-  if "$@" >"$work/out" 2>"$work/err"; then
-    echo "FAIL: $what (exit 0)"; failures=$((failures + 1)); return
-  fi
-  if [ "$(wc -l <"$work/err")" -ne 1 ] || ! grep -q -- "$pattern" "$work/err"; then
-    echo "FAIL: $what: expected one line matching '$pattern', got:"; cat "$work/err"
-    failures=$((failures + 1)); return
-  fi
-  echo "ok: $what"
-}
-# verdict PYTHON-EXPRESSION-BODY CSV: runs the check on the CSV's rows, keyed by
+source "$(dirname "$0")/harness.sh" "$@"
+need_python_modules h5py
+
+# verdict DESCRIPTION CSV PYTHON-BODY: runs the check on the CSV's rows, keyed by
 # (observation, family), each a dict of floats (NaN for an empty cell).
 verdict() {
   local what=$1 csv=$2 body=$3
-  if "$python" - "$csv" "$body" <<'PY'; then echo "ok: $what"; else echo "FAIL: $what"; failures=$((failures + 1)); fi
+  assert -v "$what" "$python" - "$csv" "$body" <<'PY'
 import csv, math, sys
 path, body = sys.argv[1], sys.argv[2]
 with open(path) as f:
@@ -66,8 +46,8 @@ assert nb["elbo_per_spike"] > p["elbo_per_spike"]
 assert nb["heldout_ll_per_spike"] > p["heldout_ll_per_spike"]
 assert all(math.isfinite(r[k]) for r in (p, nb) for k in ("elbo_se", "heldout_ll_se", "cobps", "seconds"))
 assert math.isnan(p["variance_ratio"]) and math.isnan(nb["family_elbo_gap_per_spike"])'
-grep -q "fair only when" "$work/out" && echo "ok: the caveat is printed" || { echo "FAIL: no caveat"; cat "$work/out"; failures=$((failures + 1)); }
-grep -q "± " "$work/out" && echo "ok: mean ± se printed" || { echo "FAIL: no mean ± se"; failures=$((failures + 1)); }
+holds "the caveat is printed" "$work/out" "fair only when"
+holds "mean ± se printed" "$work/out" "± "
 
 # (b) Poisson counts. The negative binomial nests the Poisson (r -> infinity), so on Poisson
 # data it can at best tie on held-out data, and its shapes, estimated from 16 trials and
@@ -91,11 +71,10 @@ print("  mean-field row", mf)
 assert mf["variance_ratio"] > 1.0
 assert math.isfinite(mf["family_elbo_gap_per_spike"])
 assert math.isnan(gm["variance_ratio"]) and math.isnan(gm["family_elbo_gap_per_spike"])'
-grep -q "fair only when" "$work/out" && grep -q "family check (poisson)" "$work/out" \
-  && echo "ok: caveat and family check printed" || { echo "FAIL: family output"; cat "$work/out"; failures=$((failures + 1)); }
+holds "caveat and family check printed" "$work/out" "fair only when" "family check (poisson)"
 
 # Progress per fold unless --quiet; a data set without /split: every 4th neuron held out.
-"$python" - "$work" <<'PY' || failures=$((failures + 1))
+"$python" - "$work" <<'PY'
 import sys, h5py
 w = sys.argv[1]
 with h5py.File(f"{w}/poisson.h5") as src, h5py.File(f"{w}/nosplit.h5", "w") as dst:
@@ -103,14 +82,16 @@ with h5py.File(f"{w}/poisson.h5") as src, h5py.File(f"{w}/nosplit.h5", "w") as d
 PY
 check "compare without /split, with progress" "$spikevi" compare --data "$work/nosplit.h5" \
   --models poisson --folds 2 --latents 2 --iterations 5
-[ "$(grep -c "fold [12]/2" "$work/out")" -eq 2 ] && grep -q "every 4th neuron" "$work/out" \
-  && grep -q "30 training trials" "$work/out" \
-  && echo "ok: progress lines, all trials, every 4th neuron stated" || { echo "FAIL: no-split run"; cat "$work/out"; failures=$((failures + 1)); }
+no_split_reported() {  # two fold progress lines, all 30 trials trained, every 4th neuron held out
+  [ "$(grep -c "fold [12]/2" "$1")" -eq 2 ] && grep -q "every 4th neuron" "$1" &&
+    grep -q "30 training trials" "$1" || { cat "$1"; return 1; }
+}
+assert "progress lines, all trials, every 4th neuron stated" no_split_reported "$work/out"
 
 cp "$work/families.csv" "$work/families.keep"
 refuses "existing table without --overwrite" "already exists" \
   "$spikevi" compare --data "$work/poisson.h5" --table "$work/families.csv"
-cmp -s "$work/families.csv" "$work/families.keep" && echo "ok: existing table untouched" || { echo "FAIL: table changed"; failures=$((failures + 1)); }
+assert "existing table untouched" cmp "$work/families.csv" "$work/families.keep"
 refuses "unknown model" "--models: unknown name 'gamma'" \
   "$spikevi" compare --data "$work/poisson.h5" --models poisson,gamma --table "$work/x.csv"
 refuses "unknown family" "--families: unknown name 'full'" \
@@ -130,7 +111,6 @@ with h5py.File(f"{w}/poisson.h5") as src, h5py.File(f"{w}/three.h5", "w") as dst
 PY
 refuses "a training set of one trial" "at least 2" \
   "$spikevi" compare --data "$work/three.h5" --folds 2 --table "$work/x.csv"
-[ ! -e "$work/x.csv" ] && [ ! -e "$work/x.csv.tmp" ] && echo "ok: no stray output" || { echo "FAIL: stray output"; failures=$((failures + 1)); }
+assert "no stray output" test ! -e "$work/x.csv" -a ! -e "$work/x.csv.tmp"
 
-echo "cli compare: $failures failure(s)"
-[ "$failures" -eq 0 ]
+finish "cli compare"

@@ -2,37 +2,17 @@
 # End to end through the command line: simulate -> fit -> evaluate, the output files' layout,
 # --help, --config precedence, and refusal of bad options and inputs with one clear line.
 set -euo pipefail
-spikevi=$1
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-export OMPI_MCA_btl_vader_single_copy_mechanism=none
-failures=0
-check() {  # check DESCRIPTION COMMAND...: the command must succeed
-  local what=$1; shift
-  if "$@" >"$work/out" 2>&1; then echo "ok: $what"; else echo "FAIL: $what"; cat "$work/out"; failures=$((failures + 1)); fi
-}
-refuses() {  # refuses DESCRIPTION PATTERN COMMAND...: non-zero exit, one stderr line matching
-  local what=$1 pattern=$2; shift 2
-  if "$@" >"$work/out" 2>"$work/err"; then
-    echo "FAIL: $what (exit 0)"; failures=$((failures + 1)); return
-  fi
-  if [ "$(wc -l <"$work/err")" -ne 1 ] || ! grep -q -- "$pattern" "$work/err"; then
-    echo "FAIL: $what: expected one line matching '$pattern', got:"; cat "$work/err"
-    failures=$((failures + 1)); return
-  fi
-  echo "ok: $what"
-}
+source "$(dirname "$0")/harness.sh" "$@"
 
 for cmd in simulate fit evaluate; do check "$cmd --help" "$spikevi" $cmd --help; done
 check "simulate" "$spikevi" simulate --out "$work/data.h5" --trials 12 --bins 50 --neurons 30
-check "fit under mpirun -np 1" mpirun -np 1 "$spikevi" fit --data "$work/data.h5" --latents 3 \
-  --iterations 5 --tolerance 0 --out "$work/fit.h5"
-grep -c "^iter" "$work/out" | grep -qx 5 && echo "ok: five progress lines" || { echo "FAIL: progress lines"; failures=$((failures + 1)); }
+check "fit under mpirun -np 1" timeout -k 10 300 mpirun -np 1 "$spikevi" fit \
+  --data "$work/data.h5" --latents 3 --iterations 5 --tolerance 0 --out "$work/fit.h5"
+assert "five progress lines" test "$(grep -c "^iter" "$work/out")" -eq 5
 check "evaluate" "$spikevi" evaluate --data "$work/data.h5" --fit "$work/fit.h5" --out "$work/eval.h5"
-grep -q "baseline" "$work/out" && grep -q "true parameters" "$work/out" && echo "ok: evaluate prints the references" || { echo "FAIL: evaluate output"; cat "$work/out"; failures=$((failures + 1)); }
+holds "evaluate prints the references" "$work/out" "baseline" "true parameters"
 
-/usr/bin/python3 - "$work" <<'PY' || failures=$((failures + 1))
+assert "output layout" "$python" - "$work" <<'PY'
 import sys, h5py, numpy as np
 w = sys.argv[1]
 with h5py.File(f"{w}/fit.h5") as f:
@@ -50,19 +30,18 @@ with h5py.File(f"{w}/eval.h5") as f, h5py.File(f"{w}/data.h5") as d:
     r = f["cosmoothing/rates"]
     assert r.shape == (len(d["split/test_trials"]), 50, len(d["split/heldout_neurons"])), r.shape
     assert np.isfinite(f["cosmoothing"].attrs["bits_per_spike"])
-print("ok: output layout")
 PY
 
 printf 'latents = 7\niterations = 2\n' >"$work/run.ini"
 check "--config, overridden by the command line" "$spikevi" fit --config "$work/run.ini" \
   --data "$work/data.h5" --latents 2 --out "$work/fit2.h5" --quiet
-/usr/bin/python3 -c "import h5py,sys; f=h5py.File(sys.argv[1]); assert f['globals/C'].shape[1]==2 and f['elbo'].shape==(2,)" "$work/fit2.h5" \
-  && echo "ok: config keys apply, flags win" || { echo "FAIL: config precedence"; failures=$((failures + 1)); }
+assert "config keys apply, flags win" "$python" -c "import h5py,sys; f=h5py.File(sys.argv[1]);
+assert f['globals/C'].shape[1]==2 and f['elbo'].shape==(2,)" "$work/fit2.h5"
 
 cp "$work/fit.h5" "$work/fit.keep"
 refuses "existing output without --overwrite" "already exists" \
   "$spikevi" fit --data "$work/data.h5" --out "$work/fit.h5" --iterations 1
-cmp -s "$work/fit.h5" "$work/fit.keep" && echo "ok: existing output untouched" || { echo "FAIL: output changed"; failures=$((failures + 1)); }
+assert "existing output untouched" cmp "$work/fit.h5" "$work/fit.keep"
 refuses "output in a missing folder" "does not exist" \
   "$spikevi" fit --data "$work/data.h5" --out "$work/nowhere/fit.h5"
 refuses "negative latents" "latents" "$spikevi" fit --data "$work/data.h5" --latents -1 --out "$work/x.h5"
@@ -70,7 +49,7 @@ refuses "unknown option" "unrecognised\|unrecognized" "$spikevi" fit --data "$wo
 refuses "missing data file" "no such file" "$spikevi" fit --data "$work/missing.h5" --out "$work/x.h5"
 echo "not hdf5" >"$work/text.h5"
 refuses "a file that is not HDF5" "not a readable HDF5" "$spikevi" fit --data "$work/text.h5" --out "$work/x.h5"
-/usr/bin/python3 - "$work" <<'PY'
+"$python" - "$work" <<'PY'
 import sys, h5py, numpy as np
 w = sys.argv[1]
 with h5py.File(f"{w}/negative.h5", "w") as f:
@@ -81,7 +60,6 @@ with h5py.File(f"{w}/nocounts.h5", "w") as f:
 PY
 refuses "negative count" "/counts" "$spikevi" fit --data "$work/negative.h5" --out "$work/x.h5"
 refuses "missing /counts" "/counts" "$spikevi" fit --data "$work/nocounts.h5" --out "$work/x.h5"
-[ ! -e "$work/x.h5" ] && [ ! -e "$work/x.h5.tmp" ] && echo "ok: no output left by failed runs" || { echo "FAIL: stray output"; failures=$((failures + 1)); }
+assert "no output left by failed runs" test ! -e "$work/x.h5" -a ! -e "$work/x.h5.tmp"
 
-echo "cli end-to-end: $failures failure(s)"
-[ "$failures" -eq 0 ]
+finish "cli end-to-end"

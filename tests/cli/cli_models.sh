@@ -10,11 +10,7 @@
 #    latents through the true readout) and the 95 % interval covers 90-98 % of the values;
 #  * model/estimator combinations that do not exist are refused with status 2.
 set -euo pipefail
-spikevi=$1
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
-py=/usr/bin/python3
+source "$(dirname "$0")/harness.sh" "$@"
 
 # --- negative binomial vs Poisson on over-dispersed counts ---
 "$spikevi" simulate --out "$work/nb.h5" --trials 60 --bins 80 --neurons 40 --seed 3 \
@@ -23,7 +19,8 @@ for obs in poisson negbin; do
   "$spikevi" fit --data "$work/nb.h5" --out "$work/nb_$obs.h5" --observation $obs --quiet \
     --iterations 60 >/dev/null
 done
-$py - "$work" <<'PY'
+assert -v "negative binomial: shapes near 1.5, ELBO above the Poisson model's" \
+  "$python" - "$work" <<'PY'
 import sys, h5py, numpy as np
 w = sys.argv[1]
 p, nb = h5py.File(f"{w}/nb_poisson.h5"), h5py.File(f"{w}/nb_negbin.h5")
@@ -36,17 +33,17 @@ assert nb.attrs["observation"] == "negative_binomial" and p.attrs["observation"]
 assert abs(np.median(r) / 1.5 - 1) < 0.2, np.median(r)
 assert nb.attrs["elbo_per_spike"] > p.attrs["elbo_per_spike"]
 PY
-"$spikevi" evaluate --data "$work/nb.h5" --fit "$work/nb_negbin.h5" --out "$work/nb_eval.h5" \
-  >/dev/null
+check "evaluate a negative-binomial fit" "$spikevi" evaluate --data "$work/nb.h5" \
+  --fit "$work/nb_negbin.h5" --out "$work/nb_eval.h5"
 
 # --- Bernoulli ---
 "$spikevi" simulate --out "$work/bern.h5" --trials 40 --bins 80 --neurons 40 --seed 4 \
   --observation bernoulli >/dev/null
 "$spikevi" fit --data "$work/bern.h5" --out "$work/bern_fit.h5" --observation bernoulli \
   --quiet --iterations 40 >/dev/null
-"$spikevi" evaluate --data "$work/bern.h5" --fit "$work/bern_fit.h5" --out "$work/bern_eval.h5" \
-  >"$work/bern_eval.txt"
-$py - "$work" <<'PY'
+check "evaluate a Bernoulli fit" "$spikevi" evaluate --data "$work/bern.h5" \
+  --fit "$work/bern_fit.h5" --out "$work/bern_eval.h5"
+assert -v "Bernoulli: co-smoothing above the constant-rate null" "$python" - "$work" <<'PY'
 import sys, h5py
 w = sys.argv[1]
 with h5py.File(f"{w}/bern_eval.h5") as f:
@@ -64,8 +61,10 @@ for run in "gm --family gauss-markov" "mf --family mean-field" "quad --expectati
   "$spikevi" fit --data "$work/p.h5" --out "$work/p_$name.h5" --quiet --iterations 25 \
     --tolerance 0 "$@" >/dev/null
 done
-"$spikevi" evaluate --data "$work/p.h5" --fit "$work/p_mf.h5" --out "$work/p_mf_eval.h5" >/dev/null
-$py - "$work" <<'PY'
+check "evaluate a mean-field fit" "$spikevi" evaluate --data "$work/p.h5" --fit "$work/p_mf.h5" \
+  --out "$work/p_mf_eval.h5"
+assert -v "mean-field below Gauss-Markov; quadrature = closed form; Monte Carlo within 0.1 %" \
+  "$python" - "$work" <<'PY'
 import sys, h5py, numpy as np
 w = sys.argv[1]
 e = {n: h5py.File(f"{w}/p_{n}.h5").attrs["elbo"] for n in ("gm", "mf", "quad", "mc")}
@@ -87,7 +86,7 @@ PY
 rm "$work/adam4.h5"
 "$spikevi" fit --data "$work/p.h5" --out "$work/adam4.h5" --quiet --optimizer adam \
   --iterations 8 --tolerance 0 --local-max-iterations 20 --restart >/dev/null
-$py - "$work" <<'PY'
+assert -v "Adam climbs and continues bit for bit from a checkpoint" "$python" - "$work" <<'PY'
 import sys, h5py, numpy as np
 w = sys.argv[1]
 a, b = h5py.File(f"{w}/adam8.h5"), h5py.File(f"{w}/adam4.h5")
@@ -103,9 +102,10 @@ PY
 "$spikevi" simulate --out "$work/beh.h5" --trials 100 --bins 80 --neurons 60 --seed 7 \
   --behavior 2 >/dev/null
 "$spikevi" fit --data "$work/beh.h5" --out "$work/beh_fit.h5" --quiet --iterations 60 >/dev/null
-"$spikevi" decode --data "$work/beh.h5" --fit "$work/beh_fit.h5" --target behavior \
-  --out "$work/dec.h5" | tee "$work/dec.txt"
-$py - "$work" <<'PY'
+check -v "decode behavior from spikes" "$spikevi" decode --data "$work/beh.h5" \
+  --fit "$work/beh_fit.h5" --target behavior --out "$work/dec.h5"
+assert -v "decoding: R^2 within 0.1 of the oracle's, 95 % interval covers 90-98 %" \
+  "$python" - "$work" <<'PY'
 import sys, h5py, numpy as np
 w = sys.argv[1]
 with h5py.File(f"{w}/dec.h5") as f, h5py.File(f"{w}/beh.h5") as d:
@@ -121,7 +121,7 @@ PY
 
 # --- two Gaussian modalities at once (the second one a noisy copy of the first, with other
 # missing values), each with its own readout and noise; --ignore-continuous fits spikes only ---
-$py - "$work" <<'PY'
+"$python" - "$work" <<'PY'
 import sys, h5py, numpy as np
 w = sys.argv[1]
 rng = np.random.default_rng(1)
@@ -137,7 +137,8 @@ PY
 "$spikevi" fit --data "$work/two.h5" --out "$work/two_fit.h5" --quiet --iterations 30 >/dev/null
 "$spikevi" fit --data "$work/two.h5" --out "$work/spikes_only.h5" --quiet --iterations 30 \
   --ignore-continuous >/dev/null
-$py - "$work" <<'PY'
+assert -v "two modalities: each its own noise; --ignore-continuous fits spikes only" \
+  "$python" - "$work" <<'PY'
 import sys, h5py, numpy as np
 w = sys.argv[1]
 with h5py.File(f"{w}/two_fit.h5") as f, h5py.File(f"{w}/spikes_only.h5") as s:
@@ -155,7 +156,7 @@ PY
 # --- known inputs B u_t: using /inputs explains the latent pulses better than leaving them out ---
 "$spikevi" simulate --out "$work/in.h5" --trials 40 --bins 80 --neurons 40 --seed 8 \
   --inputs 2 >/dev/null
-$py - "$work" <<'PY'
+"$python" - "$work" <<'PY'
 import sys, h5py
 w = sys.argv[1]
 with h5py.File(f"{w}/in.h5") as f, h5py.File(f"{w}/noin.h5", "w") as g:
@@ -167,7 +168,7 @@ PY
 for run in in noin; do
   "$spikevi" fit --data "$work/$run.h5" --out "$work/${run}_fit.h5" --quiet --iterations 60 >/dev/null
 done
-$py - "$work" <<'PY'
+assert -v "known inputs: B fitted, ELBO above the fit without /inputs" "$python" - "$work" <<'PY'
 import sys, h5py
 w = sys.argv[1]
 a, b = h5py.File(f"{w}/in_fit.h5"), h5py.File(f"{w}/noin_fit.h5")
@@ -176,7 +177,8 @@ print(f"inputs: elbo/spike {a.attrs['elbo_per_spike']:.5f} with /inputs, "
 assert a["globals/B"].shape == (4, 2) and "B" not in b["globals"]
 assert a.attrs["elbo_per_spike"] > b.attrs["elbo_per_spike"]
 PY
-"$spikevi" evaluate --data "$work/in.h5" --fit "$work/in_fit.h5" --out "$work/in_eval.h5" >/dev/null
+check "evaluate a fit with known inputs" "$spikevi" evaluate --data "$work/in.h5" \
+  --fit "$work/in_fit.h5" --out "$work/in_eval.h5"
 
 # --- a restart with shapes, a Gaussian modality, inputs and non-default priors continues bit
 # for bit (the checkpoint holds them; the priors come from the command line) ---
@@ -188,7 +190,7 @@ common=(--data "$work/all.h5" --observation negbin --prior-readout-precision 5 -
 "$spikevi" fit "${common[@]}" --iterations 3 --out "$work/all3.h5" >/dev/null
 rm "$work/all3.h5"
 "$spikevi" fit "${common[@]}" --iterations 6 --out "$work/all3.h5" --restart >/dev/null
-$py - "$work" <<'PY'
+assert "restart with shapes, behaviour, inputs and priors: bitwise equal" "$python" - "$work" <<'PY'
 import sys, h5py, numpy as np
 w = sys.argv[1]
 a, b = h5py.File(f"{w}/all6.h5"), h5py.File(f"{w}/all3.h5")
@@ -196,22 +198,17 @@ for key in ("elbo", "globals/C", "globals/B", "globals/dispersion", "globals/con
             "globals/continuous/behavior/R", "latents/mean"):
     assert np.array_equal(a[key][:], b[key][:], equal_nan=True), key
 assert a.attrs["evidence_laplace"] == b.attrs["evidence_laplace"]
-print("restart with shapes, behaviour, inputs and priors: bitwise equal")
 PY
 
 # --- refused combinations ---
-status=0
-"$spikevi" evaluate --data "$work/noin.h5" --fit "$work/in_fit.h5" --out "$work/z.h5" \
-  2>"$work/err" >/dev/null || status=$?
-[ "$status" -eq 3 ] || fail "a fit with inputs on data without them: status $status"
-grep -q "known input" "$work/err" || fail "message: $(cat "$work/err")"
-status=0
-"$spikevi" fit --data "$work/nb.h5" --out "$work/x.h5" --observation negbin \
-  --expectations closed-form 2>"$work/err" >/dev/null || status=$?
-[ "$status" -eq 2 ] || fail "closed-form negative binomial: status $status"
-grep -q "closed-form exists only for --observation poisson" "$work/err" || fail "message: $(cat "$work/err")"
-status=0
-"$spikevi" decode --data "$work/nb.h5" --fit "$work/nb_negbin.h5" --target behavior \
-  --out "$work/y.h5" 2>"$work/err" >/dev/null || status=$?
-[ "$status" -eq 3 ] || fail "decode without the modality: status $status ($(cat "$work/err"))"
-echo "cli_models: ok"
+fails_with 3 "a fit with inputs refused on data without them" "known input" \
+  "$spikevi" evaluate --data "$work/noin.h5" --fit "$work/in_fit.h5" --out "$work/z.h5"
+fails_with 2 "closed-form expectations refused for the negative binomial" \
+  "closed-form exists only for --observation poisson" \
+  "$spikevi" fit --data "$work/nb.h5" --out "$work/x.h5" --observation negbin \
+  --expectations closed-form
+fails_with 3 "decode refused on data without the modality" "/continuous/behavior" \
+  "$spikevi" decode --data "$work/nb.h5" --fit "$work/nb_negbin.h5" --target behavior \
+  --out "$work/y.h5"
+
+finish "cli models"
