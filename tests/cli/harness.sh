@@ -5,7 +5,7 @@
 #   $python   the system Python (the one with h5py and numpy)
 #   $repo     the repository root (tests/cli/../..)
 #   $work     a fresh scratch folder, removed on exit
-# and the MPI environment of ../shared/HPC_NOTES.md. The functions, in four groups:
+# and the MPI environment of docs/cluster.md. The functions, in four groups:
 #
 #   verdicts    ok MESSAGE | fail MESSAGE [FILE...] | abort MESSAGE [FILE...] | skip REASON
 #               check [-v] DESCRIPTION COMMAND...       the command must succeed (-v: show

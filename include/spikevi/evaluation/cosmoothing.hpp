@@ -1,5 +1,5 @@
 #pragma once
-// Co-smoothing (shared/DATA_FORMAT.md "Co-smoothing score"; DESIGN.md §7): the bits-per-spike
+// Co-smoothing (docs/input-format.md#co-smoothing-score; DESIGN.md §7): the bits-per-spike
 // score of held-out neuron predictions, and the field's simplest baseline to compare a model
 // against — Gaussian-smoothed held-in spikes fed to a Poisson regression per held-out neuron.
 // Per-trial matrices are neurons x T_k (column = bin, valid bins only) throughout.

@@ -1,5 +1,5 @@
 #pragma once
-// A data set in the layout of shared/DATA_FORMAT.md, held in memory trial by trial. A process
+// A data set in the layout of docs/input-format.md, held in memory trial by trial. A process
 // may hold only a contiguous block of trials (MPI sharding); metadata covers all trials.
 #include <Eigen/Dense>
 #include <map>
@@ -89,7 +89,7 @@ struct ReadOptions {
 // ascending, so that each MPI rank's share is one contiguous block of the file.
 std::vector<int> training_trials(const Dataset& data);
 
-// Reads and validates a file (shared/DATA_FORMAT.md). Throws InputError naming the file, the
+// Reads and validates a file (docs/input-format.md#refused-files). Throws InputError naming the file, the
 // dataset and the offending value for every violation the format lists. Holds only the
 // requested block of trials of /counts, /continuous, /inputs and /truth's per-trial arrays.
 Dataset read_dataset(const std::string& path, const ReadOptions& options = {});

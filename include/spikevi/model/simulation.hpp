@@ -1,5 +1,5 @@
 #pragma once
-// Simulated data sets with known ground truth (shared/DATA_FORMAT.md "Model in this layout",
+// Simulated data sets with known ground truth (docs/model-and-inference.md#the-model,
 // DESIGN.md §1): smooth rotating latents, optionally driven by known inputs; spike counts with
 // a Poisson, negative-binomial or Bernoulli readout; optionally a Gaussian behaviour modality;
 // a train/test split and held-out neurons for co-smoothing. Every draw comes from the
