@@ -53,9 +53,10 @@ void BM_LocalSweep(benchmark::State& state) {
   const std::vector<ModalityView> modalities{ModalityView{
       &problem.model, &kernels, &problem.counts, problem.model.log_base_measure(problem.counts)}};
   GaussMarkovEvaluator evaluator;
+  DeterministicEstimator estimator;
   GaussMarkovState out;
   for (auto _ : state) {
-    evaluator.evaluate(problem.prior, modalities, problem.sites, out);
+    evaluator.evaluate(problem.prior, modalities, problem.sites, estimator, out);
     benchmark::DoNotOptimize(out.elbo);
   }
   const double flops = sweep_flops(N, D, T);

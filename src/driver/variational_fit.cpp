@@ -116,10 +116,6 @@ class VariationalFit {
  private:
   int dim() const { return settings_.latents; }
   bool adam() const { return settings_.model.optimizer == OptimizerKind::kAdam; }
-  const AdamSettings* local_adam() const { return adam() ? &settings_.model.local_adam : nullptr; }
-  const AdamSettings* global_adam() const {
-    return adam() ? &settings_.model.global_adam : nullptr;
-  }
   int neurons() const { return static_cast<int>(trials_.front().counts.rows()); }
   bool full_batch() const { return settings_.minibatch.full_batch(population_); }
 
@@ -148,6 +144,8 @@ class VariationalFit {
   std::unique_ptr<ObservationModel> model_;             // spikes, at the current shapes
   std::vector<GaussianObservation> continuous_models_;  // at the current variances
   std::unique_ptr<FamilyEvaluator> evaluator_;
+  std::unique_ptr<Estimator> estimator_;  // of the local steps (closed form, quadrature, MC)
+  std::unique_ptr<Optimizer> optimizer_;  // natural gradients or Adam, with its state
   std::vector<double> spike_base_measures_;  // per local trial, under model_
   int population_ = 0;                       // K: trials on all ranks
   std::size_t buffer_size_ = 0;              // doubles in a packed GlobalStatistics
@@ -330,12 +328,12 @@ GlobalStatistics VariationalFit::local_pass(const std::vector<std::size_t>& memb
           prior_blocks(latent_prior.dynamics, latent_prior.mu0, latent_prior.Sigma0,
                        static_cast<int>(trial.counts.cols()), trial.inputs_or_null());
       const auto modalities = kernels.views(trial, spike_base_measures_[k]);
-      evaluator_->use_monte_carlo(settings_.model.monte_carlo(),
-                                  RandomCounter{static_cast<std::uint64_t>(iteration),
-                                                static_cast<std::uint64_t>(trial.position), 0});
+      estimator_->begin(RandomCounter{static_cast<std::uint64_t>(iteration),
+                                      static_cast<std::uint64_t>(trial.position), 0});
       try {
         const LocalStepReport report =
-            warm_local_step(prior, modalities, state, *evaluator_, settings_.local, local_adam());
+            warm_local_step(LocalProblem{prior, modalities, *evaluator_, *estimator_}, state,
+                            settings_.local, *optimizer_);
         trial_stats.add_trial(state.moments, globals.spikes, *model_, trial.counts, state.elbo,
                               trial.inputs_or_null());
         for (std::size_t m = 0; m < trial.continuous.size(); ++m)
@@ -367,7 +365,7 @@ void VariationalFit::global_step(const GlobalStatistics& stats, GlobalStepSize s
   timed(outcome_.timing.global, [&] {
     readout_before_step_ = outcome_.globals.spikes;
     row_parameters_before_step_ = outcome_.globals.spike_parameters;
-    checked_global_step(outcome_.globals, stats, step, row_damping_, 10, global_adam());
+    checked_global_step(outcome_.globals, stats, step, row_damping_, optimizer_);
     refresh_models();
   });
 }
@@ -419,6 +417,9 @@ FitOutcome VariationalFit::run(const ProgressCallback& progress) {
     layout_.continuous_channels.push_back(static_cast<int>(values.rows()));
   buffer_size_ = GlobalStatistics::zero(dim(), neurons(), layout_).pack().size();
   evaluator_ = make_family_evaluator(settings_.model.family);
+  estimator_ = make_estimator(settings_.model);
+  optimizer_ = make_optimizer(settings_.model, dim(), neurons(),
+                              static_cast<int>(layout_.row_parameters.size()));
   model_ = settings_.model.spike_observation(
       RowParameters::at_prior(layout_.row_parameters, neurons()));
   spike_base_measures_.clear();
@@ -523,6 +524,7 @@ FitState VariationalFit::state_after(int iteration, const GlobalStatistics& stat
   state.statistics = stats.pack();
   state.pending = pending;
   state.row_damping = row_damping_;
+  state.optimizer_state = optimizer_->state();
   state.previous_elbo = elbo;
   state.unconverged_local_steps = outcome_.unconverged_local_steps;
   state.trace = outcome_.trace;
@@ -550,8 +552,7 @@ void VariationalFit::resume(const FitState& state) {
   for (std::size_t p = 0; p < outcome_.globals.spike_parameters.count(); ++p)
     outcome_.globals.spike_parameters.parameters[p].spec = priors.spike_parameters.parameters[p].spec;
   // Adam's bias correction counts the global steps taken: one per iteration after the first.
-  outcome_.globals.readout_adam.steps = std::max(state.iteration - 1, 0);
-  outcome_.globals.shape_adam.steps = std::max(state.iteration - 1, 0);
+  optimizer_->restore(state.optimizer_state, std::max(state.iteration - 1, 0));
   refresh_models();
   const LatentPrior latent_prior = LatentPrior::from(outcome_.globals);
   const ModalityKernels kernels(outcome_.globals, *model_, continuous_models_);
@@ -562,12 +563,10 @@ void VariationalFit::resume(const FitState& state) {
                      static_cast<int>(trials_[k].counts.cols()), trials_[k].inputs_or_null());
     outcome_.posteriors[k].sites = state.sites[k];
     try {  // only the full-batch readout check reads these moments, and there they are valid
-      evaluator_->use_monte_carlo(
-          settings_.model.monte_carlo(),
-          RandomCounter{static_cast<std::uint64_t>(state.iteration),
-                        static_cast<std::uint64_t>(trials_[k].position), 0});
+      estimator_->begin(RandomCounter{static_cast<std::uint64_t>(state.iteration),
+                                      static_cast<std::uint64_t>(trials_[k].position), 0});
       evaluator_->evaluate(prior, kernels.views(trials_[k], spike_base_measures_[k]),
-                           state.sites[k], outcome_.posteriors[k]);
+                           state.sites[k], *estimator_, outcome_.posteriors[k]);
     } catch (const NumericalError&) {
       // a minibatch trial's stale sites: its next warm local step restarts from the prior,
       // exactly as the uninterrupted fit does
@@ -645,6 +644,7 @@ std::vector<GaussMarkovState> infer_latents(const LatentPrior& latent_prior, con
                                             const ObservationModel& model, FamilyKind family) {
   const ReadoutKernels kernels(readout);
   const std::unique_ptr<FamilyEvaluator> evaluator = make_family_evaluator(family);
+  DeterministicEstimator estimator;
   std::vector<GaussMarkovState> states(trials.size());
   for (std::size_t k = 0; k < trials.size(); ++k) {
     const int bins = static_cast<int>(trials[k].counts.cols());
@@ -653,8 +653,9 @@ std::vector<GaussMarkovState> infer_latents(const LatentPrior& latent_prior, con
                                            latent_prior.Sigma0, bins, trials[k].inputs_or_null());
     const std::vector<ModalityView> modalities{ModalityView{
         &model, &kernels, &trials[k].counts, model.log_base_measure(trials[k].counts)}};
-    evaluator->evaluate(prior, modalities, Sites::zero(dim, bins), states[k]);
-    local_step(prior, modalities, states[k], *evaluator, settings);
+    const LocalProblem problem{prior, modalities, *evaluator, estimator};
+    problem.evaluate(Sites::zero(dim, bins), states[k]);
+    cvi_local_step(problem, states[k], settings);
   }
   return states;
 }

@@ -6,6 +6,8 @@
 
 #include "spikevi/evaluation/cosmoothing.hpp"
 #include "spikevi/error.hpp"
+#include "spikevi/inference/estimator.hpp"
+#include "spikevi/inference/local_step.hpp"
 
 namespace spikevi {
 namespace {
@@ -152,6 +154,8 @@ HeldoutScores heldout_scores(const GlobalState& globals, const ModelSettings& mo
                                   globals.dynamics.mean_Q(), globals.dynamics.mean_B());
   const ReadoutKernels kernels(globals.spikes);
   const std::unique_ptr<FamilyEvaluator> evaluator = make_family_evaluator(model.family);
+  DeterministicEstimator deterministic;
+  MonteCarloEstimator importance(samples, seed);  // the proposal's draws
   const double log_2pi = std::log(2.0 * std::numbers::pi);
 
   HeldoutScores scores;
@@ -165,27 +169,26 @@ HeldoutScores heldout_scores(const GlobalState& globals, const ModelSettings& mo
     const std::vector<ModalityView> modalities{
         ModalityView{spike_model.get(), &kernels, &trial.counts, base}};
     GaussMarkovState state;
-    evaluator->use_monte_carlo({}, {});
-    evaluator->evaluate(prior, modalities, Sites::zero(dim, bins), state);
-    local_step(prior, modalities, state, *evaluator, settings);
+    const LocalProblem problem{prior, modalities, *evaluator, deterministic};
+    problem.evaluate(Sites::zero(dim, bins), state);
+    cvi_local_step(problem, state, settings);
     scores.elbo += state.elbo;
     scores.spike_count += trial.counts.sum();
 
-    // Draws from q at the converged sites: one more evaluation with the sampler switched on.
-    evaluator->use_monte_carlo(MonteCarloSettings{samples, seed},
-                               RandomCounter{0, static_cast<std::uint64_t>(trial.position), 0});
+    // Draws from q at the converged sites: one more evaluation with Monte Carlo expectations.
+    importance.begin(RandomCounter{0, static_cast<std::uint64_t>(trial.position), 0});
     GaussMarkovState sampled;
-    evaluator->evaluate(prior, modalities, state.sites, sampled);
+    evaluator->evaluate(prior, modalities, state.sites, importance, sampled);
     const double log_q_constant =
         -0.5 * bins * dim * log_2pi + 0.5 * sampled.moments.log_det_precision;
     Eigen::ArrayXd log_weights(samples);
     for (int s = 0; s < samples; ++s) {
-      const Eigen::MatrixXd& z = evaluator->latent_samples()[static_cast<std::size_t>(s)];
+      const Eigen::MatrixXd& z = importance.latent_samples()[static_cast<std::size_t>(s)];
       const double log_prior = -0.5 * quadratic_form(prior.precision, z) +
                                prior.shift.cwiseProduct(z).sum() - prior.constant;
       const double log_q =
           log_q_constant -
-          0.5 * evaluator->standard_draws()[static_cast<std::size_t>(s)].squaredNorm();
+          0.5 * importance.standard_draws()[static_cast<std::size_t>(s)].squaredNorm();
       log_weights(s) = path_log_likelihood(*spike_model, globals.spikes, trial.counts, z, base) +
                        log_prior - log_q;
     }
@@ -193,7 +196,6 @@ HeldoutScores heldout_scores(const GlobalState& globals, const ModelSettings& mo
     scores.log_likelihood += estimate.value;
     variance += estimate.standard_error * estimate.standard_error;
   }
-  evaluator->use_monte_carlo({}, {});
   scores.log_likelihood_se = std::sqrt(variance);
   return scores;
 }

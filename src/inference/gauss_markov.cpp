@@ -9,16 +9,15 @@ namespace spikevi {
 
 void GaussMarkovEvaluator::evaluate(const PriorBlocks& prior,
                                     const std::vector<ModalityView>& modalities, const Sites& sites,
-                                    GaussMarkovState& out) {
+                                    Estimator& estimator, GaussMarkovState& out) {
   factor(prior, sites);
   GaussianMoments& q = out.moments;
   q.mean = cholesky_.solve(shift_);
   cholesky_.selected_inverse(q.cov, q.lag_cov);
   q.log_det_precision = cholesky_.log_determinant();
-  draw_latents(q, [&](const Eigen::MatrixXd& eps) { return cholesky_.sample_offsets(eps); });
 
   out.sites = sites;
-  out.expected_log_lik = expected_log_likelihood(modalities, q, work_, &out.targets);
+  out.expected_log_lik = estimator.expected_log_likelihood(modalities, q, this, &out.targets);
   out.elbo = site_form_elbo(prior, sites, q, out.expected_log_lik);
 }
 
@@ -37,6 +36,10 @@ void GaussMarkovEvaluator::site_gradient(const GaussMarkovState& state, Sites& g
   perturbed_factor_.factor(perturbed_);
   perturbed_factor_.selected_inverse(cov_minus_, lag_scratch_);
   gradient.precision -= (cov_plus_ - cov_minus_) / (4.0 * eps);  // + dS/2
+}
+
+Eigen::MatrixXd GaussMarkovEvaluator::sample_offsets(const Eigen::MatrixXd& eps) const {
+  return cholesky_.sample_offsets(eps);
 }
 
 double site_form_elbo(const PriorBlocks& prior, const Sites& sites, const GaussianMoments& q,

@@ -21,56 +21,6 @@ void update_dynamics(GlobalState& globals, const GlobalStatistics& stats, Global
   globals.Sigma0 = 0.5 * (globals.Sigma0 + globals.Sigma0.transpose()).eval();
 }
 
-void update_readout(GlobalState& globals, const GlobalStatistics& stats, GlobalStepSize step,
-                    const Eigen::VectorXd& row_damping, const AdamSettings* adam) {
-  if (!adam) {
-    globals.spikes = readout_natural_gradient_step(
-        globals.spikes, globals.spikes_prior, stats.spikes, step.scale, step.rho * row_damping);
-    return;
-  }
-  // Adam on w_n = (c_n, d_n) along the Euclidean gradient scale g_n - P0 (w_n - m0); the
-  // precision P_n is blended as in the natural step (it is the Laplace precision reported).
-  Readout& readout = globals.spikes;
-  const ReadoutPrior& prior = globals.spikes_prior;
-  const int p = readout.dim() + 1;
-  Eigen::MatrixXd weights(p, readout.rows());
-  weights << readout.C.transpose(), readout.d.transpose();
-  const Eigen::MatrixXd gradient =
-      step.scale * stats.spikes.gradient - prior.precision * (weights.colwise() - prior.mean);
-  Eigen::ArrayXXd moved =
-      globals.readout_adam.step(gradient.array(), *adam, adam->learning_rate * step.rho);
-  moved.rowwise() *= row_damping.transpose().array();
-  weights += moved.matrix();
-  readout.C = weights.topRows(p - 1).transpose();
-  readout.d = weights.row(p - 1).transpose();
-  for (int n = 0; n < readout.rows(); ++n) {
-    auto P = readout.precision.middleCols(static_cast<Eigen::Index>(n) * p, p);
-    P = (1.0 - step.rho) * P +
-        step.rho * (prior.precision + step.scale * stats.spikes.hessian.middleCols(
-                                                       static_cast<Eigen::Index>(n) * p, p));
-  }
-}
-
-void update_row_parameters(GlobalState& globals, const GlobalStatistics& stats,
-                           GlobalStepSize step, const Eigen::VectorXd& row_damping,
-                           const AdamSettings* adam) {
-  RowParameters& parameters = globals.spike_parameters;
-  if (parameters.empty()) return;
-  if (!adam) {
-    newton_row_parameter_step(parameters, stats.row_parameters, step.scale, step.rho, row_damping);
-    return;
-  }
-  // Adam: along the gradient in the unconstrained coordinates (the precision is still the
-  // Newton curvature, the Laplace precision reported).
-  const Eigen::MatrixXd moves =
-      globals.shape_adam
-          .step(row_parameter_gradient(parameters, stats.row_parameters, step.scale).array(),
-                *adam, adam->learning_rate)
-          .matrix();
-  newton_row_parameter_step(parameters, stats.row_parameters, step.scale, step.rho, row_damping,
-                            &moves);
-}
-
 void update_continuous(GlobalState& globals, const GlobalStatistics& stats, GlobalStepSize step) {
   for (std::size_t m = 0; m < globals.continuous.size(); ++m) {
     ContinuousReadout& modality = globals.continuous[m];
@@ -97,19 +47,24 @@ std::string non_finite_parameter(const GlobalState& g) {
 }
 
 double checked_global_step(GlobalState& globals, const GlobalStatistics& stats, GlobalStepSize step,
-                           const Eigen::VectorXd& row_damping, int retries,
-                           const AdamSettings* adam) {
+                           const Eigen::VectorXd& row_damping, std::unique_ptr<Optimizer>& optimizer,
+                           int retries) {
   const GlobalState start = globals;
+  const std::unique_ptr<Optimizer> start_optimizer = optimizer->clone();
   std::string failure;
   for (int attempt = 0; attempt <= retries; ++attempt) {
     globals = start;
+    std::unique_ptr<Optimizer> trial = start_optimizer->clone();
     try {
       update_dynamics(globals, stats, step);
-      update_readout(globals, stats, step, row_damping, adam);
-      update_row_parameters(globals, stats, step, row_damping, adam);
+      trial->readout_step(globals, stats, step, row_damping);
+      trial->row_parameter_step(globals, stats, step, row_damping);
       update_continuous(globals, stats, step);
       const std::string bad = non_finite_parameter(globals);
-      if (bad.empty()) return step.rho;
+      if (bad.empty()) {
+        optimizer = std::move(trial);
+        return step.rho;
+      }
       failure = bad + " became non-finite";
     } catch (const NumericalError& error) {
       failure = error.what();

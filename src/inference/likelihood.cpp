@@ -7,7 +7,9 @@ Sites Sites::zero(int dim, int bins) {
                Eigen::MatrixXd::Zero(dim, bins)};
 }
 
-void monte_carlo_expectations(const ModalityView& modality, LikelihoodWorkspace& work) {
+void monte_carlo_expectations(const ModalityView& modality,
+                              const std::vector<Eigen::MatrixXd>& samples,
+                              LikelihoodWorkspace& work) {
   const Eigen::ArrayXXd& x = *modality.data;
   const Readout& readout = modality.kernels->readout();
   const Eigen::Index rows = x.rows(), bins = x.cols();
@@ -16,7 +18,7 @@ void monte_carlo_expectations(const ModalityView& modality, LikelihoodWorkspace&
   work.G.setZero(rows, bins);
   work.at.wanted = {true, true, true, false, false};
   for (int k = 0; k < 3; ++k) work.at.of_order[k].resize(rows);
-  for (const Eigen::MatrixXd& z : work.latent_samples) {
+  for (const Eigen::MatrixXd& z : samples) {
     work.eta = ((readout.C * z).colwise() + readout.d).array();
     for (Eigen::Index t = 0; t < bins; ++t) {
       modality.model->pointwise(x, t, work.eta.col(t), work.at);
@@ -25,28 +27,28 @@ void monte_carlo_expectations(const ModalityView& modality, LikelihoodWorkspace&
       work.G.col(t) += work.at.of_order[2];
     }
   }
-  const double samples = static_cast<double>(work.latent_samples.size());
-  work.ell /= samples;
-  work.g /= samples;
-  work.G *= 0.5 / samples;  // Price: d/ds2 E f = E f'' / 2
+  const double count = static_cast<double>(samples.size());
+  work.ell /= count;
+  work.g /= count;
+  work.G *= 0.5 / count;  // Price: d/ds2 E f = E f'' / 2
   modality.model->add_eta_free_terms(x, work.ell);
 }
 
 double expected_log_likelihood(const std::vector<ModalityView>& modalities,
                                const GaussianMoments& q, LikelihoodWorkspace& work,
-                               Sites* targets) {
+                               Sites* targets, const std::vector<Eigen::MatrixXd>* samples) {
   if (targets) {
     targets->precision.setZero(q.dim(), static_cast<Eigen::Index>(q.dim()) * q.bins());
     targets->shift.setZero(q.dim(), q.bins());
   }
   double total = 0.0;
   for (const ModalityView& modality : modalities) {
-    if (work.latent_samples.empty()) {
+    if (!samples) {
       modality.kernels->eta_moments(q, work.mu, work.s2);
       modality.model->expected_log_likelihood(*modality.data, work.mu, work.s2, work.ell, work.g,
                                               work.G);
     } else {
-      monte_carlo_expectations(modality, work);
+      monte_carlo_expectations(modality, *samples, work);
     }
     total += work.ell.sum() + modality.log_base_measure;
     if (!targets) continue;

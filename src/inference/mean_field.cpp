@@ -10,7 +10,7 @@ namespace spikevi {
 
 void MeanFieldEvaluator::evaluate(const PriorBlocks& prior,
                                   const std::vector<ModalityView>& modalities, const Sites& sites,
-                                  GaussMarkovState& out) {
+                                  Estimator& estimator, GaussMarkovState& out) {
   factor(prior, sites);  // J SPD, as for Gauss-Markov; also gives m = J^-1 h
 
   const int dim = precision_.block_size(), bins = precision_.blocks();
@@ -28,12 +28,9 @@ void MeanFieldEvaluator::evaluate(const PriorBlocks& prior,
     q.cov.middleCols(static_cast<Eigen::Index>(t) * dim, dim).diagonal() = variances_.col(t);
     q.log_det_precision += diagonal.array().log().sum();
   }
-  draw_latents(q, [&](const Eigen::MatrixXd& eps) {
-    return Eigen::MatrixXd(variances_.cwiseSqrt().cwiseProduct(eps));
-  });
 
   out.sites = sites;
-  out.expected_log_lik = expected_log_likelihood(modalities, q, work_, &out.targets);
+  out.expected_log_lik = estimator.expected_log_likelihood(modalities, q, this, &out.targets);
   out.elbo = block_diagonal_elbo(prior, q, out.expected_log_lik);
 }
 
@@ -48,6 +45,10 @@ void MeanFieldEvaluator::site_gradient(const GaussMarkovState& state, Sites& gra
     gradient.precision.middleCols(block, dim).diagonal() +=
         0.5 * variances_.col(t).cwiseAbs2().cwiseProduct(change);
   }
+}
+
+Eigen::MatrixXd MeanFieldEvaluator::sample_offsets(const Eigen::MatrixXd& eps) const {
+  return variances_.cwiseSqrt().cwiseProduct(eps);
 }
 
 double block_diagonal_elbo(const PriorBlocks& prior, const GaussianMoments& q,

@@ -115,14 +115,6 @@ void visit_globals(State& g, Visit&& visit) {
     visit("row_parameters/" + parameter.spec.name + "/values", parameter.values);
     visit("row_parameters/" + parameter.spec.name + "/precision", parameter.precision);
   }
-  if (g.readout_adam.first.size() > 0) {
-    visit("readout_adam/first", g.readout_adam.first);
-    visit("readout_adam/second", g.readout_adam.second);
-  }
-  if (g.shape_adam.first.size() > 0) {
-    visit("shape_adam/first", g.shape_adam.first);
-    visit("shape_adam/second", g.shape_adam.second);
-  }
   for (auto& modality : g.continuous) {
     const std::string prefix = "continuous/" + modality.name + "/";
     visit(prefix + "W", modality.readout.C);
@@ -136,10 +128,17 @@ void visit_globals(State& g, Visit&& visit) {
   }
 }
 
+// The optimiser's state arrays (Adam's moments), by name.
+template <class State, class Visit>
+void visit_optimizer(State& s, Visit&& visit) {
+  for (auto& [name, values] : s.optimizer_state) visit(name, values);
+}
+
 // `trace_rows`: trace_of(s.trace) as rank 0 has it (the seconds differ between ranks).
 std::string shared_checksum(const FitState& s, const std::vector<double>& trace_rows) {
   Checksum sum;
   visit_globals(s.globals, [&](const std::string&, const auto& m) { sum.add(m); });
+  visit_optimizer(s, [&](const std::string&, const auto& m) { sum.add(m); });
   sum.add(s.globals.dynamics.nu);
   sum.add(s.globals.dynamics_prior.nu);
   sum.add(s.statistics);
@@ -152,6 +151,7 @@ std::string shared_checksum(const FitState& s, const std::vector<double>& trace_
 bool finite(const FitState& s) {
   bool ok = std::isfinite(s.globals.dynamics.nu);
   visit_globals(s.globals, [&](const std::string&, const auto& m) { ok = ok && m.allFinite(); });
+  visit_optimizer(s, [&](const std::string&, const auto& m) { ok = ok && m.allFinite(); });
   for (double x : s.statistics) ok = ok && std::isfinite(x);
   for (const Sites& sites : s.sites)
     ok = ok && sites.precision.allFinite() && sites.shift.allFinite();
@@ -204,6 +204,14 @@ std::vector<std::int64_t> site_checksums(const std::vector<double>& precision,
   return sums;
 }
 
+bool same_shapes(const OptimizerState& a, const OptimizerState& b) {
+  if (a.size() != b.size()) return false;
+  for (const auto& [name, values] : a)
+    if (!b.count(name) || b.at(name).rows() != values.rows() || b.at(name).cols() != values.cols())
+      return false;
+  return true;
+}
+
 // The shapes of a state of `layout.dim` latents and `layout.neurons` rows.
 bool shapes_fit(const FitState& s, const CheckpointLayout& layout) {
   const Eigen::Index D = layout.dim, N = layout.neurons, P = layout.dim + 1;
@@ -238,6 +246,9 @@ void write_file(const std::string& path, const FitState& state, const Checkpoint
   visit_globals(state.globals, [&](const std::string& name, const auto& m) {
     put_raw(file, std::string("/globals/") + name, m);
   });
+  visit_optimizer(state, [&](const std::string& name, const auto& m) {
+    put_raw(file, std::string("/optimizer/") + name, m);
+  });
   file.write_doubles(
       "/globals/nu",
       std::vector<double>{state.globals.dynamics.nu, state.globals.dynamics_prior.nu}, {2});
@@ -265,6 +276,15 @@ void write_file(const std::string& path, const FitState& state, const Checkpoint
 }
 
 // ---- reading ----
+
+// The names and shapes of the optimiser's state for this layout.
+OptimizerState optimizer_template(const CheckpointLayout& layout) {
+  ModelSettings settings;
+  settings.optimizer = layout.model.adam ? OptimizerKind::kAdam : OptimizerKind::kNatural;
+  return make_optimizer(settings, layout.dim, layout.neurons,
+                        static_cast<int>(layout.model.row_parameters.size()))
+      ->state();
+}
 
 enum class Verdict { kValid = 0, kCorrupt = 1, kOtherSettings = 2 };
 
@@ -297,6 +317,10 @@ Attempt read_file(const std::string& path, const CheckpointLayout& layout,
     visit_globals(s.globals, [&](const std::string& name, auto& m) {
       get_raw(file, std::string("/globals/") + name, m);
     });
+    s.optimizer_state = optimizer_template(layout);
+    visit_optimizer(s, [&](const std::string& name, auto& m) {
+      get_raw(file, std::string("/optimizer/") + name, m);
+    });
     const std::vector<double> nu = file.read_doubles("/globals/nu");
     if (nu.size() != 2) return {Verdict::kCorrupt, path + ": /globals/nu is damaged", {}};
     s.globals.dynamics.nu = nu[0];
@@ -312,7 +336,7 @@ Attempt read_file(const std::string& path, const CheckpointLayout& layout,
     s.converged = scalars[5] != 0.0;
     const std::vector<double> trace = file.read_doubles("/state/trace");
     s.trace = trace_from(trace);
-    if (!shapes_fit(s, layout))
+    if (!shapes_fit(s, layout) || !same_shapes(s.optimizer_state, optimizer_template(layout)))
       return {Verdict::kCorrupt, path + ": its arrays do not have the shapes of this fit", {}};
     if (shared_checksum(s, trace) != file.read_string_attribute("/", "checksum"))
       return {Verdict::kCorrupt, path + ": the checksum of the global state does not match", {}};

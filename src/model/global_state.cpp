@@ -68,15 +68,6 @@ GlobalState make_prior_state(int dim, int neurons, const PriorSettings& settings
   state.spikes.d = Eigen::VectorXd::Zero(neurons);
   state.spikes.precision = state.spikes_prior.precision.replicate(1, neurons);
   state.spike_parameters = RowParameters::at_prior(layout.row_parameters, neurons);
-  if (layout.adam) {
-    state.readout_adam.first = Eigen::ArrayXXd::Zero(dim + 1, neurons);
-    state.readout_adam.second = state.readout_adam.first;
-    if (!layout.row_parameters.empty()) {
-      state.shape_adam.first =
-          Eigen::ArrayXXd::Zero(neurons, static_cast<Eigen::Index>(layout.row_parameters.size()));
-      state.shape_adam.second = state.shape_adam.first;
-    }
-  }
   state.continuous_prior = state.spikes_prior;
   state.noise_prior = settings.noise;
   for (std::size_t m = 0; m < layout.continuous_names.size(); ++m)

@@ -16,6 +16,8 @@ using testing::GaussianTrial;
 using testing::LinearGaussianModel;
 using testing::random_linear_gaussian_model;
 using testing::random_normal;
+using testing::exact_expectations;
+using testing::natural_gradient;
 using testing::random_sites;
 using testing::random_spd;
 using testing::simulate_linear_gaussian;
@@ -90,8 +92,8 @@ TEST_P(ExactnessTest, OneFullStepFromAnyStartIsTheKalmanSmootherAndTheElboItsLik
 
   GaussMarkovEvaluator evaluator;
   GaussMarkovState start, step;
-  evaluator.evaluate(prior, modalities, random_sites(D, T, rng), start);
-  evaluator.evaluate(prior, modalities, start.targets, step);
+  evaluator.evaluate(prior, modalities, random_sites(D, T, rng), exact_expectations(), start);
+  evaluator.evaluate(prior, modalities, start.targets, exact_expectations(), step);
 
   const KalmanResult kalman = kalman_rts(m, trial.y);
   // Both sides are O(T D^3) double-precision recursions of well-conditioned matrices
@@ -133,10 +135,10 @@ TEST(GaussMarkovLocalStep, ConvergesToTheKalmanSmootherAndNeverLowersTheElbo) {
   const auto& [m, trial, kernels, modalities, prior] = problem;
   GaussMarkovEvaluator evaluator;
   GaussMarkovState state;
-  evaluator.evaluate(prior, modalities, Sites::zero(D, T), state);
+  evaluator.evaluate(prior, modalities, Sites::zero(D, T), exact_expectations(), state);
   const double start = state.elbo;
   const LocalStepReport report =
-      local_step(prior, modalities, state, evaluator, LocalStepSettings{});
+      cvi_local_step(LocalProblem{prior, modalities, evaluator, exact_expectations()}, state, LocalStepSettings{});
   EXPECT_TRUE(report.converged);
   EXPECT_GE(state.elbo, start);
   EXPECT_NEAR(state.elbo, kalman_rts(m, trial.y).log_likelihood, 1e-8 * std::abs(state.elbo));
@@ -158,14 +160,14 @@ TEST(GaussMarkovWarmLocalStep, RestartsFromThePriorWhenTheWarmSitesAreInvalid) {
   invalid.sites = Sites::zero(D, T);
   invalid.sites.precision.middleCols(7 * D, D) = -1e6 * Eigen::MatrixXd::Identity(D, D);
   const LocalStepReport restarted =
-      warm_local_step(prior, modalities, invalid, evaluator, LocalStepSettings{});
+      warm_local_step(LocalProblem{prior, modalities, evaluator, exact_expectations()}, invalid, LocalStepSettings{}, natural_gradient());
   EXPECT_TRUE(restarted.restarted);
   EXPECT_NEAR(invalid.elbo, exact, 1e-8 * std::abs(exact));
 
   GaussMarkovState valid;
   valid.sites = random_sites(D, T, rng);
   const LocalStepReport warm =
-      warm_local_step(prior, modalities, valid, evaluator, LocalStepSettings{});
+      warm_local_step(LocalProblem{prior, modalities, evaluator, exact_expectations()}, valid, LocalStepSettings{}, natural_gradient());
   EXPECT_FALSE(warm.restarted);
   EXPECT_NEAR(valid.elbo, exact, 1e-8 * std::abs(exact));
 }
@@ -181,7 +183,7 @@ TEST(SiteFormElbo, EqualsTheGenericElboOfTheSameGaussian) {
       prior_blocks(DynamicsExpectations::point(m.A, m.b, m.Q), m.mu0, m.Sigma0, T);
   GaussMarkovEvaluator evaluator;
   GaussMarkovState state;
-  evaluator.evaluate(prior, {}, random_sites(D, T, rng), state);
+  evaluator.evaluate(prior, {}, random_sites(D, T, rng), exact_expectations(), state);
   const GaussianMoments& q = state.moments;
   // E_q[log p(z)] = -tr(J_p E[zz'])/2 + h_p'm - c with E[zz'] from the block moments.
   const Eigen::MatrixXd J = prior.precision.to_dense();

@@ -92,7 +92,8 @@ TEST(GlobalStep, FlagsExactlyTheRowsWhoseNewtonStepOvershot) {
   ReadoutProblem p = readout_problem();
   const GlobalStatistics stats = readout_statistics(p);
   const Readout before = p.globals.spikes;
-  update_readout(p.globals, stats, GlobalStepSize{}, Eigen::VectorXd::Ones(3));
+  make_optimizer(ModelSettings{}, 2, 3, 0)
+      ->readout_step(p.globals, stats, GlobalStepSize{}, Eigen::VectorXd::Ones(3));
   const PoissonObservation model;
   const ReadoutKernels kernels_before(before), kernels_after(p.globals.spikes);
   const Eigen::VectorXd ll_before = row_log_likelihood(kernels_before, model, p.counts, p.q);
@@ -110,7 +111,8 @@ TEST(GlobalStep, RowDampingScalesEachRowsStepLikeItsOwnRho) {
   ReadoutProblem p = readout_problem();
   const GlobalStatistics stats = readout_statistics(p);
   const Readout start = p.globals.spikes;
-  update_readout(p.globals, stats, GlobalStepSize{0.5, 2.0}, Eigen::Vector3d(1.0, 0.25, 0.5));
+  make_optimizer(ModelSettings{}, 2, 3, 0)
+      ->readout_step(p.globals, stats, GlobalStepSize{0.5, 2.0}, Eigen::Vector3d(1.0, 0.25, 0.5));
   for (int n = 0; n < 3; ++n) {
     const double rho = 0.5 * Eigen::Vector3d(1.0, 0.25, 0.5)(n);
     const Readout alone =
@@ -131,8 +133,9 @@ TEST(GlobalStep, FailedStepIsRetriedAtHalfTheStepSize) {
   for (int n = 0; n < 3; ++n)
     stats.spikes.hessian.middleCols(n * 3, 3) = -20.0 * Eigen::Matrix3d::Identity();
   const GlobalState start = p.globals;
+  auto optimizer = make_optimizer(ModelSettings{}, 2, 3, 0);
   const double rho =
-      checked_global_step(p.globals, stats, GlobalStepSize{}, Eigen::VectorXd::Ones(3));
+      checked_global_step(p.globals, stats, GlobalStepSize{}, Eigen::VectorXd::Ones(3), optimizer);
   EXPECT_EQ(rho, 0.5);
   EXPECT_EQ(non_finite_parameter(p.globals), "");
   EXPECT_NE(p.globals.spikes.d, start.spikes.d);
@@ -146,7 +149,8 @@ TEST(GlobalStep, StepThatAlwaysFailsNamesTheParameterAndLeavesTheGlobals) {
   stats.spikes.gradient(0, 2) = std::nan("");
   const GlobalState start = p.globals;
   try {
-    checked_global_step(p.globals, stats, GlobalStepSize{}, Eigen::VectorXd::Ones(3), 3);
+    auto optimizer = make_optimizer(ModelSettings{}, 2, 3, 0);
+    checked_global_step(p.globals, stats, GlobalStepSize{}, Eigen::VectorXd::Ones(3), optimizer, 3);
     FAIL() << "a NaN gradient was accepted";
   } catch (const NumericalError& error) {
     EXPECT_NE(std::string(error.what()).find("row 2"), std::string::npos) << error.what();

@@ -18,6 +18,8 @@ using testing::GaussianTrial;
 using testing::LinearGaussianModel;
 using testing::random_linear_gaussian_model;
 using testing::random_normal;
+using testing::exact_expectations;
+using testing::natural_gradient;
 using testing::random_sites;
 using testing::random_spd;
 using testing::simulate_linear_gaussian;
@@ -58,9 +60,9 @@ TEST(MeanField, OneStepGivesTheInverseDiagonalOfTheTruePrecisionAndTheExactMeans
   Problem p(D, T, rng);
   MeanFieldEvaluator evaluator;
   GaussMarkovState state;
-  evaluator.evaluate(p.prior, p.modalities, random_sites(D, T, rng), state);
+  evaluator.evaluate(p.prior, p.modalities, random_sites(D, T, rng), exact_expectations(), state);
   GaussMarkovState stepped;
-  evaluator.evaluate(p.prior, p.modalities, state.targets, stepped);  // rho = 1 from any start
+  evaluator.evaluate(p.prior, p.modalities, state.targets, exact_expectations(), stepped);  // rho = 1 from any start
 
   const auto [J, h] = p.exact_natural_parameters();
   const Eigen::MatrixXd covariance = J.inverse();
@@ -109,12 +111,12 @@ TEST(MeanField, ElboEqualsTheDenseFormulaAndStaysBelowTheExactLogLikelihood) {
   MeanFieldEvaluator mean_field;
   GaussMarkovEvaluator gauss_markov;
   GaussMarkovState start, mf, gm;
-  mean_field.evaluate(p.prior, p.modalities, random_sites(D, T, rng), start);
+  mean_field.evaluate(p.prior, p.modalities, random_sites(D, T, rng), exact_expectations(), start);
   EXPECT_NEAR(start.elbo, dense_mean_field_elbo(p, start.moments), 1e-9 * std::abs(start.elbo));
-  mean_field.evaluate(p.prior, p.modalities, start.targets, mf);
+  mean_field.evaluate(p.prior, p.modalities, start.targets, exact_expectations(), mf);
   EXPECT_NEAR(mf.elbo, dense_mean_field_elbo(p, mf.moments), 1e-9 * std::abs(mf.elbo));
   // Gauss-Markov at the same (exact) sites is the exact posterior: its ELBO is log p(y).
-  gauss_markov.evaluate(p.prior, p.modalities, start.targets, gm);
+  gauss_markov.evaluate(p.prior, p.modalities, start.targets, exact_expectations(), gm);
   EXPECT_LT(mf.elbo, gm.elbo);
   EXPECT_GT(mf.elbo, start.elbo);
 }
@@ -141,9 +143,9 @@ TEST(MeanField, LocalStepOnPoissonCountsAscendsAndEndsBelowGaussMarkov) {
   for (FamilyKind family : {FamilyKind::kMeanField, FamilyKind::kGaussMarkov}) {
     const auto evaluator = make_family_evaluator(family);
     GaussMarkovState state;
-    evaluator->evaluate(prior, modalities, Sites::zero(D, T), state);
+    evaluator->evaluate(prior, modalities, Sites::zero(D, T), exact_expectations(), state);
     const double start = state.elbo;
-    const LocalStepReport report = local_step(prior, modalities, state, *evaluator, {});
+    const LocalStepReport report = cvi_local_step(LocalProblem{prior, modalities, *evaluator, exact_expectations()}, state, {});
     EXPECT_TRUE(report.converged);
     EXPECT_GE(state.elbo, start);
     final_elbo[family == FamilyKind::kMeanField ? 0 : 1] = state.elbo;

@@ -18,6 +18,8 @@ using testing::GaussianTrial;
 using testing::LinearGaussianModel;
 using testing::random_linear_gaussian_model;
 using testing::random_normal;
+using testing::exact_expectations;
+using testing::natural_gradient;
 using testing::random_sites;
 using testing::random_spd;
 using testing::simulate_linear_gaussian;
@@ -49,12 +51,13 @@ TEST_P(MonteCarloFamily, ElboEstimateIsUnbiasedOnALinearGaussianModel) {
 
   const auto evaluator = make_family_evaluator(GetParam());
   GaussMarkovState exact;
-  evaluator->evaluate(prior, modalities, sites, exact);
+  evaluator->evaluate(prior, modalities, sites, exact_expectations(), exact);
   std::vector<double> estimates;
   for (std::uint64_t replicate = 0; replicate < 2000; ++replicate) {
     GaussMarkovState sampled;
-    evaluator->use_monte_carlo(MonteCarloSettings{1, 7}, RandomCounter{replicate, 0, 0});
-    evaluator->evaluate(prior, modalities, sites, sampled);
+    MonteCarloEstimator one_draw(1, 7);
+    one_draw.begin(RandomCounter{replicate, 0, 0});
+    evaluator->evaluate(prior, modalities, sites, one_draw, sampled);
     estimates.push_back(sampled.elbo);
   }
   const MeanAndError estimate = summarise(estimates);
@@ -83,7 +86,7 @@ TEST_P(MonteCarloFamily, GradientEstimatesAreUnbiasedForThePoissonClosedForm) {
 
   const auto evaluator = make_family_evaluator(GetParam());
   GaussMarkovState state;
-  evaluator->evaluate(prior, {modality}, sites, state);
+  evaluator->evaluate(prior, {modality}, sites, exact_expectations(), state);
   Eigen::ArrayXXd mu, s2, ell, g, G;
   kernels.eta_moments(state.moments, mu, s2);
   model.expected_log_likelihood(counts, mu, s2, ell, g, G);
@@ -92,13 +95,12 @@ TEST_P(MonteCarloFamily, GradientEstimatesAreUnbiasedForThePoissonClosedForm) {
   Eigen::ArrayXXd g_sum = Eigen::ArrayXXd::Zero(N, T), g_squares = g_sum, G_sum = g_sum,
                   G_squares = g_sum;
   LikelihoodWorkspace work;
+  MonteCarloEstimator one_draw(1, 3);
   for (int r = 0; r < replicates; ++r) {
-    evaluator->use_monte_carlo(MonteCarloSettings{1, 3},
-                               RandomCounter{static_cast<std::uint64_t>(r), 0, 0});
+    one_draw.begin(RandomCounter{static_cast<std::uint64_t>(r), 0, 0});
     GaussMarkovState sampled;
-    evaluator->evaluate(prior, {modality}, sites, sampled);
-    work.latent_samples = evaluator->latent_samples();
-    monte_carlo_expectations(modality, work);
+    evaluator->evaluate(prior, {modality}, sites, one_draw, sampled);
+    monte_carlo_expectations(modality, one_draw.latent_samples(), work);
     g_sum += work.g;
     g_squares += work.g.square();
     G_sum += work.G;
@@ -135,15 +137,16 @@ TEST(MonteCarlo, DrawsAreKeyedBySeedAndCounterAndGiveTheExactLogDensity) {
   const Sites sites = random_sites(D, T, rng, 1.0);
   GaussMarkovEvaluator evaluator;
   GaussMarkovState a, b, c;
-  evaluator.use_monte_carlo({3, 5}, {4, 9, 0});
-  evaluator.evaluate(prior, modalities, sites, a);
-  const std::vector<Eigen::MatrixXd> first = evaluator.latent_samples();
-  const std::vector<Eigen::MatrixXd> first_eps = evaluator.standard_draws();
-  evaluator.use_monte_carlo({3, 5}, {4, 9, 0});
-  evaluator.evaluate(prior, modalities, sites, b);
+  MonteCarloEstimator draws(3, 5);
+  draws.begin({4, 9, 0});
+  evaluator.evaluate(prior, modalities, sites, draws, a);
+  const std::vector<Eigen::MatrixXd> first = draws.latent_samples();
+  const std::vector<Eigen::MatrixXd> first_eps = draws.standard_draws();
+  draws.begin({4, 9, 0});
+  evaluator.evaluate(prior, modalities, sites, draws, b);
   EXPECT_EQ(a.elbo, b.elbo);  // bitwise: the same key gives the same draws
-  evaluator.use_monte_carlo({3, 5}, {4, 10, 0});
-  evaluator.evaluate(prior, modalities, sites, c);
+  draws.begin({4, 10, 0});
+  evaluator.evaluate(prior, modalities, sites, draws, c);
   EXPECT_NE(a.elbo, c.elbo);
 
   // log q(z) = -|eps|^2/2 - (TD/2) log 2pi + log|J|/2 against the dense Gaussian density.
@@ -192,12 +195,12 @@ TEST_P(MonteCarloFamily, SiteGradientMatchesCentralDifferencesOfTheElbo) {
   const auto evaluator = make_family_evaluator(GetParam());
   Sites sites = random_sites(D, T, rng, 1.0);
   GaussMarkovState state;
-  evaluator->evaluate(p.prior, p.modalities, sites, state);
+  evaluator->evaluate(p.prior, p.modalities, sites, exact_expectations(), state);
   Sites gradient;
   evaluator->site_gradient(state, gradient);
   const auto elbo_at = [&](const Sites& at) {
     GaussMarkovState s;
-    evaluator->evaluate(p.prior, p.modalities, at, s);
+    evaluator->evaluate(p.prior, p.modalities, at, exact_expectations(), s);
     return s.elbo;
   };
   const double h = 1e-5;
@@ -234,14 +237,12 @@ TEST_P(MonteCarloFamily, AdamLocalStepReachesTheNaturalGradientOptimumInMoreStep
   const PoissonTrial p(D, T, N, rng);
   const auto evaluator = make_family_evaluator(GetParam());
   GaussMarkovState natural, adam;
-  evaluator->evaluate(p.prior, p.modalities, Sites::zero(D, T), natural);
-  evaluator->evaluate(p.prior, p.modalities, Sites::zero(D, T), adam);
+  evaluator->evaluate(p.prior, p.modalities, Sites::zero(D, T), exact_expectations(), natural);
+  evaluator->evaluate(p.prior, p.modalities, Sites::zero(D, T), exact_expectations(), adam);
   const LocalStepReport natural_report =
-      local_step(p.prior, p.modalities, natural, *evaluator, LocalStepSettings{});
+      cvi_local_step(LocalProblem{p.prior, p.modalities, *evaluator, exact_expectations()}, natural, LocalStepSettings{});
   const LocalStepReport adam_report =
-      adam_local_step(p.prior, p.modalities, adam, *evaluator,
-                      LocalStepSettings{.tolerance = 1e-8, .max_iterations = 20000},
-                      AdamSettings{.learning_rate = 0.02});
+      adam_local_step(LocalProblem{p.prior, p.modalities, *evaluator, exact_expectations()}, adam, LocalStepSettings{.tolerance = 1e-8, .max_iterations = 20000}, AdamSettings{.learning_rate = 0.02});
   EXPECT_TRUE(adam_report.converged);
   // The same concave optimum (log-concave likelihood, Gaussian family): within 1e-6 relative.
   EXPECT_NEAR(adam.elbo, natural.elbo, 1e-6 * std::abs(natural.elbo));

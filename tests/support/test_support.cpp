@@ -87,4 +87,14 @@ Sites random_sites(int D, int T, std::mt19937_64& rng, double shift_sd) {
   return sites;
 }
 
+Estimator& exact_expectations() {
+  static DeterministicEstimator estimator;
+  return estimator;
+}
+
+const Optimizer& natural_gradient() {
+  static const std::unique_ptr<Optimizer> optimizer = make_optimizer(ModelSettings{}, 1, 1, 0);
+  return *optimizer;
+}
+
 }  // namespace spikevi::testing

@@ -5,7 +5,10 @@
 #include <random>
 #include <string>
 
+#include "spikevi/inference/estimator.hpp"
 #include "spikevi/inference/likelihood.hpp"
+#include "spikevi/inference/local_step.hpp"
+#include "spikevi/inference/optimizer.hpp"
 #include "spikevi/model/observation_model.hpp"
 #include "spikevi/model/readout.hpp"
 
@@ -53,6 +56,11 @@ struct GaussianTrial {
 // Random sites (L_t SPD with eigenvalues in [0.1, 3.1], l_t ~ N(0, shift_sd^2)): any start of a
 // local step.
 Sites random_sites(int D, int T, std::mt19937_64& rng, double shift_sd = 3.0);
+
+// Each modality's own deterministic expectations (one shared estimator: tests run serially).
+Estimator& exact_expectations();
+// The natural-gradient optimiser (stateless).
+const Optimizer& natural_gradient();
 
 // Largest absolute element-wise difference.
 double max_abs_diff(const Eigen::MatrixXd& a, const Eigen::MatrixXd& b);

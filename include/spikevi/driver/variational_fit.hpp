@@ -13,8 +13,10 @@
 #include "spikevi/inference/gauss_markov.hpp"
 #include "spikevi/model/global_state.hpp"
 #include "spikevi/inference/global_step.hpp"
+#include "spikevi/inference/local_step.hpp"
+#include "spikevi/inference/optimizer.hpp"
 #include "spikevi/inference/minibatch.hpp"
-#include "spikevi/model/model_settings.hpp"
+#include "spikevi/inference/model_settings.hpp"
 
 namespace spikevi {
 
@@ -115,6 +117,7 @@ struct FitState {
   std::vector<double> statistics;  // the reduced statistics of `iteration` (packed)
   GlobalStepSize pending;          // the global step they call for
   Eigen::VectorXd row_damping;     // full batch: per-row readout step damping
+  OptimizerState optimizer_state;  // Adam's moments (Optimizer::state); empty for natural
   double previous_elbo = 0.0;      // objective of `iteration` (for the relative change)
   int unconverged_local_steps = 0;
   bool converged = false;  // the fit had converged: continuing it runs no iteration

@@ -10,16 +10,18 @@
 namespace spikevi {
 
 // Evaluates q for `sites` under `prior`: one block-Cholesky/selected-inversion pass, the
-// likelihood terms and the site-form ELBO. Monte Carlo draws z = m + L^-T eps (J = L L').
+// likelihood terms and the site-form ELBO. Its samples are z = m + L^-T eps (J = L L').
 class GaussMarkovEvaluator final : public FamilyEvaluator {
  public:
   FamilyKind kind() const override { return FamilyKind::kGaussMarkov; }
   void evaluate(const PriorBlocks& prior, const std::vector<ModalityView>& modalities,
-                const Sites& sites, GaussMarkovState& out) override;
+                const Sites& sites, Estimator& estimator, GaussMarkovState& out) override;
   // dS_t by a central difference of the selected inverse of J +- eps (L~ - L): two more
   // factorisations, relative error ~1e-9 (enough for Adam's step; tested against a finite
   // difference of the ELBO).
   void site_gradient(const GaussMarkovState& state, Sites& gradient) override;
+  // L^-T eps for J = L L' (block back-substitution).
+  Eigen::MatrixXd sample_offsets(const Eigen::MatrixXd& eps) const override;
 
  private:
   BlockTridiagonal perturbed_;

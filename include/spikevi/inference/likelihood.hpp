@@ -29,23 +29,24 @@ struct Sites {
 // Scratch arrays reused across evaluations (no allocation in the sweep once sized).
 struct LikelihoodWorkspace {
   Eigen::ArrayXXd mu, s2, ell, g, G;
-  // Monte Carlo (DESIGN.md §6): when not empty, draws z_s ~ q of the latent path (D x T each),
-  // and ell, g, G are the averages of f, f', f''/2 (Bonnet and Price with the analytic second
-  // derivative, so G <= 0 for log-concave models) over eta_s = C z_s + d, instead of the
-  // model's own expectations.
-  std::vector<Eigen::MatrixXd> latent_samples;
   Eigen::ArrayXXd eta;
   PointwiseDerivatives at;
 };
 
-// The Monte Carlo estimates of ell, g, G of one modality over work.latent_samples (into
-// work.ell, work.g, work.G), the terms free of eta included.
-void monte_carlo_expectations(const ModalityView& modality, LikelihoodWorkspace& work);
+// The Monte Carlo estimates (DESIGN.md §6) of ell, g, G of one modality over the latent paths
+// `samples` (z_s ~ q, D x T each; into work.ell, work.g, work.G): the averages of f, f', f''/2
+// over eta_s = C z_s + d (Bonnet and Price with the analytic second derivative, so G <= 0 for
+// log-concave models), the terms free of eta included.
+void monte_carlo_expectations(const ModalityView& modality,
+                              const std::vector<Eigen::MatrixXd>& samples,
+                              LikelihoodWorkspace& work);
 
 // sum_t E_q[ell_t] over all modalities (base measures included) and, when `targets` is not
 // null, the natural-gradient site targets (-2 d ell/d S_t, d ell/d m_t - 2 (d ell/d S_t) m_t)
-// summed over modalities.
+// summed over modalities: each modality's own expectations or, with `samples`, their Monte
+// Carlo estimates over those latent paths (the estimators of estimator.hpp).
 double expected_log_likelihood(const std::vector<ModalityView>& modalities,
-                               const GaussianMoments& q, LikelihoodWorkspace& work, Sites* targets);
+                               const GaussianMoments& q, LikelihoodWorkspace& work, Sites* targets,
+                               const std::vector<Eigen::MatrixXd>* samples = nullptr);
 
 }  // namespace spikevi

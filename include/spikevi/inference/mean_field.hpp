@@ -16,13 +16,15 @@ namespace spikevi {
 
 // Evaluates the mean-field q for `sites` under `prior`: one block-Cholesky solve for the means,
 // the diagonal of J for the variances; S_t diagonal, lag-one covariances zero,
-// log_det_precision = sum log J_(ti,ti). Monte Carlo draws z = m + sqrt(s2) eps.
+// log_det_precision = sum log J_(ti,ti). Its samples are z = m + sqrt(s2) eps.
 class MeanFieldEvaluator final : public FamilyEvaluator {
  public:
   FamilyKind kind() const override { return FamilyKind::kMeanField; }
   void evaluate(const PriorBlocks& prior, const std::vector<ModalityView>& modalities,
-                const Sites& sites, GaussMarkovState& out) override;
+                const Sites& sites, Estimator& estimator, GaussMarkovState& out) override;
   void site_gradient(const GaussMarkovState& state, Sites& gradient) override;
+  // sqrt(s2) eps element-wise.
+  Eigen::MatrixXd sample_offsets(const Eigen::MatrixXd& eps) const override;
 
  private:
   Eigen::MatrixXd variances_;  // D x T

@@ -29,7 +29,7 @@
 #include "spikevi/io/dataset.hpp"
 #include "spikevi/math/gaussian_moments.hpp"
 #include "spikevi/model/global_state.hpp"
-#include "spikevi/model/model_settings.hpp"
+#include "spikevi/inference/model_settings.hpp"
 #include "spikevi/driver/variational_fit.hpp"
 
 namespace spikevi {

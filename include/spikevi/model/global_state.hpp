@@ -3,7 +3,6 @@
 #include <Eigen/Dense>
 #include <vector>
 
-#include "spikevi/inference/adam.hpp"
 #include "spikevi/model/continuous_readout.hpp"
 #include "spikevi/model/dynamics.hpp"
 #include "spikevi/model/readout.hpp"
@@ -35,11 +34,6 @@ struct GlobalState {
   std::vector<ContinuousReadout> continuous;  // Gaussian modalities, in the fit's order
   ReadoutPrior continuous_prior;              // of every continuous row (w_j, e_j)
   NoisePrior noise_prior;
-  // --optimizer adam: the moments of the spike readout rows ((D+1) x N) and of the row
-  // parameters' unconstrained coordinates (N x parameters); empty under the natural-gradient
-  // steps.
-  AdamState readout_adam;
-  AdamState shape_adam;
 
   int dim() const { return static_cast<int>(mu0.size()); }
   // The global terms of the objective (DESIGN.md §3): sum log p0 of every point value (spike
@@ -57,7 +51,7 @@ struct ModelLayout {
   std::vector<std::string> continuous_names;  // Gaussian modalities
   std::vector<int> continuous_channels;       // their channel counts
   int inputs = 0;                             // U: known inputs of the dynamics
-  bool adam = false;                          // --optimizer adam: Adam moments kept
+  bool adam = false;  // --optimizer adam: the optimiser keeps Adam moments (optimizer.hpp)
 };
 
 // Priors for a model of `dim` latents and `neurons` spike rows (row parameters start at their

@@ -2,17 +2,25 @@
 // Which model and which approximation a fit uses (DESIGN.md §1, §2, §6): the spike observation
 // model, the local variational family and how expectations of the likelihood are taken.
 #include <Eigen/Dense>
+#include <cstdint>
 #include <memory>
 #include <string>
 
 #include "spikevi/inference/adam.hpp"
-#include "spikevi/inference/variational_family.hpp"
 #include "spikevi/model/observation_model.hpp"
 #include "spikevi/model/row_parameters.hpp"
 #include "spikevi/model/spike_model.hpp"
 
 namespace spikevi {
 
+// The local variational family (variational_family.hpp): structured Gauss-Markov or mean-field.
+enum class FamilyKind { kGaussMarkov, kMeanField };
+
+// "gauss-markov" or "mean-field" (ConfigError naming --family otherwise).
+FamilyKind parse_family(const std::string& name);
+std::string family_name(FamilyKind family);
+
+// How the local step takes its expectations (the estimators of estimator.hpp).
 enum class ExpectationMethod { kClosedForm, kQuadrature, kMonteCarlo };
 
 // "closed-form", "quadrature", "monte-carlo"; ConfigError naming --expectations.
@@ -44,7 +52,6 @@ struct ModelSettings {
   // ConfigError for a combination that does not exist: closed form for a model without one,
   // nodes outside [1, 256], samples < 1.
   void validate() const;
-  MonteCarloSettings monte_carlo() const;  // samples 0 unless expectations = monte-carlo
   // These settings with Monte Carlo replaced by default_expectations: what evaluation
   // (co-smoothing, held-out scores, decoding) infers with, so that it draws nothing.
   ModelSettings deterministic() const;

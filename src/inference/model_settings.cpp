@@ -1,8 +1,18 @@
-#include "spikevi/model/model_settings.hpp"
+#include "spikevi/inference/model_settings.hpp"
 
 #include "spikevi/error.hpp"
 
 namespace spikevi {
+
+FamilyKind parse_family(const std::string& name) {
+  if (name == "gauss-markov") return FamilyKind::kGaussMarkov;
+  if (name == "mean-field") return FamilyKind::kMeanField;
+  throw ConfigError("--family must be gauss-markov or mean-field (got '" + name + "')");
+}
+
+std::string family_name(FamilyKind family) {
+  return family == FamilyKind::kMeanField ? "mean-field" : "gauss-markov";
+}
 
 ExpectationMethod parse_expectations(const std::string& name) {
   if (name == "closed-form") return ExpectationMethod::kClosedForm;
@@ -55,11 +65,6 @@ void ModelSettings::validate() const {
                       std::to_string(quadrature_nodes) + ")");
   if (samples < 1)
     throw ConfigError("--samples must be >= 1 (got " + std::to_string(samples) + ")");
-}
-
-MonteCarloSettings ModelSettings::monte_carlo() const {
-  if (expectations != ExpectationMethod::kMonteCarlo) return {};
-  return MonteCarloSettings{samples, seed};
 }
 
 std::unique_ptr<ObservationModel> ModelSettings::spike_observation(
