@@ -28,4 +28,16 @@ class NumericalError : public Error {
   using Error::Error;
 };
 
+// Thrown on the ranks that did not see an error another rank reported (and printed): they stop
+// with the same exit status, silently, instead of waiting in a collective.
+class PeerFailure : public Error {
+ public:
+  explicit PeerFailure(int status)
+      : Error("stopped because another rank failed"), status_(status) {}
+  int status() const { return status_; }
+
+ private:
+  int status_;
+};
+
 }  // namespace spikevi

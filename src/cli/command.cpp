@@ -56,20 +56,6 @@ bool parse_options(const std::string& command, const std::string& summary,
   return true;
 }
 
-void check_output_path(const std::string& option, const std::string& path, bool overwrite) {
-  namespace fs = std::filesystem;
-  if (path.empty()) throw ConfigError(option + " is required");
-  const fs::path target(path);
-  const fs::path folder = target.has_parent_path() ? target.parent_path() : fs::path(".");
-  if (!fs::exists(folder))
-    throw ConfigError(option + " " + path + ": the folder " + folder.string() + " does not exist");
-  if (!fs::is_directory(folder))
-    throw ConfigError(option + " " + path + ": " + folder.string() + " is not a folder");
-  if (fs::is_directory(target))
-    throw ConfigError(option + " " + path + " is a folder; name a file to write");
-  if (fs::exists(target) && !overwrite)
-    throw ConfigError(option + " " + path + " already exists (pass --overwrite to replace it)");
-}
 
 namespace {
 volatile std::sig_atomic_t stop_signal = 0;
@@ -87,45 +73,10 @@ void install_stop_signals() {
 
 bool stop_was_requested() { return stop_signal != 0; }
 
-double peak_resident_bytes() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  return static_cast<double>(usage.ru_maxrss) * 1024.0;  // Linux reports kilobytes
-}
 
-Dataset read_dataset_on_every_rank(const std::string& path, const ReadOptions& options,
-                                   Communicator& comm) {
-  Dataset data;
-  std::string message;
-  try {
-    data = read_dataset(path, options);
-  } catch (const InputError& error) {
-    message = error.what();
-  }
-  // The largest (size - rank) among failing ranks names the lowest failing rank.
-  double lowest_failing = message.empty() ? 0.0 : double(comm.size() - comm.rank());
-  comm.allreduce_max(std::span<double>(&lowest_failing, 1));
-  if (lowest_failing == 0.0) return data;
-  if (comm.size() - comm.rank() == static_cast<int>(lowest_failing))
-    std::cerr << "spikevi: error: " << message << std::endl;
-  throw PeerFailure(3);
-}
 
-std::string temporary_path_for(const std::string& path) { return path + ".tmp"; }
 
-void remove_quietly(const std::string& path) {
-  std::error_code ignored;
-  std::filesystem::remove(path, ignored);
-}
 
-void rename_into_place(const std::string& temporary, const std::string& path) {
-  std::error_code error;
-  std::filesystem::rename(temporary, path, error);
-  if (error) {
-    remove_quietly(temporary);
-    throw InputError(path + ": cannot move the finished file into place (" + error.message() + ")");
-  }
-}
 
 std::map<std::string, std::string> provenance(const CommandContext& context) {
   const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());

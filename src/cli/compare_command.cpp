@@ -14,7 +14,8 @@
 #include "spikevi/error.hpp"
 #include "spikevi/evaluation/evaluation.hpp"
 #include "spikevi/evaluation/model_comparison.hpp"
-#include "spikevi/driver/variational_fit.hpp"
+#include "spikevi/driver/fit_job.hpp"
+#include "spikevi/inference/latent_inference.hpp"
 
 namespace spikevi::cli {
 namespace {
@@ -137,13 +138,13 @@ ModelSettings model_settings(const std::shared_ptr<const SpikeModel>& observatio
 double family_variance_ratio(const GlobalState& globals, const ModelSettings& model,
                              const std::vector<TrialCounts>& trials,
                              const LocalStepSettings& settings) {
-  const auto spike_model = model.deterministic().spike_observation(globals.spike_parameters);
   std::vector<Eigen::ArrayXXd> variances[2];
   int slot = 0;
   for (FamilyKind family : {FamilyKind::kGaussMarkov, FamilyKind::kMeanField}) {
+    InferenceModel inference = InferenceModel::of(globals, model);
+    inference.model.family = family;
     std::vector<GaussianMoments> moments;
-    for (const GaussMarkovState& state : infer_latents(LatentPrior::from(globals), globals.spikes,
-                                                       trials, settings, *spike_model, family))
+    for (const GaussMarkovState& state : infer_latents(inference, trials, settings))
       moments.push_back(state.moments);
     variances[slot++] = log_rate_variances(globals.spikes, moments);
   }
@@ -221,17 +222,21 @@ int run_compare(const CommandContext& context) {
       for (int f = 0; f < o.folds; ++f) {
         const auto start = std::chrono::steady_clock::now();
         const std::vector<int>& heldout = folds[static_cast<std::size_t>(f)];
-        const std::vector<TrialCounts> training =
-            make_trial_counts(data, training_trials_of(folds, f));
-        SerialCommunicator serial;
-        const FitOutcome outcome = fit_variational(training, settings, serial);
+        const std::vector<int> fitted = training_trials_of(folds, f);
+        FitJobSettings job;
+        job.fit = settings;
+        job.use_continuous = false;
+        const FitOutcome outcome = run_fit_job(data, fitted, job).outcome;
+        if (outcome.termination == Termination::kNumericalFailure)
+          throw NumericalError(observation->name() + " / " + family_name(family) + ", fold " +
+                               std::to_string(f + 1) + ": " + outcome.message);
+        const std::vector<TrialCounts> training = make_trial_counts(data, fitted);
         const std::vector<TrialCounts> test = make_trial_counts(data, heldout);
         const HeldoutScores held = heldout_scores(outcome.globals, settings.model, test, o.scoring,
                                                   o.samples, o.settings.minibatch.seed);
         data.split->test_trials = heldout;
         const CosmoothingResult cosmoothing =
-            cosmooth(LatentPrior::from(outcome.globals), outcome.globals.spikes, data, o.scoring,
-                     settings.model, outcome.globals.spike_parameters);
+            cosmooth(InferenceModel::of(outcome.globals, settings.model), data, o.scoring);
 
         FoldScores fold;
         fold.train_elbo_per_spike = per_spike(outcome.elbo, outcome.spike_count);

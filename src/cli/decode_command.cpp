@@ -10,7 +10,8 @@
 #include "spikevi/error.hpp"
 #include "spikevi/io/fit_file.hpp"
 #include "spikevi/io/hdf5_file.hpp"
-#include "spikevi/driver/variational_fit.hpp"
+#include "spikevi/inference/latent_inference.hpp"
+#include "spikevi/io/trial_counts.hpp"
 
 namespace spikevi::cli {
 namespace {
@@ -104,8 +105,7 @@ int run_decode(const CommandContext& context) {
   // Latents from the spikes alone: the modality itself is not shown to the inference.
   const std::vector<TrialCounts> trials = make_trial_counts(data, test);
   const std::vector<GaussMarkovState> states =
-      infer_latents(LatentPrior::from(fit.globals), fit.globals.spikes, trials, o.local,
-                    *fit.spike_model(), fit.model.family);
+      infer_latents(InferenceModel::of(fit.globals, fit.model), trials, o.local);
   std::vector<GaussianMoments> latents;
   for (const GaussMarkovState& state : states) latents.push_back(state.moments);
   const DecodedModality decoded = predict_modality(modality, latents, o.level);

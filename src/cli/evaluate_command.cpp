@@ -88,8 +88,7 @@ int run_evaluate(const CommandContext& context) {
   if (!context.comm->is_root()) return 0;
 
   const Split& split = *data.split;
-  const CosmoothingResult model = cosmooth(LatentPrior::from(globals), globals.spikes, data,
-                                           o.local, fit.model, globals.spike_parameters);
+  const CosmoothingResult model = cosmooth(InferenceModel::of(globals, fit.model), data, o.local);
   Scores scores;
   scores.model = model.bits_per_spike;
 
@@ -104,9 +103,7 @@ int run_evaluate(const CommandContext& context) {
 
   if (data.truth && data.truth->dim() > 0) {
     const Truth& truth = *data.truth;
-    scores.truth_parameters = cosmooth(truth_prior(truth), truth_readout(truth), data, o.local,
-                                       truth_model(truth), truth_row_parameters(truth))
-                                  .bits_per_spike;
+    scores.truth_parameters = cosmooth(truth_model(truth), data, o.local).bits_per_spike;
     if (!truth.rates.empty())
       scores.true_rates =
           bits_per_spike(select_trials_and_rows(truth.rates, data.first_trial, split.test_trials,

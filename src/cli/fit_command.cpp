@@ -11,7 +11,7 @@
 #include <sstream>
 
 #include "cli/command.hpp"
-#include "spikevi/io/checkpoint.hpp"
+#include "spikevi/driver/fit_job.hpp"
 #include "spikevi/io/dataset.hpp"
 #include "spikevi/error.hpp"
 #include "spikevi/io/fit_file.hpp"
@@ -35,8 +35,6 @@ struct FitOptions {
 // Exit status of a fit stopped by SIGTERM/SIGUSR1 after writing its checkpoint (EX_TEMPFAIL
 // of sysexits.h: try again). Documented in the README; jobs/fit.slurm requeues on it.
 constexpr int kStoppedBySignal = 75;
-
-std::string checkpoint_path(const std::string& out) { return out + ".checkpoint.h5"; }
 
 po::options_description fit_options(FitOptions& o) {
   FitSettings& s = o.settings;
@@ -146,13 +144,12 @@ void validate(const FitOptions& o) {
   check_output_path("--out", o.out, true);  // the folder; an existing file is checked later
 }
 
-// What a checkpoint must share with the fit that continues it: the data and every setting
-// that changes the iterations (not --iterations, --tolerance, output or printing).
-CheckpointIdentity checkpoint_identity(const po::variables_map& values, const Dataset& metadata,
-                                       const std::vector<int>& trials, const std::string& content,
-                                       long inputs) {
+// What a checkpoint must share with the fit that continues it, beyond the data (the job adds
+// it): every setting that changes the iterations (not --iterations, --tolerance, output or
+// printing).
+std::map<std::string, std::string> checkpoint_identity(const po::variables_map& values) {
   const std::map<std::string, std::string> options = option_values(values);
-  CheckpointIdentity identity;
+  std::map<std::string, std::string> identity;
   for (const char* key : {"latents",
                           "observation",
                           "family",
@@ -174,23 +171,7 @@ CheckpointIdentity checkpoint_identity(const po::variables_map& values, const Da
                           "prior-dynamics-variance",
                           "prior-process-noise"})
     if (options.count(key)) identity[key] = options.at(key);
-  std::ostringstream data;
-  data << metadata.trials << " trials x " << metadata.bins << " bins x " << metadata.neurons
-       << " neurons, " << trials.size() << " training trials";
-  identity["data"] = data.str();
-  identity["data content"] = content;  // data_fingerprint: the counts themselves
-  identity["known inputs"] = std::to_string(inputs);
   return identity;
-}
-
-// Reads only the block of the file that holds this rank's share of the training trials.
-Dataset read_share(const std::string& path, const std::vector<int>& share_trials,
-                   Communicator& comm) {
-  ReadOptions options{.first_trial = share_trials.front(),
-                      .trial_count = share_trials.back() - share_trials.front() + 1,
-                      .read_truth = false,
-                      .collective = true};
-  return read_dataset_on_every_rank(path, options, comm);
 }
 
 void print_progress(const IterationRecord& r) {
@@ -201,35 +182,6 @@ void print_progress(const IterationRecord& r) {
     std::printf("  (%d readout rows undone)", r.rejected_readout_rows);
   std::printf("\n");
   std::fflush(stdout);
-}
-
-// Under srun, an MPI without PMI support starts N singletons that each think they are alone.
-void check_slurm_tasks(const Communicator& comm) {
-  const char* tasks = std::getenv("SLURM_NTASKS");
-  if (tasks == nullptr || *tasks == '\0') return;
-  char* end = nullptr;
-  const long expected = std::strtol(tasks, &end, 10);
-  if (*end == '\0' && expected > 0 && expected != comm.size())
-    throw ConfigError("SLURM_NTASKS is " + std::string(tasks) + " but MPI started " +
-                      std::to_string(comm.size()) +
-                      " rank(s): launch with srun --mpi=pmix (or mpirun) so the ranks see each "
-                      "other");
-}
-
-// The solver's time split (rank 0's view) and the spread over ranks, as /timing records it.
-std::map<std::string, double> timing_record(const FitTiming& t, double io, double total,
-                                            double peak_rss, int ranks, int iterations) {
-  return {{"seconds_total", total},
-          {"seconds_local", t.local},
-          {"seconds_global", t.global},
-          {"seconds_allreduce", t.allreduce},
-          {"seconds_initialisation", t.initialisation},
-          {"seconds_io", io},
-          {"seconds_other", total - t.local - t.global - t.allreduce - t.initialisation - io},
-          {"load_imbalance", t.load_imbalance},
-          {"peak_rss_bytes", peak_rss},
-          {"ranks", ranks},
-          {"iterations", iterations}};
 }
 
 void print_timing(const std::map<std::string, double>& t) {
@@ -261,155 +213,46 @@ int run_fit(const CommandContext& context) {
     return 0;
   validate(o);
   apply_model_options(o);
-  const bool root = context.comm->is_root();
-  const auto start = std::chrono::steady_clock::now();
-  double io_seconds = 0.0;
-  auto seconds_since = [](std::chrono::steady_clock::time_point t) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-  };
-
   Communicator& comm = *context.comm;
-  check_slurm_tasks(comm);
-  const Dataset metadata = read_dataset_on_every_rank(
-      o.data, ReadOptions{.trial_count = 0, .read_truth = false, .read_continuous = false}, comm);
-  const std::vector<int> trials = training_trials(metadata);
-  if (trials.size() < static_cast<std::size_t>(comm.size()))
-    throw ConfigError("more MPI ranks (" + std::to_string(comm.size()) +
-                      ") than training trials (" + std::to_string(trials.size()) + ")");
-  const int population = static_cast<int>(trials.size());
-  o.settings.minibatch.validate(population);
-  if (o.epochs > 0)
-    o.settings.iterations = static_cast<int>(
-        std::ceil(o.epochs * population / std::min(o.settings.minibatch.size, population)));
-  const Share share = rank_share(trials.size(), comm.rank(), comm.size());
-  const std::vector<int> local(trials.begin() + static_cast<std::ptrdiff_t>(share.begin),
-                               trials.begin() + static_cast<std::ptrdiff_t>(share.end));
-  if (root)
-    std::printf(
-        "spikevi fit: %s: %zu training trials, %d neurons, D = %d, %d rank(s); %s spikes, %s "
-        "family, %s expectations\n",
-        o.data.c_str(), trials.size(), metadata.neurons, o.settings.latents, comm.size(),
-        o.settings.model.spikes->name().c_str(),
-        family_name(o.settings.model.family).c_str(),
-        expectations_name(o.settings.model.expectations).c_str());
-  const auto read_start = std::chrono::steady_clock::now();
-  Dataset data = read_share(o.data, local, comm);
-  if (!o.ignore_continuous)
-    for (const auto& [name, values] : data.continuous) o.settings.continuous_names.push_back(name);
-  io_seconds += seconds_since(read_start);
-  double independent = data.counts_read_collectively ? 0.0 : 1.0;  // on any rank
-  comm.allreduce_max(std::span<double>(&independent, 1));
-  if (root)
-    std::printf("read /counts: %s parallel-HDF5 read of each rank's block (%.2f s)\n",
-                independent == 0.0 ? "collective" : "independent (not collective) on some rank",
-                io_seconds);
-  const std::vector<TrialCounts> counts = make_trial_counts(
-      data, local, {}, static_cast<int>(share.begin), o.settings.continuous_names);
-  data = Dataset{};  // the solver's copy is all it needs: do not hold the block twice
+  const bool root = comm.is_root();
 
-  // Checkpoints: continue from one for this --out if there is one (DESIGN.md §5).
-  CheckpointLayout layout{static_cast<int>(share.begin),
-                          population,
-                          metadata.bins,
-                          {},
-                          o.settings.latents,
-                          metadata.neurons,
-                          {}};
-  layout.model.row_parameters = o.settings.model.spikes->row_parameters();
-  layout.model.continuous_names = o.settings.continuous_names;
-  for (const Eigen::ArrayXXd& values : counts.front().continuous)
-    layout.model.continuous_channels.push_back(static_cast<int>(values.rows()));
-  layout.model.inputs = static_cast<int>(counts.front().inputs.rows());
-  layout.model.adam = o.settings.model.optimizer == OptimizerKind::kAdam;
-  for (const TrialCounts& trial : counts)
-    layout.bins.push_back(static_cast<int>(trial.counts.cols()));
-  const CheckpointIdentity identity =
-      checkpoint_identity(values, metadata, trials, data_fingerprint(counts, comm),
-                          static_cast<long>(counts.front().inputs.rows()));
-  const std::string checkpoint = checkpoint_path(o.out);
-  const auto checkpoint_start = std::chrono::steady_clock::now();
-  // --overwrite without --restart starts afresh; otherwise a matching checkpoint is continued.
-  std::optional<LoadedCheckpoint> loaded;
-  if (o.restart || !o.overwrite) {
-    try {
-      loaded = read_checkpoint(checkpoint, layout, identity, comm);
-    } catch (const ConfigError&) {
-      if (!o.restart) check_output_path("--out", o.out, false);  // the plainer complaint first
-      throw;
-    }
-  }
-  io_seconds += seconds_since(checkpoint_start);
-  if (o.restart && !loaded)
-    throw ConfigError("--restart: no valid checkpoint " + checkpoint + " (nor " +
-                      previous_checkpoint_path(checkpoint) + ")");
-  if (loaded && root)
-    std::printf("continuing from %s: %d iterations done (written by %d rank(s))\n",
-                loaded->path.c_str(), loaded->state.iteration, loaded->ranks);
-  if (loaded && root && loaded->state.iteration > o.settings.iterations)
-    std::printf(
-        "warning: the checkpoint already has %d iterations, more than --iterations %d: "
-        "none are run\n",
-        loaded->state.iteration, o.settings.iterations);
-  check_output_path("--out", o.out, o.overwrite || loaded.has_value());
-
-  FitControl control;
-  control.resume = loaded ? &loaded->state : nullptr;
-  control.checkpoint_every = o.checkpoint_every;
-  // Until this fit has written one, a file at `checkpoint` is valid only if it was loaded.
-  bool checkpoint_is_valid = loaded && loaded->path == checkpoint;
-  control.checkpoint = [&](const FitState& state) {
-    const auto write_start = std::chrono::steady_clock::now();
-    write_checkpoint(checkpoint, state, layout, identity, comm, checkpoint_is_valid);
-    checkpoint_is_valid = true;
-    io_seconds += seconds_since(write_start);
+  FitJobSettings job;
+  job.data = o.data;
+  job.out = o.out;
+  job.fit = o.settings;
+  job.use_continuous = !o.ignore_continuous;
+  job.epochs = o.epochs;
+  job.checkpoint_every = o.checkpoint_every;
+  job.restart = o.restart;
+  job.overwrite = o.overwrite;
+  job.identity = checkpoint_identity(values);
+  job.configuration = option_values(values);
+  job.provenance = provenance(context);
+  IterationPrinter progress(print_progress);
+  StopRequest stop(stop_was_requested);
+  std::vector<FitCallback*> callbacks{&stop};
+  if (root && !o.quiet) callbacks.push_back(&progress);
+  const JobNote note = [root](const std::string& line) {
+    if (root) std::printf("%s\n", line.c_str());
+    std::fflush(stdout);
   };
-  control.stop_requested = stop_was_requested;
-  const FitOutcome outcome = fit_variational(
-      counts, o.settings, comm,
-      root && !o.quiet ? ProgressCallback(print_progress) : ProgressCallback{}, control);
+  const FitJobResult result = run_fit_job(job, comm, callbacks, note);
+  const FitOutcome& outcome = result.outcome;
   if (outcome.termination == Termination::kStopped) {
     if (root)
       std::printf(
           "spikevi fit: stopped by a signal after iteration %d; checkpoint %s written; "
           "run the same command again (or with --restart) to continue\n",
-          outcome.trace.empty() ? 0 : outcome.trace.back().iteration, checkpoint.c_str());
+          outcome.trace.empty() ? 0 : outcome.trace.back().iteration, result.checkpoint.c_str());
     return kStoppedBySignal;
   }
+  if (outcome.termination == Termination::kNumericalFailure)
+    throw NumericalError("the fit failed: " + outcome.message +
+                         (outcome.trace.empty() ? std::string()
+                                                : " (written to " + result.checkpoint + ")"));
+  if (!root) return 0;
 
-  std::vector<GaussianMoments> local_latents;
-  for (const GaussMarkovState& state : outcome.posteriors) local_latents.push_back(state.moments);
-  std::vector<int> lengths;
-  for (int trial : trials)
-    lengths.push_back(metadata.trial_lengths[static_cast<std::size_t>(trial)]);
-  const std::vector<GaussianMoments> latents =
-      allgather_moments(local_latents, share, lengths, o.settings.latents, comm);
-  double peak_rss = peak_resident_bytes();
-  comm.allreduce_max(std::span<double>(&peak_rss, 1));
-  if (!root) return 0;  // the reductions above were the last collectives
-
-  const AffineGauge gauge = AffineGauge::canonical(outcome.globals.spikes, latents);
-  FitRecord record;
-  record.globals = gauge.apply(outcome.globals);
-  record.trace = outcome.trace;
-  record.termination =
-      outcome.termination == Termination::kConverged ? "converged" : "iteration limit";
-  record.elbo = outcome.elbo;
-  record.evidence_laplace = outcome.evidence_laplace;
-  record.spike_count = outcome.spike_count;
-  record.trials = trials;
-  for (const GaussianMoments& q : latents) record.latents.push_back(gauge.apply(q));
-  record.padded_bins = metadata.bins;
-  record.model = o.settings.model;
-  record.configuration = option_values(values);
-  record.provenance = provenance(context);
-  record.provenance["data"] = o.data;
-  // The file records the time up to its own writing; the line printed below adds the write.
-  const auto write_start = std::chrono::steady_clock::now();
-  record.timing = timing_record(outcome.timing, io_seconds, seconds_since(start), peak_rss,
-                                comm.size(), static_cast<int>(outcome.trace.size()));
-  write_atomically(o.out, [&](const std::string& path) { write_fit(path, record); });
-  io_seconds += seconds_since(write_start);
-
+  const FitRecord& record = result.record;
   std::printf(
       "spikevi fit: %s after %zu iterations: elbo %.6e (%.6f per spike), "
       "evidence_laplace %.6e; wrote %s\n",
@@ -435,8 +278,7 @@ int run_fit(const CommandContext& context) {
   if (outcome.unconverged_local_steps > 0)
     std::printf("warning: %d local steps stopped at --local-max-iterations before converging\n",
                 outcome.unconverged_local_steps);
-  print_timing(timing_record(outcome.timing, io_seconds, seconds_since(start), peak_rss,
-                             comm.size(), static_cast<int>(outcome.trace.size())));
+  print_timing(result.timing_record());
   return 0;
 }
 

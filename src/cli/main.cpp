@@ -53,7 +53,7 @@ int main(int argc, char** argv) {
   }
   try {
     return dispatch(argv[1], context);
-  } catch (const spikevi::cli::PeerFailure& failure) {
+  } catch (const spikevi::PeerFailure& failure) {
     return failure.status();  // the failing rank has printed the reason
   } catch (const spikevi::Error& error) {
     if (comm->is_root()) std::cerr << "spikevi: error: " << error.what() << std::endl;

@@ -1,5 +1,7 @@
 #include "spikevi/driver/variational_fit.hpp"
 
+#include <cstdio>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -7,7 +9,9 @@
 #include <limits>
 #include <string>
 
+#include "spikevi/driver/fit_callbacks.hpp"
 #include "spikevi/error.hpp"
+#include "spikevi/inference/latent_inference.hpp"
 #include "spikevi/inference/global_statistics.hpp"
 #include "spikevi/inference/global_step.hpp"
 #include "spikevi/inference/initialisation.hpp"
@@ -18,18 +22,6 @@ namespace spikevi {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// Adds the wall time of `work` to `total`.
-template <class Work>
-auto timed(double& total, Work&& work) {
-  const auto start = Clock::now();
-  struct AddOnExit {
-    double& total;
-    Clock::time_point start;
-    ~AddOnExit() { total += std::chrono::duration<double>(Clock::now() - start).count(); }
-  } add{total, start};
-  return work();
-}
 
 // The readout kernels of every modality under fixed globals, and a trial's views of them.
 class ModalityKernels {
@@ -104,21 +96,32 @@ void validate(const std::vector<TrialCounts>& trials, const FitSettings& setting
   settings.minibatch.validate(population);
 }
 
-// One fit: the state every rank keeps, and the steps of DESIGN.md §3-4.
-class VariationalFit {
+// One fit: the state every rank keeps, and the steps of DESIGN.md §3-4. It is the FitProgress
+// its callbacks see.
+class VariationalFit final : private FitProgress {
  public:
   VariationalFit(const std::vector<TrialCounts>& trials, const FitSettings& settings,
-                 Communicator& comm, const FitControl& control)
-      : trials_(trials), settings_(settings), comm_(comm), control_(control) {}
+                 Communicator& comm, const std::vector<FitCallback*>& callbacks)
+      : trials_(trials), settings_(settings), comm_(comm), callbacks_(callbacks) {}
 
-  FitOutcome run(const ProgressCallback& progress);
+  FitOutcome run(const FitState* resume);
 
  private:
+  // FitProgress: the fit after `completed_` iterations.
+  int iteration() const override { return completed_; }
+  bool last() const override { return last_; }
+  FitState state() const override {
+    return state_after(completed_, stats_, pending_, previous_elbo_, converged_);
+  }
+
   int dim() const { return settings_.latents; }
-  bool adam() const { return settings_.model.optimizer == OptimizerKind::kAdam; }
   int neurons() const { return static_cast<int>(trials_.front().counts.rows()); }
   bool full_batch() const { return settings_.minibatch.full_batch(population_); }
 
+  // Adds the wall time of `work` to `phase` (FitCallback::on_phase).
+  template <class Work>
+  auto timed(FitPhase phase, Work&& work);
+  void start(const FitState* resume);
   void initialise();
   void refresh_models();
   void resume(const FitState& state);
@@ -128,20 +131,28 @@ class VariationalFit {
   GlobalStatistics statistics_at_current_moments();
   std::vector<std::size_t> members_of_batch(int iteration) const;
   GlobalStatistics local_pass(const std::vector<std::size_t>& members, bool check_readout,
-                              int iteration);
+                              int iteration, bool keep_sites);
   GlobalStatistics reduce(ReproducibleSum sum);
   void global_step(const GlobalStatistics& stats, GlobalStepSize step);
   int undo_rows_that_dropped(const GlobalStatistics& stats, const GlobalStatistics& previous);
   IterationRecord record_of(int iteration, const GlobalStatistics& stats, double scale) const;
-  void finish_stochastic(const GlobalStatistics& stats, GlobalStepSize pending);
-  void finish_timing();
+  // One iteration; false when the fit ends with it (converged, stopped, limit or failure).
+  bool iterate(int iteration);
+  std::string local_failure(const GlobalStatistics& stats, int iteration) const;
+  // Ends the fit after a failed iteration with the state before it (and tells the callbacks).
+  bool fail(int iteration, const std::string& message);
+  void remember_state();
+  void restore_state();
+  bool any_stop_requested();
+  void finish();
+  void finish_stochastic();
 
   const std::vector<TrialCounts>& trials_;
   const FitSettings& settings_;
   Communicator& comm_;
-  const FitControl& control_;
+  const std::vector<FitCallback*>& callbacks_;
   ModelLayout layout_;
-  std::unique_ptr<ObservationModel> model_;             // spikes, at the current shapes
+  std::unique_ptr<ObservationModel> model_;             // spikes, at the current row parameters
   std::vector<GaussianObservation> continuous_models_;  // at the current variances
   std::unique_ptr<FamilyEvaluator> evaluator_;
   std::unique_ptr<Estimator> estimator_;  // of the local steps (closed form, quadrature, MC)
@@ -153,7 +164,36 @@ class VariationalFit {
   Readout readout_before_step_;  // full batch: to undo rows whose step dropped the objective
   RowParameters row_parameters_before_step_;
   Eigen::VectorXd row_damping_;  // full batch: halved for a row whose step was undone
+
+  // The loop: the statistics of the last completed iteration and the step they call for.
+  GlobalStatistics stats_;
+  GlobalStepSize pending_;
+  double previous_elbo_ = std::numeric_limits<double>::quiet_NaN();
+  int completed_ = 0;
+  bool last_ = false, converged_ = false;
+  // What an iteration changes, kept to undo it when it fails: globals, optimiser, damping and
+  // (in local_pass) the sites of the batch's trials.
+  GlobalState globals_before_;
+  std::unique_ptr<Optimizer> optimizer_before_;
+  Eigen::VectorXd damping_before_;
+  std::vector<Sites> sites_before_;
+  std::vector<std::size_t> members_;
+  int first_failed_trial_ = std::numeric_limits<int>::max();  // this rank's, file index
 };
+
+template <class Work>
+auto VariationalFit::timed(FitPhase phase, Work&& work) {
+  struct ReportOnExit {
+    const std::vector<FitCallback*>& callbacks;
+    FitPhase phase;
+    Clock::time_point start = Clock::now();
+    ~ReportOnExit() {
+      const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+      for (FitCallback* callback : callbacks) callback->on_phase(phase, seconds);
+    }
+  } report{callbacks_, phase};
+  return work();
+}
 
 // ---- Initialisation ----
 
@@ -299,7 +339,7 @@ std::vector<std::size_t> VariationalFit::members_of_batch(int iteration) const {
 }
 
 GlobalStatistics VariationalFit::reduce(ReproducibleSum sum) {
-  timed(outcome_.timing.allreduce, [&] { sum.allreduce(comm_); });
+  timed(FitPhase::kAllreduce, [&] { sum.allreduce(comm_); });
   GlobalStatistics stats = GlobalStatistics::zero(dim(), neurons(), layout_);
   stats.unpack(sum.values());
   return stats;
@@ -307,11 +347,13 @@ GlobalStatistics VariationalFit::reduce(ReproducibleSum sum) {
 
 // Local steps of the members under the current globals, warm-started from their sites, and
 // the one reduction of their statistics. With `check_readout`, each trial first adds its
-// E_q log p(x | w) per row under its previous q at the newly proposed readout.
+// E_q log p(x | w) per row under its previous q at the newly proposed readout. With
+// `keep_sites`, the members' sites are kept first, to undo the pass if the iteration fails.
 GlobalStatistics VariationalFit::local_pass(const std::vector<std::size_t>& members,
-                                            bool check_readout, int iteration) {
+                                            bool check_readout, int iteration, bool keep_sites) {
   ReproducibleSum sum(buffer_size_);
-  timed(outcome_.timing.local, [&] {
+  if (keep_sites) members_ = members;
+  timed(FitPhase::kLocal, [&] {
     const GlobalState& globals = outcome_.globals;
     const LatentPrior latent_prior = LatentPrior::from(globals);
     const ModalityKernels kernels(globals, *model_, continuous_models_);
@@ -320,6 +362,7 @@ GlobalStatistics VariationalFit::local_pass(const std::vector<std::size_t>& memb
     for (std::size_t k : members) {
       const TrialCounts& trial = trials_[k];
       GaussMarkovState& state = outcome_.posteriors[k];
+      if (keep_sites) sites_before_[k] = state.sites;
       trial_stats.clear();
       if (check_readout)
         trial_stats.candidate_log_likelihood =
@@ -334,6 +377,9 @@ GlobalStatistics VariationalFit::local_pass(const std::vector<std::size_t>& memb
         const LocalStepReport report =
             warm_local_step(LocalProblem{prior, modalities, *evaluator_, *estimator_}, state,
                             settings_.local, *optimizer_);
+        if (!std::isfinite(state.elbo))
+          throw NumericalError("its ELBO is " + std::to_string(state.elbo) +
+                               " after the local step");
         trial_stats.add_trial(state.moments, globals.spikes, *model_, trial.counts, state.elbo,
                               trial.inputs_or_null());
         for (std::size_t m = 0; m < trial.continuous.size(); ++m)
@@ -347,11 +393,12 @@ GlobalStatistics VariationalFit::local_pass(const std::vector<std::size_t>& memb
                   << error.what() << std::endl;
         trial_stats.clear();
         trial_stats.failed_trials = 1.0;
+        first_failed_trial_ = std::min(first_failed_trial_, trial.index);
       }
       trial_stats.pack_into(packed);
       sum.add(packed);
     }
-    if (control_.stop_requested && control_.stop_requested()) {
+    if (any_stop_requested()) {
       trial_stats.clear();
       trial_stats.stop_requests = 1.0;
       trial_stats.pack_into(packed);
@@ -362,7 +409,7 @@ GlobalStatistics VariationalFit::local_pass(const std::vector<std::size_t>& memb
 }
 
 void VariationalFit::global_step(const GlobalStatistics& stats, GlobalStepSize step) {
-  timed(outcome_.timing.global, [&] {
+  timed(FitPhase::kGlobal, [&] {
     readout_before_step_ = outcome_.globals.spikes;
     row_parameters_before_step_ = outcome_.globals.spike_parameters;
     checked_global_step(outcome_.globals, stats, step, row_damping_, optimizer_);
@@ -402,8 +449,17 @@ IterationRecord VariationalFit::record_of(int iteration, const GlobalStatistics&
   return record;
 }
 
-FitOutcome VariationalFit::run(const ProgressCallback& progress) {
-  const auto start = Clock::now();
+FitOutcome VariationalFit::run(const FitState* resume) {
+  start(resume);
+  const int first = completed_ + 1;
+  for (int iteration = first; iteration <= settings_.iterations && !last_; ++iteration)
+    if (!iterate(iteration)) break;
+  finish();
+  return std::move(outcome_);
+}
+
+// Validates, lays the model out, and initialises or continues from `resume`.
+void VariationalFit::start(const FitState* resume_from) {
   double local_trials = static_cast<double>(trials_.size());
   comm_.allreduce_sum(std::span<double>(&local_trials, 1));  // exact: small integers
   population_ = static_cast<int>(local_trials);
@@ -411,7 +467,7 @@ FitOutcome VariationalFit::run(const ProgressCallback& progress) {
   layout_.row_parameters = settings_.model.spikes->row_parameters();
   layout_.continuous_names = settings_.continuous_names;
   layout_.inputs = static_cast<int>(trials_.front().inputs.rows());
-  layout_.adam = adam();
+  layout_.adam = settings_.model.optimizer == OptimizerKind::kAdam;
   layout_.continuous_channels.clear();
   for (const Eigen::ArrayXXd& values : trials_.front().continuous)
     layout_.continuous_channels.push_back(static_cast<int>(values.rows()));
@@ -431,87 +487,161 @@ FitOutcome VariationalFit::run(const ProgressCallback& progress) {
     }
   }
 
-  double previous_elbo = std::numeric_limits<double>::quiet_NaN();
-  GlobalStatistics stats;
-  GlobalStepSize pending;  // the step that the statistics of the last iteration call for
-  int first = 1;
-  if (control_.resume) {
-    timed(outcome_.timing.initialisation, [&] { resume(*control_.resume); });
-    const FitState& state = *control_.resume;
-    stats = GlobalStatistics::zero(dim(), neurons(), layout_);
-    stats.unpack(state.statistics);
-    pending = state.pending;
-    previous_elbo = state.previous_elbo;
-    first = state.iteration + 1;
-    if (state.converged) {
+  sites_before_.resize(trials_.size());
+  if (resume_from) {
+    timed(FitPhase::kInitialisation, [&] { resume(*resume_from); });
+    stats_ = GlobalStatistics::zero(dim(), neurons(), layout_);
+    stats_.unpack(resume_from->statistics);
+    pending_ = resume_from->pending;
+    previous_elbo_ = resume_from->previous_elbo;
+    completed_ = resume_from->iteration;
+    if (resume_from->converged) {
       outcome_.termination = Termination::kConverged;
-      first = settings_.iterations + 1;
+      outcome_.message = "the fit had converged after iteration " + std::to_string(completed_);
+      converged_ = last_ = true;
     }
   } else {
-    timed(outcome_.timing.initialisation, [&] { initialise(); });
+    timed(FitPhase::kInitialisation, [&] { initialise(); });
   }
-  for (int iteration = first; iteration <= settings_.iterations; ++iteration) {
-    const auto iteration_start = Clock::now();
-    const bool check_readout = full_batch() && iteration > 1;
-    if (iteration > 1) global_step(stats, pending);
-    const std::vector<std::size_t> members = members_of_batch(iteration - 1);
-    const GlobalStatistics previous = std::move(stats);
-    stats = local_pass(members, check_readout, iteration);
-    int rejected = 0;
-    if (check_readout && std::isfinite(stats.elbo_sum)) {
-      rejected = undo_rows_that_dropped(stats, previous);
-      if (rejected > 0) {  // q under the corrected readout; keep the stop requests
-        const double stops = stats.stop_requests;
-        stats = local_pass(members, false, iteration);
-        stats.stop_requests += stops;
-      }
-    }
-    if (stats.failed_trials > 0 || !std::isfinite(stats.elbo_sum))
-      throw NumericalError("fit: the local step failed on " +
-                           std::to_string(static_cast<long>(stats.failed_trials)) +
-                           " trial(s) at iteration " + std::to_string(iteration) +
-                           " (the ELBO is not finite; see the rank's message above)");
-    outcome_.unconverged_local_steps += static_cast<int>(stats.unconverged_trials);
+}
 
-    const double scale = statistics_scale(population_, static_cast<int>(stats.trials));
-    pending = GlobalStepSize{settings_.minibatch.step_size(iteration - 1, population_), scale};
-    IterationRecord record = record_of(iteration, stats, scale);
-    record.rho = pending.rho;
-    record.rejected_readout_rows = rejected;
-    record.relative_change = (record.elbo - previous_elbo) / std::abs(record.elbo);
-    record.seconds = std::chrono::duration<double>(Clock::now() - iteration_start).count();
-    outcome_.trace.push_back(record);
-    if (progress) progress(record);
-    previous_elbo = record.elbo;
-    const bool converged = full_batch() && settings_.tolerance > 0 &&
-                           std::abs(record.relative_change) < settings_.tolerance;
-    const bool stop = stats.stop_requests > 0;
-    const bool last = converged || stop || iteration == settings_.iterations;
-    if (control_.checkpoint &&
-        (last || (control_.checkpoint_every > 0 && iteration % control_.checkpoint_every == 0)))
-      control_.checkpoint(state_after(iteration, stats, pending, previous_elbo, converged));
-    if (converged) {
-      outcome_.termination = Termination::kConverged;
-      break;
-    }
-    if (stop) {
-      outcome_.termination = Termination::kStopped;
-      break;
+bool VariationalFit::iterate(int iteration) {
+  const auto iteration_start = Clock::now();
+  const bool check_readout = full_batch() && iteration > 1;
+  remember_state();
+  if (iteration > 1) {
+    try {
+      global_step(stats_, pending_);
+    } catch (const NumericalError& error) {
+      return fail(iteration, error.what());
     }
   }
-  if (outcome_.termination == Termination::kStopped) {
-    outcome_.elbo = outcome_.trace.back().elbo;
-  } else if (full_batch()) {
-    outcome_.elbo = outcome_.trace.empty() ? stats.elbo_sum + outcome_.globals.global_terms()
+  const std::vector<std::size_t> members = members_of_batch(iteration - 1);
+  GlobalStatistics previous = std::move(stats_);
+  stats_ = local_pass(members, check_readout, iteration, true);
+  int rejected = 0;
+  if (check_readout && std::isfinite(stats_.elbo_sum)) {
+    rejected = undo_rows_that_dropped(stats_, previous);
+    if (rejected > 0) {  // q under the corrected readout; keep the stop requests
+      const double stops = stats_.stop_requests;
+      stats_ = local_pass(members, false, iteration, false);
+      stats_.stop_requests += stops;
+    }
+  }
+  if (const std::string problem = local_failure(stats_, iteration); !problem.empty()) {
+    stats_ = std::move(previous);
+    return fail(iteration, problem);
+  }
+  outcome_.unconverged_local_steps += static_cast<int>(stats_.unconverged_trials);
+
+  const double scale = statistics_scale(population_, static_cast<int>(stats_.trials));
+  pending_ = GlobalStepSize{settings_.minibatch.step_size(iteration - 1, population_), scale};
+  IterationRecord record = record_of(iteration, stats_, scale);
+  record.rho = pending_.rho;
+  record.rejected_readout_rows = rejected;
+  record.relative_change = (record.elbo - previous_elbo_) / std::abs(record.elbo);
+  record.seconds = std::chrono::duration<double>(Clock::now() - iteration_start).count();
+  outcome_.trace.push_back(record);
+  previous_elbo_ = record.elbo;
+  completed_ = iteration;
+  converged_ = full_batch() && settings_.tolerance > 0 &&
+               std::abs(record.relative_change) < settings_.tolerance;
+  const bool stop = stats_.stop_requests > 0;
+  last_ = converged_ || stop || iteration == settings_.iterations;
+  if (converged_) {
+    outcome_.termination = Termination::kConverged;
+    char text[160];
+    std::snprintf(text, sizeof text,
+                  "the relative ELBO change %.3g fell below the tolerance %.3g at iteration %d",
+                  std::abs(record.relative_change), settings_.tolerance, iteration);
+    outcome_.message = text;
+  } else if (stop) {
+    outcome_.termination = Termination::kStopped;
+    outcome_.message = "stopped on request after iteration " + std::to_string(iteration);
+  } else if (last_) {
+    outcome_.termination = Termination::kIterationLimit;
+    outcome_.message = "reached the iteration limit (" + std::to_string(iteration) + ")";
+  }
+  for (FitCallback* callback : callbacks_) callback->on_iteration(record, *this);
+  return !last_;
+}
+
+// Why the local pass just reduced is no state to continue from ("" if it is): trials whose
+// local step failed (each reported by its rank on stderr), or an ELBO that is not finite.
+std::string VariationalFit::local_failure(const GlobalStatistics& stats, int iteration) const {
+  if (stats.failed_trials > 0) {
+    double first = -static_cast<double>(first_failed_trial_);  // the lowest index over ranks
+    comm_.allreduce_max(std::span<double>(&first, 1));
+    return "the local step failed on " + std::to_string(static_cast<long>(stats.failed_trials)) +
+           " trial(s) at iteration " + std::to_string(iteration) + ", the first being trial " +
+           std::to_string(static_cast<long>(-first)) +
+           " (the rank holding each printed its reason on stderr)";
+  }
+  if (!std::isfinite(stats.elbo_sum))
+    return "the ELBO summed over the trials is " + std::to_string(stats.elbo_sum) +
+           " at iteration " + std::to_string(iteration) +
+           " although every trial's is finite: the data's values exceed the range of double "
+           "precision in the objective (look for absurd values in /continuous or /counts)";
+  if (!std::isfinite(outcome_.globals.global_terms()))
+    return "the global terms of the objective (priors and the KL of the dynamics) are not finite "
+           "at iteration " + std::to_string(iteration);
+  return "";
+}
+
+void VariationalFit::remember_state() {
+  members_.clear();  // local_pass names the trials whose sites it keeps
+  globals_before_ = outcome_.globals;
+  optimizer_before_ = optimizer_->clone();
+  damping_before_ = row_damping_;
+}
+
+// Back to the state before the failed iteration: globals, optimiser, damping and the sites of
+// the trials its local pass touched.
+void VariationalFit::restore_state() {
+  outcome_.globals = globals_before_;
+  optimizer_ = optimizer_before_->clone();
+  row_damping_ = damping_before_;
+  for (std::size_t k : members_) outcome_.posteriors[k].sites = sites_before_[k];
+  refresh_models();
+}
+
+bool VariationalFit::fail(int iteration, const std::string& message) {
+  restore_state();
+  outcome_.termination = Termination::kNumericalFailure;
+  outcome_.message = message + "; the fit keeps the state after iteration " +
+                     std::to_string(iteration - 1);
+  last_ = true;
+  for (FitCallback* callback : callbacks_) callback->on_failure(outcome_.message, *this);
+  return false;
+}
+
+bool VariationalFit::any_stop_requested() {
+  bool stop = false;
+  for (FitCallback* callback : callbacks_) stop = callback->stop_requested() || stop;
+  return stop;
+}
+
+// The objective at the end: the last iteration's (full batch), or that of a final pass over all
+// trials at the final globals (minibatches).
+void VariationalFit::finish() {
+  const Termination ended = outcome_.termination;
+  if (ended == Termination::kStopped || ended == Termination::kNumericalFailure) {
+    outcome_.elbo = outcome_.trace.empty() ? std::numeric_limits<double>::quiet_NaN()
                                            : outcome_.trace.back().elbo;
-    outcome_.spike_count = stats.spike_count;
+  } else if (full_batch()) {
+    outcome_.elbo = outcome_.trace.empty() ? stats_.elbo_sum + outcome_.globals.global_terms()
+                                           : outcome_.trace.back().elbo;
+    outcome_.spike_count = stats_.spike_count;
   } else {
-    finish_stochastic(stats, pending);
+    finish_stochastic();
   }
-  outcome_.evidence_laplace = outcome_.elbo + outcome_.globals.laplace_correction();
-  outcome_.timing.total = std::chrono::duration<double>(Clock::now() - start).count();
-  finish_timing();
-  return std::move(outcome_);
+  try {
+    outcome_.evidence_laplace = outcome_.elbo + outcome_.globals.laplace_correction();
+  } catch (const NumericalError& error) {
+    outcome_.evidence_laplace = std::numeric_limits<double>::quiet_NaN();
+    outcome_.message += std::string("; evidence_laplace is undefined: ") + error.what();
+  }
+  for (FitCallback* callback : callbacks_) callback->on_end(outcome_);
 }
 
 // The state at the end of `iteration`, for a checkpoint.
@@ -575,89 +705,49 @@ void VariationalFit::resume(const FitState& state) {
 }
 
 // Minibatch runs: the last step, then the local steps of every trial at the final globals,
-// which give the posteriors and the exact objective on all trials.
-void VariationalFit::finish_stochastic(const GlobalStatistics& stats, GlobalStepSize pending) {
-  global_step(stats, pending);
+// which give the posteriors and the exact objective on all trials. If that fails, the fit
+// keeps the state after its last iteration.
+void VariationalFit::finish_stochastic() {
+  remember_state();
+  try {
+    global_step(stats_, pending_);
+  } catch (const NumericalError& error) {
+    fail(completed_ + 1, std::string("the last global step failed: ") + error.what());
+    return;
+  }
   // The final pass draws its Monte Carlo samples as an iteration of its own.
   const GlobalStatistics all =
-      local_pass(every_trial(trials_.size()), false, settings_.iterations + 1);
-  if (all.failed_trials > 0 || !std::isfinite(all.elbo_sum))
-    throw NumericalError("fit: the final local steps on all trials failed (ELBO not finite)");
+      local_pass(every_trial(trials_.size()), false, settings_.iterations + 1, true);
+  if (const std::string problem = local_failure(all, settings_.iterations + 1); !problem.empty()) {
+    fail(completed_ + 1, "the final pass over all trials: " + problem);
+    outcome_.elbo = outcome_.trace.empty() ? std::numeric_limits<double>::quiet_NaN()
+                                           : outcome_.trace.back().elbo;
+    return;
+  }
   outcome_.elbo = all.elbo_sum + outcome_.globals.global_terms();
   outcome_.spike_count = all.spike_count;
 }
 
-void VariationalFit::finish_timing() {
-  double slowest = outcome_.timing.local, summed = outcome_.timing.local;
-  comm_.allreduce_max(std::span<double>(&slowest, 1));
-  comm_.allreduce_sum(std::span<double>(&summed, 1));
-  const double mean = summed / comm_.size();
-  outcome_.timing.load_imbalance = mean > 0 ? slowest / mean : 1.0;
-}
-
 }  // namespace
 
-std::vector<TrialCounts> make_trial_counts(const Dataset& data,
-                                           const std::vector<int>& trial_indices,
-                                           const std::vector<int>& rows, int first_position,
-                                           const std::vector<std::string>& continuous) {
-  for (const std::string& name : continuous)
-    if (!data.continuous.count(name))
-      throw InputError(data.path + ": /continuous/" + name + " does not exist");
-  const PoissonObservation model;
-  std::vector<TrialCounts> trials;
-  trials.reserve(trial_indices.size());
-  for (int index : trial_indices) {
-    const Eigen::MatrixXd& all_rows = data.trial_counts(index);
-    TrialCounts trial;
-    trial.index = index;
-    trial.position = first_position + static_cast<int>(trials.size());
-    if (rows.empty()) {
-      trial.counts = all_rows.array();
-    } else {
-      trial.counts.resize(static_cast<Eigen::Index>(rows.size()), all_rows.cols());
-      for (std::size_t r = 0; r < rows.size(); ++r)
-        trial.counts.row(static_cast<Eigen::Index>(r)) = all_rows.row(rows[r]).array();
-    }
-    trial.log_base_measure = model.log_base_measure(trial.counts);
-    for (const std::string& name : continuous)
-      trial.continuous.push_back(data.continuous.at(name).at(index - data.first_trial).array());
-    if (!data.inputs.empty()) trial.inputs = data.inputs.at(index - data.first_trial);
-    trials.push_back(std::move(trial));
+std::string termination_name(Termination termination) {
+  switch (termination) {
+    case Termination::kConverged:
+      return "converged";
+    case Termination::kStopped:
+      return "stopped";
+    case Termination::kNumericalFailure:
+      return "numerical failure";
+    case Termination::kIterationLimit:
+      break;
   }
-  return trials;
-}
-
-LatentPrior LatentPrior::from(const GlobalState& globals) {
-  return LatentPrior{globals.dynamics.expectations(), globals.mu0, globals.Sigma0};
+  return "iteration limit";
 }
 
 FitOutcome fit_variational(const std::vector<TrialCounts>& trials, const FitSettings& settings,
-                           Communicator& comm, const ProgressCallback& progress,
-                           const FitControl& control) {
-  return VariationalFit(trials, settings, comm, control).run(progress);
-}
-
-std::vector<GaussMarkovState> infer_latents(const LatentPrior& latent_prior, const Readout& readout,
-                                            const std::vector<TrialCounts>& trials,
-                                            const LocalStepSettings& settings,
-                                            const ObservationModel& model, FamilyKind family) {
-  const ReadoutKernels kernels(readout);
-  const std::unique_ptr<FamilyEvaluator> evaluator = make_family_evaluator(family);
-  DeterministicEstimator estimator;
-  std::vector<GaussMarkovState> states(trials.size());
-  for (std::size_t k = 0; k < trials.size(); ++k) {
-    const int bins = static_cast<int>(trials[k].counts.cols());
-    const int dim = static_cast<int>(latent_prior.mu0.size());
-    const PriorBlocks prior = prior_blocks(latent_prior.dynamics, latent_prior.mu0,
-                                           latent_prior.Sigma0, bins, trials[k].inputs_or_null());
-    const std::vector<ModalityView> modalities{ModalityView{
-        &model, &kernels, &trials[k].counts, model.log_base_measure(trials[k].counts)}};
-    const LocalProblem problem{prior, modalities, *evaluator, estimator};
-    problem.evaluate(Sites::zero(dim, bins), states[k]);
-    cvi_local_step(problem, states[k], settings);
-  }
-  return states;
+                           Communicator& comm, const std::vector<FitCallback*>& callbacks,
+                           const FitState* resume) {
+  return VariationalFit(trials, settings, comm, callbacks).run(resume);
 }
 
 }  // namespace spikevi

@@ -43,44 +43,23 @@ std::vector<Eigen::MatrixXd> heldout_counts(const Dataset& data) {
                                 split.heldout_neurons);
 }
 
-CosmoothingResult cosmooth(const LatentPrior& prior, const Readout& readout, const Dataset& data,
-                           const LocalStepSettings& settings, const ModelSettings& model,
-                           const RowParameters& row_parameters) {
+CosmoothingResult cosmooth(const InferenceModel& model, const Dataset& data,
+                           const LocalStepSettings& settings) {
   const Split& split = require_split(data);
   const std::vector<int> heldin = split.heldin_neurons();
   const std::vector<TrialCounts> test = make_trial_counts(data, split.test_trials, heldin);
-  const ModelSettings deterministic = model.deterministic();
-  const auto heldin_model = deterministic.spike_observation(row_parameters.select_rows(heldin));
-  const std::vector<GaussMarkovState> states = infer_latents(
-      prior, readout.select_rows(heldin), test, settings, *heldin_model, model.family);
+  const std::vector<GaussMarkovState> states = infer_latents(model.rows(heldin), test, settings);
 
   std::vector<GaussianMoments> latents;
   for (const GaussMarkovState& state : states) latents.push_back(state.moments);
   CosmoothingResult result;
-  const auto heldout_model =
-      deterministic.spike_observation(row_parameters.select_rows(split.heldout_neurons));
-  result.rates =
-      predicted_rates(readout.select_rows(split.heldout_neurons), latents, *heldout_model);
+  const InferenceModel heldout = model.rows(split.heldout_neurons);
+  result.rates = predicted_rates(heldout.readout, latents, *heldout.observation());
   result.bits_per_spike = bits_per_spike(result.rates, heldout_counts(data));
   return result;
 }
 
-LatentPrior truth_prior(const Truth& truth) {
-  return LatentPrior{DynamicsExpectations::point(truth.A, truth.b, truth.Q, truth.B), truth.mu0,
-                     truth.Sigma0};
-}
-
-ModelSettings truth_model(const Truth& truth, const SpikeModelCatalogue& models) {
-  return ModelSettings::for_model(models.get(truth.observation));
-}
-
-RowParameters truth_row_parameters(const Truth& truth, const SpikeModelCatalogue& models) {
-  RowParameters parameters = RowParameters::at_prior(models.get(truth.observation)->row_parameters(),
-                                                     static_cast<int>(truth.C.rows()));
-  for (RowParameter& parameter : parameters.parameters)
-    parameter.values = truth.row_parameters.at(parameter.spec.name);
-  return parameters;
-}
+namespace {
 
 Readout truth_readout(const Truth& truth) {
   Readout readout;
@@ -89,6 +68,19 @@ Readout truth_readout(const Truth& truth) {
   const Eigen::Index side = truth.C.cols() + 1;
   readout.precision = Eigen::MatrixXd::Identity(side, side).replicate(1, truth.C.rows());
   return readout;
+}
+
+}  // namespace
+
+InferenceModel truth_model(const Truth& truth, const SpikeModelCatalogue& models) {
+  const std::shared_ptr<const SpikeModel> spikes = models.get(truth.observation);
+  RowParameters row_parameters =
+      RowParameters::at_prior(spikes->row_parameters(), static_cast<int>(truth.C.rows()));
+  for (RowParameter& parameter : row_parameters.parameters)
+    parameter.values = truth.row_parameters.at(parameter.spec.name);
+  return InferenceModel{LatentPrior{DynamicsExpectations::point(truth.A, truth.b, truth.Q, truth.B),
+                                    truth.mu0, truth.Sigma0},
+                        truth_readout(truth), ModelSettings::for_model(spikes), row_parameters};
 }
 
 }  // namespace spikevi
@@ -149,9 +141,7 @@ HeldoutScores heldout_scores(const GlobalState& globals, const ModelSettings& mo
   if (samples < 1)
     throw ConfigError("--samples must be >= 1 (got " + std::to_string(samples) + ")");
   const auto spike_model = model.deterministic().spike_observation(globals.spike_parameters);
-  const DynamicsExpectations point =
-      DynamicsExpectations::point(globals.dynamics.mean_A(), globals.dynamics.mean_b(),
-                                  globals.dynamics.mean_Q(), globals.dynamics.mean_B());
+  const LatentPrior point = LatentPrior::point_estimate(globals);
   const ReadoutKernels kernels(globals.spikes);
   const std::unique_ptr<FamilyEvaluator> evaluator = make_family_evaluator(model.family);
   DeterministicEstimator deterministic;
@@ -163,8 +153,7 @@ HeldoutScores heldout_scores(const GlobalState& globals, const ModelSettings& mo
   double variance = 0.0;
   for (const TrialCounts& trial : trials) {
     const int bins = static_cast<int>(trial.counts.cols()), dim = globals.dim();
-    const PriorBlocks prior =
-        prior_blocks(point, globals.mu0, globals.Sigma0, bins, trial.inputs_or_null());
+    const PriorBlocks prior = point.blocks(bins, trial.inputs_or_null());
     const double base = spike_model->log_base_measure(trial.counts);
     const std::vector<ModalityView> modalities{
         ModalityView{spike_model.get(), &kernels, &trial.counts, base}};

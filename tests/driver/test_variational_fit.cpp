@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "spikevi/io/trial_counts.hpp"
 #include "spikevi/evaluation/evaluation.hpp"
 #include "spikevi/model/simulation.hpp"
 #include "spikevi/driver/variational_fit.hpp"
@@ -51,10 +52,8 @@ TEST(FitVariational, CosmoothingComesWithinHundredthOfABitOfTheTrueParameters) {
   const FitOutcome outcome = fit_variational(training_counts(data), settings_with(4, 40), comm);
   const LocalStepSettings local{.tolerance = 1e-8, .max_iterations = 200};
   const double fitted =
-      cosmooth(LatentPrior::from(outcome.globals), outcome.globals.spikes, data, local)
-          .bits_per_spike;
-  const double truth =
-      cosmooth(truth_prior(*data.truth), truth_readout(*data.truth), data, local).bits_per_spike;
+      cosmooth(InferenceModel::of(outcome.globals, ModelSettings{}), data, local).bits_per_spike;
+  const double truth = cosmooth(truth_model(*data.truth), data, local).bits_per_spike;
   EXPECT_GT(truth, 0.05);  // the simulation carries real shared structure
   EXPECT_NEAR(fitted, truth, 0.01);
 }
@@ -103,7 +102,7 @@ TEST(FitVariational, MinibatchFitReachesTheFullBatchFit) {
   EXPECT_DOUBLE_EQ(stochastic.trace[9].rho, std::pow(10.0, -0.6));
   const LocalStepSettings local{.tolerance = 1e-8, .max_iterations = 200};
   auto cobps = [&](const FitOutcome& fit) {
-    return cosmooth(LatentPrior::from(fit.globals), fit.globals.spikes, data, local).bits_per_spike;
+    return cosmooth(InferenceModel::of(fit.globals, ModelSettings{}), data, local).bits_per_spike;
   };
   EXPECT_NEAR(cobps(stochastic), cobps(full), 0.01);
   EXPECT_NEAR(stochastic.elbo, full.elbo, 0.005 * std::abs(full.elbo));

@@ -4,6 +4,7 @@
 
 #include <numeric>
 
+#include "spikevi/io/trial_counts.hpp"
 #include "spikevi/inference/global_statistics.hpp"
 #include "spikevi/model/simulation.hpp"
 #include "spikevi/driver/variational_fit.hpp"

@@ -6,6 +6,7 @@
 #include <map>
 #include <numeric>
 
+#include "spikevi/io/trial_counts.hpp"
 #include "spikevi/error.hpp"
 #include "spikevi/inference/global_statistics.hpp"
 #include "spikevi/inference/minibatch.hpp"

@@ -2,6 +2,7 @@
 // fit does (the canonical gauge and the HDF5 round trip change nothing observable).
 #include <gtest/gtest.h>
 
+#include "spikevi/io/trial_counts.hpp"
 #include "spikevi/error.hpp"
 #include "spikevi/evaluation/evaluation.hpp"
 #include "spikevi/io/fit_file.hpp"
@@ -50,10 +51,10 @@ TEST(FitFile, GlobalsReadBackScoreAsTheInMemoryFit) {
   const GlobalState read = read_fit_globals(dir.file("fit.h5"));
   const LocalStepSettings local{.tolerance = 1e-10, .max_iterations = 300};
   const double in_memory =
-      cosmooth(LatentPrior::from(fit.outcome.globals), fit.outcome.globals.spikes, fit.data, local)
+      cosmooth(InferenceModel::of(fit.outcome.globals, ModelSettings{}), fit.data, local)
           .bits_per_spike;
   const double from_file =
-      cosmooth(LatentPrior::from(read), read.spikes, fit.data, local).bits_per_spike;
+      cosmooth(InferenceModel::of(read, ModelSettings{}), fit.data, local).bits_per_spike;
   // Same model in another gauge: both local steps converge to the same optimum (1e-10 nats),
   // so the scores agree far below any difference that matters (bits/spike ~ 0.1-0.3).
   EXPECT_NEAR(from_file, in_memory, 1e-7);

@@ -9,8 +9,9 @@
 #include <vector>
 
 #include "spikevi/parallel/communicator.hpp"
-#include "spikevi/io/dataset.hpp"
 #include "spikevi/inference/gauss_markov.hpp"
+#include "spikevi/inference/initialisation.hpp"
+#include "spikevi/inference/trial.hpp"
 #include "spikevi/model/global_state.hpp"
 #include "spikevi/inference/global_step.hpp"
 #include "spikevi/inference/local_step.hpp"
@@ -19,39 +20,6 @@
 #include "spikevi/inference/model_settings.hpp"
 
 namespace spikevi {
-
-// One trial of spike counts as the solver sees it.
-struct TrialCounts {
-  int index = 0;                  // trial index in the file
-  int position = 0;               // position in the list of all fitted trials (all ranks)
-  Eigen::ArrayXXd counts;         // neurons x T_k
-  double log_base_measure = 0.0;  // sum -log x! (the driver recomputes it for its model)
-  // Gaussian modalities, in the order of FitSettings::continuous_names: channels x T_k, NaN =
-  // missing.
-  std::vector<Eigen::ArrayXXd> continuous;
-  Eigen::MatrixXd inputs;  // known inputs /inputs, U x T_k (0 rows without)
-  // What prior_blocks and the transition statistics take: nullptr without inputs.
-  const Eigen::MatrixXd* inputs_or_null() const { return inputs.rows() > 0 ? &inputs : nullptr; }
-};
-
-// TrialCounts of the listed trials (file indices; each must be held by `data`), restricted to
-// the given rows (neurons; empty = all); positions first_position, first_position + 1, ...;
-// with the listed Gaussian modalities of /continuous (InputError naming a missing one) and the
-// known inputs of /inputs when the file has them.
-std::vector<TrialCounts> make_trial_counts(const Dataset& data,
-                                           const std::vector<int>& trial_indices,
-                                           const std::vector<int>& rows = {},
-                                           int first_position = 0,
-                                           const std::vector<std::string>& continuous = {});
-
-struct InitialisationSettings {
-  double smoothing_sd_bins = 2.0;  // Gaussian kernel of the PCA initialisation
-  double latent_variance = 0.1;    // q(z) = N(PCA latents, latent_variance I) at the start
-  int readout_newton_steps = 20;   // Poisson GLM on the PCA latents
-  // The GLM uses at most this many trials, evenly spaced over all K (its statistics scaled by
-  // K/count): a start needs no more, and the cost stays bounded on large data sets.
-  int readout_trials = 64;
-};
 
 struct FitSettings {
   int latents = 4;
@@ -82,35 +50,33 @@ struct IterationRecord {
   int rejected_readout_rows = 0;  // full batch: rows whose readout step was undone
 };
 
-// kStopped: a stop was requested (a signal on any rank) and agreed at an iteration boundary.
-enum class Termination { kConverged, kIterationLimit, kStopped };
+// How a fit ended (Ceres' TerminationType): converged (full batch: the relative ELBO change
+// fell below the tolerance), reached its iteration limit, was stopped (a stop requested on any
+// rank, agreed at an iteration boundary), or failed numerically (a local step or the global step
+// could not produce a finite state; the fit keeps the last finite one).
+enum class Termination { kConverged, kIterationLimit, kStopped, kNumericalFailure };
+std::string termination_name(Termination termination);  // "converged", "iteration limit", ...
 
-// Where the solver's time went on this rank, and the spread of the local work over ranks.
-struct FitTiming {
-  double initialisation = 0.0;  // PCA start and first global step (collectives included)
-  double local = 0.0;           // local steps and statistics of the iterations
-  double allreduce = 0.0;       // the per-iteration reductions (waiting for slower ranks too)
-  double global = 0.0;          // global steps (replicated on every rank)
-  double total = 0.0;           // the whole of fit_variational
-  double load_imbalance = 1.0;  // max over ranks of `local` / mean over ranks
-};
+// The fit's result on this rank (Ceres' Solver::Summary plus the solution).
 struct FitOutcome {
   GlobalState globals;
   std::vector<IterationRecord> trace;
-  std::vector<GaussMarkovState> posteriors;  // per local trial, at the final globals
+  // Per local trial, at the final globals; after a numerical failure only their sites (those of
+  // the last finite state) are meaningful.
+  std::vector<GaussMarkovState> posteriors;
   Termination termination = Termination::kIterationLimit;
+  std::string message;       // why it ended, in a sentence
   double elbo = 0.0;         // the objective on all trials at the final state
   double spike_count = 0.0;  // all trials of all ranks
   double evidence_laplace = 0.0;
   int unconverged_local_steps = 0;  // trial-iterations whose local step hit its limit
-  FitTiming timing;
 };
-
-using ProgressCallback = std::function<void(const IterationRecord&)>;
 
 // Everything a fit needs to go on exactly where it stopped, at an iteration boundary
 // (DESIGN.md §5): the next iteration is global_step(statistics, pending), then local steps
 // warm-started from the sites. The same on every rank except `sites` (this rank's trials).
+class FitCallback;
+
 struct FitState {
   int iteration = 0;               // iterations completed
   GlobalState globals;             // those the local steps of `iteration` used
@@ -125,40 +91,14 @@ struct FitState {
   std::vector<Sites> sites;  // this rank's trials, in order
 };
 
-// How a caller (the CLI) steers a fit from outside the numerics.
-struct FitControl {
-  const FitState* resume = nullptr;  // continue from this state instead of initialising
-  int checkpoint_every = 0;          // call `checkpoint` every this many iterations (0: never)
-  // Called on every rank with the state at an iteration boundary: every checkpoint_every
-  // iterations, when a stop was agreed, and once after the last iteration (before a minibatch
-  // fit's final pass). Never with a non-finite state.
-  std::function<void(const FitState&)> checkpoint;
-  // This rank's wish to stop (e.g. a signal arrived); summed in the iteration's reduction, so
-  // every rank stops after the same iteration.
-  std::function<bool()> stop_requested;
-};
-
 // Fits on the given trials (this rank's share; the communicator sums over ranks). Every
-// rank must pass trials with distinct positions 0 .. K-1 over all ranks together.
+// rank must pass trials with distinct positions 0 .. K-1 over all ranks together, and the same
+// callbacks (fit_callbacks.hpp). With `resume`, continues from that state instead of
+// initialising. A numerical failure does not throw: it ends the fit (Termination
+// kNumericalFailure, the message naming where) with the last finite state, identically on every
+// rank; bad settings or data throw ConfigError or InputError before any iteration.
 FitOutcome fit_variational(const std::vector<TrialCounts>& trials, const FitSettings& settings,
-                           Communicator& comm, const ProgressCallback& progress = {},
-                           const FitControl& control = {});
-
-// The prior over latent paths, with the dynamics either from q(A~, Q) or at point values.
-struct LatentPrior {
-  DynamicsExpectations dynamics;
-  Eigen::VectorXd mu0;
-  Eigen::MatrixXd Sigma0;
-  static LatentPrior from(const GlobalState& globals);
-};
-
-// Infers q(z) of each trial from its spikes alone with the globals held fixed (local steps to
-// convergence from zero sites), using the readout rows in `readout` (e.g. the held-in neurons
-// only), the spike model `model` (rows matching `readout`) and the given family.
-std::vector<GaussMarkovState> infer_latents(const LatentPrior& prior, const Readout& readout,
-                                            const std::vector<TrialCounts>& trials,
-                                            const LocalStepSettings& settings,
-                                            const ObservationModel& model = PoissonObservation{},
-                                            FamilyKind family = FamilyKind::kGaussMarkov);
+                           Communicator& comm, const std::vector<FitCallback*>& callbacks = {},
+                           const FitState* resume = nullptr);
 
 }  // namespace spikevi

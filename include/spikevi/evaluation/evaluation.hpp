@@ -7,7 +7,8 @@
 
 #include "spikevi/io/dataset.hpp"
 #include "spikevi/inference/gauss_markov.hpp"
-#include "spikevi/driver/variational_fit.hpp"
+#include "spikevi/inference/latent_inference.hpp"
+#include "spikevi/io/trial_counts.hpp"
 
 namespace spikevi {
 
@@ -22,13 +23,11 @@ std::vector<Eigen::MatrixXd> predicted_rates(const Readout& readout,
                                              const std::vector<GaussianMoments>& latents,
                                              const ObservationModel& model = PoissonObservation{});
 
-// The co-smoothing of a model given by (prior, readout over all neurons, spike model and family,
-// the spike model's row parameters over all neurons) on the data set's split; requires /split
-// with test trials and held-out neurons. Monte Carlo settings are evaluated by quadrature (no
-// sampling).
-CosmoothingResult cosmooth(const LatentPrior& prior, const Readout& readout, const Dataset& data,
-                           const LocalStepSettings& settings, const ModelSettings& model = {},
-                           const RowParameters& row_parameters = {});
+// The co-smoothing of a model (over all neurons) on the data set's split: the test trials'
+// latents inferred from the held-in neurons, the held-out neurons predicted; requires /split
+// with test trials and held-out neurons.
+CosmoothingResult cosmooth(const InferenceModel& model, const Dataset& data,
+                           const LocalStepSettings& settings);
 
 // Held-out counts of the test trials, heldout x T_k each (what the scores compare against).
 std::vector<Eigen::MatrixXd> heldout_counts(const Dataset& data);
@@ -54,13 +53,9 @@ HeldoutScores heldout_scores(const GlobalState& globals, const ModelSettings& mo
                              const std::vector<TrialCounts>& trials,
                              const LocalStepSettings& settings, int samples, std::uint64_t seed);
 
-// The true parameters of a simulated data set as a model (dynamics at point values).
-LatentPrior truth_prior(const Truth& truth);
-// The /truth observation model and its row parameters (looked up in `models`).
-ModelSettings truth_model(const Truth& truth,
-                          const SpikeModelCatalogue& models = builtin_spike_models());
-RowParameters truth_row_parameters(const Truth& truth,
-                                   const SpikeModelCatalogue& models = builtin_spike_models());
-Readout truth_readout(const Truth& truth);
+// The true parameters of a simulated data set as a model (dynamics at point values, the /truth
+// observation model looked up in `models`).
+InferenceModel truth_model(const Truth& truth,
+                           const SpikeModelCatalogue& models = builtin_spike_models());
 
 }  // namespace spikevi

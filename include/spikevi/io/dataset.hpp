@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "spikevi/model/spike_model.hpp"
+#include "spikevi/parallel/communicator.hpp"
 
 namespace spikevi {
 
@@ -93,6 +94,12 @@ std::vector<int> training_trials(const Dataset& data);
 // dataset and the offending value for every violation the format lists. Holds only the
 // requested block of trials of /counts, /continuous, /inputs and /truth's per-trial arrays.
 Dataset read_dataset(const std::string& path, const ReadOptions& options = {});
+
+// read_dataset on every rank, with one verdict: if any rank's read fails (each rank validates
+// its own block of trials), the lowest failing rank prints its error ("spikevi: error: ...") and
+// every rank throws PeerFailure(3), so no rank is left waiting in a later collective.
+Dataset read_dataset_on_every_rank(const std::string& path, const ReadOptions& options,
+                                   Communicator& comm);
 
 // Writes a complete data set (all trials held) in the format, counts as int32 chunked by
 // trial, with /split and /truth when present. Overwrites `path`.

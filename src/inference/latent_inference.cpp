@@ -1,0 +1,54 @@
+#include "spikevi/inference/latent_inference.hpp"
+
+namespace spikevi {
+
+LatentPrior LatentPrior::from(const GlobalState& globals) {
+  return LatentPrior{globals.dynamics.expectations(), globals.mu0, globals.Sigma0};
+}
+
+LatentPrior LatentPrior::point_estimate(const GlobalState& globals) {
+  const MatrixNormalInverseWishart& q = globals.dynamics;
+  return LatentPrior{
+      DynamicsExpectations::point(q.mean_A(), q.mean_b(), q.mean_Q(), q.mean_B()), globals.mu0,
+      globals.Sigma0};
+}
+
+PriorBlocks LatentPrior::blocks(int bins, const Eigen::MatrixXd* inputs) const {
+  return prior_blocks(dynamics, mu0, Sigma0, bins, inputs);
+}
+
+InferenceModel InferenceModel::of(const GlobalState& globals, const ModelSettings& model) {
+  return InferenceModel{LatentPrior::from(globals), globals.spikes, model.deterministic(),
+                        globals.spike_parameters};
+}
+
+InferenceModel InferenceModel::rows(const std::vector<int>& keep) const {
+  return InferenceModel{prior, readout.select_rows(keep), model, row_parameters.select_rows(keep)};
+}
+
+std::unique_ptr<ObservationModel> InferenceModel::observation() const {
+  return model.deterministic().spike_observation(row_parameters);
+}
+
+std::vector<GaussMarkovState> infer_latents(const InferenceModel& inference,
+                                            const std::vector<TrialCounts>& trials,
+                                            const LocalStepSettings& settings) {
+  const ReadoutKernels kernels(inference.readout);
+  const std::unique_ptr<ObservationModel> model = inference.observation();
+  const std::unique_ptr<FamilyEvaluator> evaluator = make_family_evaluator(inference.model.family);
+  DeterministicEstimator estimator;
+  std::vector<GaussMarkovState> states(trials.size());
+  const int dim = static_cast<int>(inference.prior.mu0.size());
+  for (std::size_t k = 0; k < trials.size(); ++k) {
+    const int bins = static_cast<int>(trials[k].counts.cols());
+    const PriorBlocks prior = inference.prior.blocks(bins, trials[k].inputs_or_null());
+    const std::vector<ModalityView> modalities{ModalityView{
+        model.get(), &kernels, &trials[k].counts, model->log_base_measure(trials[k].counts)}};
+    const LocalProblem problem{prior, modalities, *evaluator, estimator};
+    problem.evaluate(Sites::zero(dim, bins), states[k]);
+    cvi_local_step(problem, states[k], settings);
+  }
+  return states;
+}
+
+}  // namespace spikevi
