@@ -52,7 +52,7 @@ Dataset read_share(const std::string& path, const std::vector<int>& share_trials
   ReadOptions options{.first_trial = share_trials.front(),
                       .trial_count = share_trials.back() - share_trials.front() + 1,
                       .read_truth = false,
-                      .collective = true};
+                      .collective = comm.is_mpi()};
   return read_dataset_on_every_rank(path, options, comm);
 }
 

@@ -364,16 +364,15 @@ GlobalStatistics VariationalFit::local_pass(const std::vector<std::size_t>& memb
       GaussMarkovState& state = outcome_.posteriors[k];
       if (keep_sites) sites_before_[k] = state.sites;
       trial_stats.clear();
-      if (check_readout)
-        trial_stats.candidate_log_likelihood =
-            row_log_likelihood(kernels.spikes(), *model_, trial.counts, state.moments);
-      const PriorBlocks prior =
-          prior_blocks(latent_prior.dynamics, latent_prior.mu0, latent_prior.Sigma0,
-                       static_cast<int>(trial.counts.cols()), trial.inputs_or_null());
-      const auto modalities = kernels.views(trial, spike_base_measures_[k]);
       estimator_->begin(RandomCounter{static_cast<std::uint64_t>(iteration),
                                       static_cast<std::uint64_t>(trial.position), 0});
       try {
+        if (check_readout)
+          trial_stats.candidate_log_likelihood =
+              row_log_likelihood(kernels.spikes(), *model_, trial.counts, state.moments);
+        const PriorBlocks prior = latent_prior.blocks(static_cast<int>(trial.counts.cols()),
+                                                      trial.inputs_or_null());
+        const auto modalities = kernels.views(trial, spike_base_measures_[k]);
         const LocalStepReport report =
             warm_local_step(LocalProblem{prior, modalities, *evaluator_, *estimator_}, state,
                             settings_.local, *optimizer_);

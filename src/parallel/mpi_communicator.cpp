@@ -29,6 +29,7 @@ class MpiCommunicator final : public Communicator {
   }
   int rank() const override { return rank_; }
   int size() const override { return size_; }
+  bool is_mpi() const override { return true; }
   void allreduce_sum(std::span<double> values) override { reduce(values, MPI_SUM); }
   void allreduce_max(std::span<double> values) override { reduce(values, MPI_MAX); }
   void allreduce_records(std::span<std::int64_t> words, std::size_t words_per_record,

@@ -26,6 +26,9 @@ class Communicator {
   virtual void broadcast(std::span<double> values, int root) = 0;
   virtual void barrier() = 0;
   bool is_root() const { return rank() == 0; }
+  // Whether the ranks are MPI processes (then parallel HDF5 may read collectively over
+  // MPI_COMM_WORLD, even with one rank); false for the serial communicator.
+  virtual bool is_mpi() const { return false; }
 };
 
 class SerialCommunicator final : public Communicator {
