@@ -123,16 +123,5 @@ std::map<std::string, std::string> option_values(const po::variables_map& values
   return out;
 }
 
-std::vector<double> padded_per_trial(const std::vector<Eigen::MatrixXd>& per_trial, int bins) {
-  const std::size_t rows =
-      per_trial.empty() ? 0 : static_cast<std::size_t>(per_trial.front().rows());
-  std::vector<double> out(per_trial.size() * static_cast<std::size_t>(bins) * rows,
-                          std::numeric_limits<double>::quiet_NaN());
-  for (std::size_t k = 0; k < per_trial.size(); ++k)
-    // A rows x T column-major matrix is a [T, rows] row-major block.
-    std::copy_n(per_trial[k].data(), per_trial[k].size(),
-                out.begin() + static_cast<std::ptrdiff_t>(k * bins * rows));
-  return out;
-}
 
 }  // namespace spikevi::cli

@@ -36,10 +36,6 @@ bool stop_was_requested();
 // version, git revision, UTC date, ranks, command line.
 std::map<std::string, std::string> provenance(const CommandContext& context);
 
-// Per-trial rows x T_k matrices as one [trials, bins, rows] row-major array, NaN-padded to
-// `bins` (the layout of /cosmoothing/rates, /decoded/mean and the like).
-std::vector<double> padded_per_trial(const std::vector<Eigen::MatrixXd>& per_trial, int bins);
-
 // The option values as text, for the /config record of an output file.
 std::map<std::string, std::string> option_values(const po::variables_map& values);
 

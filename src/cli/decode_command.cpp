@@ -9,7 +9,7 @@
 #include "spikevi/evaluation/decoding.hpp"
 #include "spikevi/error.hpp"
 #include "spikevi/io/fit_file.hpp"
-#include "spikevi/io/hdf5_file.hpp"
+#include "spikevi/io/evaluation_file.hpp"
 #include "spikevi/inference/latent_inference.hpp"
 #include "spikevi/io/trial_counts.hpp"
 
@@ -112,24 +112,9 @@ int run_decode(const CommandContext& context) {
   const DecodingScores scores = score_decoding(decoded, observed);
   const double oracle = oracle_r_squared(data, o.target, test, observed);
 
-  write_atomically(o.out, [&](const std::string& path) {
-    Hdf5File file = Hdf5File::create(path);
-    const Hdf5File::Dims dims{test.size(), static_cast<std::size_t>(data.bins),
-                              static_cast<std::size_t>(modality.channels())};
-    file.write_doubles("/decoded/mean", padded_per_trial(decoded.mean, data.bins), dims);
-    file.write_doubles("/decoded/lower", padded_per_trial(decoded.lower, data.bins), dims);
-    file.write_doubles("/decoded/upper", padded_per_trial(decoded.upper, data.bins), dims);
-    std::vector<std::int64_t> trial_indices(test.begin(), test.end());
-    file.write_int64("/decoded/trials", trial_indices, {test.size()});
-    file.write_string_attribute("/decoded", "target", o.target);
-    file.write_double_attribute("/decoded", "level", o.level);
-    file.write_double_attribute("/decoded", "r_squared", scores.r_squared);
-    file.write_double_attribute("/decoded", "coverage", scores.coverage);
-    file.write_double_attribute("/decoded", "oracle_r_squared", oracle);
-    for (const auto& [key, value] : provenance(context))
-      file.write_string_attribute("/", key, value);
-    file.close();
-  });
+  DecodingRecord record{o.target, o.level, test, data.bins, decoded, scores, oracle,
+                        provenance(context)};
+  write_atomically(o.out, [&](const std::string& path) { write_decoding(path, record); });
   std::printf("spikevi decode: %s from spikes on %zu test trials (%.0f observed values)\n",
               o.target.c_str(), test.size(), scores.observed);
   std::printf("  R^2                                   %8.4f\n", scores.r_squared);

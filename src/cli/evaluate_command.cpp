@@ -9,7 +9,7 @@
 #include "spikevi/error.hpp"
 #include "spikevi/evaluation/evaluation.hpp"
 #include "spikevi/io/fit_file.hpp"
-#include "spikevi/io/hdf5_file.hpp"
+#include "spikevi/io/evaluation_file.hpp"
 
 namespace spikevi::cli {
 namespace {
@@ -36,35 +36,6 @@ po::options_description evaluate_options(EvaluateOptions& o) {
   return options;
 }
 
-struct Scores {
-  double model = 0.0;
-  double baseline = 0.0;
-  double baseline_kernel_sd = 0.0;
-  double truth_parameters = std::numeric_limits<double>::quiet_NaN();
-  double true_rates = std::numeric_limits<double>::quiet_NaN();
-};
-
-void write_evaluation(const std::string& path, const Dataset& data, const CosmoothingResult& model,
-                      const std::vector<Eigen::MatrixXd>& baseline, const Scores& scores,
-                      const std::map<std::string, std::string>& provenance) {
-  Hdf5File file = Hdf5File::create(path);
-  const std::size_t K = data.split->test_trials.size();
-  const std::size_t J = data.split->heldout_neurons.size();
-  const Hdf5File::Dims dims{K, static_cast<std::size_t>(data.bins), J};
-  file.write_doubles("/cosmoothing/rates", padded_per_trial(model.rates, data.bins), dims);
-  file.write_doubles("/baseline/rates", padded_per_trial(baseline, data.bins), dims);
-  file.write_double_attribute("/cosmoothing", "bits_per_spike", scores.model);
-  file.write_double_attribute("/cosmoothing", "truth_parameters_bits_per_spike",
-                              scores.truth_parameters);
-  file.write_double_attribute("/cosmoothing", "true_rates_bits_per_spike", scores.true_rates);
-  file.write_double_attribute("/baseline", "bits_per_spike", scores.baseline);
-  file.write_double_attribute("/baseline", "kernel_sd_bins", scores.baseline_kernel_sd);
-  file.write_string_attribute("/baseline", "method",
-                              "Gaussian-smoothed held-in spikes + Poisson regression");
-  for (const auto& [key, value] : provenance) file.write_string_attribute("/", key, value);
-  file.close();
-}
-
 }  // namespace
 
 int run_evaluate(const CommandContext& context) {
@@ -89,8 +60,12 @@ int run_evaluate(const CommandContext& context) {
 
   const Split& split = *data.split;
   const CosmoothingResult model = cosmooth(InferenceModel::of(globals, fit.model), data, o.local);
-  Scores scores;
-  scores.model = model.bits_per_spike;
+  EvaluationRecord scores;
+  scores.padded_bins = data.bins;
+  scores.rates = model.rates;
+  scores.bits_per_spike = model.bits_per_spike;
+  scores.truth_parameters_bits_per_spike = std::numeric_limits<double>::quiet_NaN();
+  scores.true_rates_bits_per_spike = std::numeric_limits<double>::quiet_NaN();
 
   const std::vector<int> heldin = split.heldin_neurons();
   const auto baseline = smoothing_baseline(
@@ -98,32 +73,36 @@ int run_evaluate(const CommandContext& context) {
       select_trials_and_rows(data.counts, data.first_trial, split.train_trials,
                              split.heldout_neurons),
       select_trials_and_rows(data.counts, data.first_trial, split.test_trials, heldin));
-  scores.baseline = bits_per_spike(baseline.rates, heldout_counts(data));
-  scores.baseline_kernel_sd = baseline.kernel_sd_bins;
+  scores.baseline_rates = baseline.rates;
+  scores.baseline_bits_per_spike = bits_per_spike(baseline.rates, heldout_counts(data));
+  scores.baseline_kernel_sd_bins = baseline.kernel_sd_bins;
+  scores.baseline_method = "Gaussian-smoothed held-in spikes + Poisson regression";
 
   if (data.truth && data.truth->dim() > 0) {
     const Truth& truth = *data.truth;
-    scores.truth_parameters = cosmooth(truth_model(truth), data, o.local).bits_per_spike;
+    scores.truth_parameters_bits_per_spike =
+        cosmooth(truth_model(truth), data, o.local).bits_per_spike;
     if (!truth.rates.empty())
-      scores.true_rates =
+      scores.true_rates_bits_per_spike =
           bits_per_spike(select_trials_and_rows(truth.rates, data.first_trial, split.test_trials,
                                                 split.heldout_neurons),
                          heldout_counts(data));
   }
-  write_atomically(o.out, [&](const std::string& path) {
-    write_evaluation(path, data, model, baseline.rates, scores, provenance(context));
-  });
+  scores.provenance = provenance(context);
+  write_atomically(o.out, [&](const std::string& path) { write_evaluation(path, scores); });
 
   std::printf(
       "co-smoothing on %zu test trials, %zu held-out neurons (bits/spike, higher is "
       "better):\n",
       split.test_trials.size(), split.heldout_neurons.size());
-  std::printf("  spikevi fit                                 %8.4f\n", scores.model);
+  std::printf("  spikevi fit                                 %8.4f\n", scores.bits_per_spike);
   std::printf("  baseline: smoothed spikes + Poisson GLM     %8.4f   (kernel SD %.1f bins)\n",
-              scores.baseline, scores.baseline_kernel_sd);
-  if (std::isfinite(scores.truth_parameters)) {
-    std::printf("  same inference, true parameters (/truth)   %8.4f\n", scores.truth_parameters);
-    std::printf("  true rates (ceiling nobody reaches)         %8.4f\n", scores.true_rates);
+              scores.baseline_bits_per_spike, scores.baseline_kernel_sd_bins);
+  if (std::isfinite(scores.truth_parameters_bits_per_spike)) {
+    std::printf("  same inference, true parameters (/truth)   %8.4f\n",
+                scores.truth_parameters_bits_per_spike);
+    std::printf("  true rates (ceiling nobody reaches)         %8.4f\n",
+                scores.true_rates_bits_per_spike);
   }
   std::printf("wrote %s\n", o.out.c_str());
   return 0;

@@ -1,0 +1,46 @@
+#pragma once
+// The files of `spikevi evaluate` and `spikevi decode` (docs/output-files.md#evaluation-file,
+// #decode-file), beside the fit file's layout (fit_file.hpp). Per-trial arrays are written
+// [test_trials, bins, rows] row-major, in /split order, NaN in the padding bins.
+#include <Eigen/Dense>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "spikevi/evaluation/decoding.hpp"
+
+namespace spikevi {
+
+// evaluate: co-smoothing of the fit and of the baseline on the test trials.
+struct EvaluationRecord {
+  int padded_bins = 0;
+  std::vector<Eigen::MatrixXd> rates;           // per test trial: held-out neurons x T_k
+  std::vector<Eigen::MatrixXd> baseline_rates;  // the same, of the baseline
+  double bits_per_spike = 0.0;
+  double truth_parameters_bits_per_spike = 0.0;  // NaN without /truth
+  double true_rates_bits_per_spike = 0.0;        // NaN without /truth/rates
+  double baseline_bits_per_spike = 0.0;
+  double baseline_kernel_sd_bins = 0.0;
+  std::string baseline_method;
+  std::map<std::string, std::string> provenance;
+};
+void write_evaluation(const std::string& path, const EvaluationRecord& record);
+
+// decode: the posterior-predictive of a Gaussian modality on the test trials.
+struct DecodingRecord {
+  std::string target;       // the modality NAME of /continuous/NAME
+  double level = 0.95;      // coverage of the central interval
+  std::vector<int> trials;  // the test trials, file indices
+  int padded_bins = 0;
+  DecodedModality decoded;  // per trial: channels x T_k
+  DecodingScores scores;
+  double oracle_r_squared = 0.0;  // NaN without /truth
+  std::map<std::string, std::string> provenance;
+};
+void write_decoding(const std::string& path, const DecodingRecord& record);
+
+// Per-trial rows x T_k matrices as one [trials, bins, rows] row-major array, NaN-padded to
+// `bins`.
+std::vector<double> padded_per_trial(const std::vector<Eigen::MatrixXd>& per_trial, int bins);
+
+}  // namespace spikevi

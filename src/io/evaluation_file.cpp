@@ -1,0 +1,69 @@
+#include "spikevi/io/evaluation_file.hpp"
+
+#include <cstdint>
+#include <limits>
+
+#include "spikevi/io/hdf5_file.hpp"
+
+namespace spikevi {
+namespace {
+
+Hdf5File::Dims per_trial_dims(const std::vector<Eigen::MatrixXd>& per_trial, int bins) {
+  const std::size_t rows =
+      per_trial.empty() ? 0 : static_cast<std::size_t>(per_trial.front().rows());
+  return {per_trial.size(), static_cast<std::size_t>(bins), rows};
+}
+
+void write_provenance(Hdf5File& file, const std::map<std::string, std::string>& provenance) {
+  for (const auto& [key, value] : provenance) file.write_string_attribute("/", key, value);
+}
+
+}  // namespace
+
+void write_evaluation(const std::string& path, const EvaluationRecord& r) {
+  Hdf5File file = Hdf5File::create(path);
+  const Hdf5File::Dims dims = per_trial_dims(r.rates, r.padded_bins);
+  file.write_doubles("/cosmoothing/rates", padded_per_trial(r.rates, r.padded_bins), dims);
+  file.write_doubles("/baseline/rates", padded_per_trial(r.baseline_rates, r.padded_bins), dims);
+  file.write_double_attribute("/cosmoothing", "bits_per_spike", r.bits_per_spike);
+  file.write_double_attribute("/cosmoothing", "truth_parameters_bits_per_spike",
+                              r.truth_parameters_bits_per_spike);
+  file.write_double_attribute("/cosmoothing", "true_rates_bits_per_spike",
+                              r.true_rates_bits_per_spike);
+  file.write_double_attribute("/baseline", "bits_per_spike", r.baseline_bits_per_spike);
+  file.write_double_attribute("/baseline", "kernel_sd_bins", r.baseline_kernel_sd_bins);
+  file.write_string_attribute("/baseline", "method", r.baseline_method);
+  write_provenance(file, r.provenance);
+  file.close();
+}
+
+void write_decoding(const std::string& path, const DecodingRecord& r) {
+  Hdf5File file = Hdf5File::create(path);
+  const Hdf5File::Dims dims = per_trial_dims(r.decoded.mean, r.padded_bins);
+  file.write_doubles("/decoded/mean", padded_per_trial(r.decoded.mean, r.padded_bins), dims);
+  file.write_doubles("/decoded/lower", padded_per_trial(r.decoded.lower, r.padded_bins), dims);
+  file.write_doubles("/decoded/upper", padded_per_trial(r.decoded.upper, r.padded_bins), dims);
+  std::vector<std::int64_t> trial_indices(r.trials.begin(), r.trials.end());
+  file.write_int64("/decoded/trials", trial_indices, {r.trials.size()});
+  file.write_string_attribute("/decoded", "target", r.target);
+  file.write_double_attribute("/decoded", "level", r.level);
+  file.write_double_attribute("/decoded", "r_squared", r.scores.r_squared);
+  file.write_double_attribute("/decoded", "coverage", r.scores.coverage);
+  file.write_double_attribute("/decoded", "oracle_r_squared", r.oracle_r_squared);
+  write_provenance(file, r.provenance);
+  file.close();
+}
+
+std::vector<double> padded_per_trial(const std::vector<Eigen::MatrixXd>& per_trial, int bins) {
+  const std::size_t rows =
+      per_trial.empty() ? 0 : static_cast<std::size_t>(per_trial.front().rows());
+  std::vector<double> out(per_trial.size() * static_cast<std::size_t>(bins) * rows,
+                          std::numeric_limits<double>::quiet_NaN());
+  for (std::size_t k = 0; k < per_trial.size(); ++k)
+    // A rows x T column-major matrix is a [T, rows] row-major block.
+    std::copy_n(per_trial[k].data(), per_trial[k].size(),
+                out.begin() + static_cast<std::ptrdiff_t>(k * bins * rows));
+  return out;
+}
+
+}  // namespace spikevi
