@@ -24,6 +24,31 @@
 
 namespace spikevi::cli {
 
+namespace {
+
+// Where a command's inputs, outputs and options are documented (docs/ in the repository).
+std::string documentation_of(const std::string& command) {
+  const std::string inputs = "inputs: docs/input-format.md";
+  if (command == "simulate")
+    return "outputs: docs/output-files.md#simulated-data-file (the input format, "
+           "docs/input-format.md); options: docs/commands.md#simulate";
+  if (command == "fit")
+    return inputs + "; outputs: docs/output-files.md#fit-file and #checkpoint-file; options: "
+                    "docs/commands.md#fit; the model: docs/model-and-inference.md";
+  if (command == "evaluate")
+    return inputs + " and docs/output-files.md#fit-file; outputs: "
+                    "docs/output-files.md#evaluation-file; options: docs/commands.md#evaluate";
+  if (command == "compare")
+    return inputs + "; outputs: docs/output-files.md#comparison-table; options: "
+                    "docs/commands.md#compare";
+  if (command == "decode")
+    return inputs + " and docs/output-files.md#fit-file; outputs: "
+                    "docs/output-files.md#decode-file; options: docs/commands.md#decode";
+  return "docs/commands.md";
+}
+
+}  // namespace
+
 bool parse_options(const std::string& command, const std::string& summary,
                    po::options_description& options, const CommandContext& context,
                    po::variables_map& values) {
@@ -39,7 +64,7 @@ bool parse_options(const std::string& command, const std::string& summary,
     if (values.count("help")) {
       if (context.comm->is_root())
         std::cout << "usage: spikevi " << command << " [options]\n\n"
-                  << summary << "\n\n"
+                  << summary << "\n\nDocumentation: " << documentation_of(command) << "\n\n"
                   << all << std::flush;
       return false;
     }

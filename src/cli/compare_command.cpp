@@ -33,7 +33,7 @@ po::options_description compare_options(CompareOptions& o) {
   po::options_description options("Compare options");
   // clang-format off
   options.add_options()
-      ("data", po::value(&o.data)->required(), "input data set (HDF5, DATA_FORMAT.md)")
+      ("data", po::value(&o.data)->required(), "input data set (HDF5, docs/input-format.md)")
       ("models", po::value(&o.models)->default_value("poisson,negbin"),
        "comma-separated spike models to compare: poisson, negbin, bernoulli")
       ("families", po::value(&o.families)->default_value("gauss-markov"),

@@ -41,7 +41,7 @@ po::options_description fit_options(FitOptions& o) {
   po::options_description options("Fit options");
   // clang-format off
   options.add_options()
-      ("data", po::value(&o.data)->required(), "input data set (HDF5, DATA_FORMAT.md)")
+      ("data", po::value(&o.data)->required(), "input data set (HDF5, docs/input-format.md)")
       ("out", po::value(&o.out)->required(), "results file to write (HDF5)")
       ("latents", po::value(&s.latents)->default_value(4), "number of latent dimensions D")
       ("observation", po::value(&o.observation)->default_value("poisson"),

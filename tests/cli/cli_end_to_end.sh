@@ -4,7 +4,24 @@
 set -euo pipefail
 source "$(dirname "$0")/harness.sh" "$@"
 
-for cmd in simulate fit evaluate; do check "$cmd --help" "$spikevi" $cmd --help; done
+for cmd in simulate fit evaluate compare decode; do
+  check "$cmd --help" "$spikevi" $cmd --help
+  holds "$cmd --help names its documentation" "$work/out" "^Documentation: .*outputs: docs/output-files.md#"
+  # every docs/FILE.md#ANCHOR it names exists: the file, and a heading that makes the anchor
+  for ref in $(grep -o 'docs/[a-z-]*\.md\(#[a-z-]*\)\?' "$work/out" | sort -u); do
+    file=${ref%%#*} anchor=${ref#*#}
+    assert "$cmd --help: $ref exists" test -f "$repo/$file"
+    if [ "$anchor" != "$ref" ]; then
+      assert "$cmd --help: $ref is a heading" /usr/bin/python3 - "$repo/$file" "$anchor" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+anchors = {re.sub(r"[^a-z0-9 -]", "", h.strip().lower()).replace(" ", "-")
+           for h in re.findall(r"^#+ (.*)$", text, re.M)}
+sys.exit(0 if sys.argv[2] in anchors else 1)
+PY
+    fi
+  done
+done
 check "simulate" "$spikevi" simulate --out "$work/data.h5" --trials 12 --bins 50 --neurons 30
 check "fit under mpirun -np 1" timeout -k 10 300 mpirun -np 1 "$spikevi" fit \
   --data "$work/data.h5" --latents 3 --iterations 5 --tolerance 0 --out "$work/fit.h5"
