@@ -1,4 +1,4 @@
-// Reading and writing the data-set layout of shared/DATA_FORMAT.md.
+// Reading and writing the data-set layout of docs/input-format.md.
 #include "spikevi/io/dataset.hpp"
 
 #include <algorithm>

@@ -1,5 +1,6 @@
-// The only file of spikevi that includes hdf5.h (shared/STYLE.md). It is the I/O layer, so it
-// also names MPI_COMM_WORLD for parallel HDF5 (Hdf5Options::mpi_io); it sends no messages.
+// The only file of spikevi that includes hdf5.h (house rule: one file talks to HDF5). It is
+// the I/O layer, so it also names MPI_COMM_WORLD for parallel HDF5 (Hdf5Options::mpi_io); it
+// sends no messages.
 #include "spikevi/io/hdf5_file.hpp"
 
 #include <hdf5.h>

@@ -7,7 +7,7 @@ source "$(dirname "$0")/harness.sh" "$@"
 for cmd in simulate fit evaluate compare decode; do
   check "$cmd --help" "$spikevi" $cmd --help
   holds "$cmd --help names its documentation" "$work/out" "^Documentation: .*outputs: docs/output-files.md#"
-  # every docs/FILE.md#ANCHOR it names exists: the file, and a heading that makes the anchor
+  # every docs page and anchor it names exists: the file, and a heading that makes the anchor
   for ref in $(grep -o 'docs/[a-z-]*\.md\(#[a-z-]*\)\?' "$work/out" | sort -u); do
     file=${ref%%#*} anchor=${ref#*#}
     assert "$cmd --help: $ref exists" test -f "$repo/$file"

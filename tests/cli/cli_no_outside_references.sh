@@ -19,9 +19,6 @@ prototype_check=tests/cli/cli_prototype_crosscheck.sh
 # TEXT. These are code comments that their owners are rewriting; delete each entry once its
 # line is gone (the test prints a note for entries that no longer match anything).
 allowed=(
-  "src/io/dataset.cpp|// Reading and writing the data-set layout of shared/DATA_FORMAT.md"
-  "src/io/hdf5_file.cpp|// The only file of spikevi that includes hdf5.h (shared/STYLE.md)"
-  "tests/io/test_dataset.cpp|every \"Refused\" case of shared/DATA_FORMAT.md"
 )
 # ../shared anywhere, or shared/... as a path of its own (not e.g. lib/shared/ or shared_ptr).
 pattern='\.\./shared|(^|[^[:alnum:]_./-])shared/'

@@ -261,7 +261,7 @@ INSTANTIATE_TEST_SUITE_P(Dataset, NarrowCounts,
                          ::testing::Values(ElementType::kUint8, ElementType::kUint16,
                                            ElementType::kInt32, ElementType::kInt64));
 
-// ---- malformed files: every "Refused" case of shared/DATA_FORMAT.md ----
+// ---- malformed files: every "Refused" case of docs/input-format.md ----
 
 using Corrupt = std::function<void(const std::string& path)>;
 using Edit = std::function<void(Hdf5File& file)>;
