@@ -236,11 +236,20 @@ void check_baseline_input(const std::vector<Eigen::MatrixXd>& train_heldin,
                        std::to_string(train_heldout[k].cols()) + " held-out bins");
 }
 
+// The regression's features of one trial: its held-in counts smoothed, then transformed.
+Eigen::MatrixXd smoothed_features(const Eigen::MatrixXd& trial, double sd_bins,
+                                  SmoothingFeatures features) {
+  Eigen::MatrixXd smoothed = gaussian_smooth_rows(trial, sd_bins);
+  if (features == SmoothingFeatures::kLog) smoothed = (smoothed.array() + 1e-4).log().matrix();
+  return smoothed;
+}
+
 std::vector<Eigen::MatrixXd> smooth_trials(const std::vector<Eigen::MatrixXd>& trials,
-                                           double sd_bins) {
+                                           double sd_bins, SmoothingFeatures features) {
   std::vector<Eigen::MatrixXd> out;
   out.reserve(trials.size());
-  for (const Eigen::MatrixXd& trial : trials) out.push_back(gaussian_smooth_rows(trial, sd_bins));
+  for (const Eigen::MatrixXd& trial : trials)
+    out.push_back(smoothed_features(trial, sd_bins, features));
   return out;
 }
 
@@ -346,7 +355,8 @@ void choose_by_cross_validation(const std::vector<Eigen::MatrixXd>& train_heldin
   double best = -std::numeric_limits<double>::infinity();
   for (double sd : kernels) {
     const Eigen::MatrixXd table =
-        cross_validate(smooth_trials(train_heldin, sd), train_heldout, ridges, settings);
+        cross_validate(smooth_trials(train_heldin, sd, settings.features), train_heldout, ridges,
+                       settings);
     result.cv_log_likelihood.push_back(table.colwise().maxCoeff().sum());
     if (!(result.cv_log_likelihood.back() > best)) continue;
     best = result.cv_log_likelihood.back();
@@ -360,6 +370,10 @@ void choose_by_cross_validation(const std::vector<Eigen::MatrixXd>& train_heldin
 }
 
 }  // namespace
+
+std::string smoothing_features_name(SmoothingFeatures features) {
+  return features == SmoothingFeatures::kLog ? "log" : "raw";
+}
 
 SmoothingBaseline smoothing_baseline(const std::vector<Eigen::MatrixXd>& train_heldin,
                                      const std::vector<Eigen::MatrixXd>& train_heldout,
@@ -377,7 +391,8 @@ SmoothingBaseline smoothing_baseline(const std::vector<Eigen::MatrixXd>& train_h
 
   std::vector<std::size_t> all(train_heldin.size());
   std::iota(all.begin(), all.end(), std::size_t{0});
-  const Eigen::MatrixXd x = stack_bins(smooth_trials(train_heldin, result.kernel_sd_bins), all);
+  const Eigen::MatrixXd x =
+      stack_bins(smooth_trials(train_heldin, result.kernel_sd_bins, settings.features), all);
   const Eigen::MatrixXd y = stack_bins(train_heldout, all);
   std::vector<PoissonRegression> fits;
   for (Eigen::Index j = 0; j < y.cols(); ++j) {
@@ -388,8 +403,8 @@ SmoothingBaseline smoothing_baseline(const std::vector<Eigen::MatrixXd>& train_h
     result.unconverged += fits.back().converged ? 0 : 1;
   }
   for (const Eigen::MatrixXd& trial : test_heldin) {
-    const Eigen::MatrixXd features =
-        clip_features(gaussian_smooth_rows(trial, result.kernel_sd_bins).transpose(), x);
+    const Eigen::MatrixXd features = clip_features(
+        smoothed_features(trial, result.kernel_sd_bins, settings.features).transpose(), x);
     Eigen::MatrixXd rates(y.cols(), trial.cols());
     for (Eigen::Index j = 0; j < y.cols(); ++j)
       rates.row(j) = fits[static_cast<std::size_t>(j)].predict(features).transpose();

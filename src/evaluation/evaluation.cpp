@@ -37,6 +37,27 @@ std::vector<Eigen::MatrixXd> predicted_rates(const Readout& readout,
   return rates;
 }
 
+BaselineResult cosmoothing_baseline(const Dataset& data, SmoothingFeatures features) {
+  const Split& split = require_split(data);
+  const std::vector<int> heldin = split.heldin_neurons();
+  SmoothingBaselineSettings settings;
+  settings.features = features;
+  BaselineResult result;
+  result.features = features;
+  result.fit = smoothing_baseline(
+      select_trials_and_rows(data.counts, data.first_trial, split.train_trials, heldin),
+      select_trials_and_rows(data.counts, data.first_trial, split.train_trials,
+                             split.heldout_neurons),
+      select_trials_and_rows(data.counts, data.first_trial, split.test_trials, heldin), settings);
+  result.bits_per_spike = bits_per_spike(result.fit.rates, heldout_counts(data));
+  return result;
+}
+
+Baselines cosmoothing_baselines(const Dataset& data) {
+  return Baselines{cosmoothing_baseline(data, SmoothingFeatures::kRaw),
+                   cosmoothing_baseline(data, SmoothingFeatures::kLog)};
+}
+
 std::vector<Eigen::MatrixXd> heldout_counts(const Dataset& data) {
   const Split& split = require_split(data);
   return select_trials_and_rows(data.counts, data.first_trial, split.test_trials,

@@ -24,15 +24,23 @@ void write_evaluation(const std::string& path, const EvaluationRecord& r) {
   Hdf5File file = Hdf5File::create(path);
   const Hdf5File::Dims dims = per_trial_dims(r.rates, r.padded_bins);
   file.write_doubles("/cosmoothing/rates", padded_per_trial(r.rates, r.padded_bins), dims);
-  file.write_doubles("/baseline/rates", padded_per_trial(r.baseline_rates, r.padded_bins), dims);
   file.write_double_attribute("/cosmoothing", "bits_per_spike", r.bits_per_spike);
   file.write_double_attribute("/cosmoothing", "truth_parameters_bits_per_spike",
                               r.truth_parameters_bits_per_spike);
   file.write_double_attribute("/cosmoothing", "true_rates_bits_per_spike",
                               r.true_rates_bits_per_spike);
-  file.write_double_attribute("/baseline", "bits_per_spike", r.baseline_bits_per_spike);
-  file.write_double_attribute("/baseline", "kernel_sd_bins", r.baseline_kernel_sd_bins);
-  file.write_string_attribute("/baseline", "method", r.baseline_method);
+  for (const EvaluationRecord::Baseline& baseline : r.baselines) {
+    file.write_doubles(baseline.group + "/rates", padded_per_trial(baseline.rates, r.padded_bins),
+                       dims);
+    file.write_double_attribute(baseline.group, "bits_per_spike", baseline.bits_per_spike);
+    file.write_double_attribute(baseline.group, "kernel_sd_bins", baseline.kernel_sd_bins);
+    file.write_string_attribute(baseline.group, "method", baseline.method);
+    if (baseline.group == r.stronger_baseline)
+      file.write_double_attribute("/cosmoothing", "margin_over_stronger_baseline",
+                                  r.bits_per_spike - baseline.bits_per_spike);
+  }
+  if (!r.stronger_baseline.empty())
+    file.write_string_attribute("/cosmoothing", "stronger_baseline", r.stronger_baseline);
   write_provenance(file, r.provenance);
   file.close();
 }

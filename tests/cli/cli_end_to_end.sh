@@ -27,7 +27,9 @@ check "fit under mpirun -np 1" timeout -k 10 300 mpirun -np 1 "$spikevi" fit \
   --data "$work/data.h5" --latents 3 --iterations 5 --tolerance 0 --out "$work/fit.h5"
 assert "five progress lines" test "$(grep -c "^iter" "$work/out")" -eq 5
 check "evaluate" "$spikevi" evaluate --data "$work/data.h5" --fit "$work/fit.h5" --out "$work/eval.h5"
-holds "evaluate prints the references" "$work/out" "baseline" "true parameters"
+holds "evaluate prints the references" "$work/out" "baseline: smoothed spikes" \
+  "baseline: NLB-style" "the stronger baseline here is the .* one; the fit \(beats\|trails\) it by" \
+  "true parameters"
 
 assert "output layout" "$python" - "$work" <<'PY'
 import sys, h5py, numpy as np
@@ -47,6 +49,14 @@ with h5py.File(f"{w}/eval.h5") as f, h5py.File(f"{w}/data.h5") as d:
     r = f["cosmoothing/rates"]
     assert r.shape == (len(d["split/test_trials"]), 50, len(d["split/heldout_neurons"])), r.shape
     assert np.isfinite(f["cosmoothing"].attrs["bits_per_spike"])
+    # both baselines, and the margin over the stronger one
+    scores = {g: f[g].attrs["bits_per_spike"] for g in ("baseline", "baseline_log")}
+    assert f["baseline_log/rates"].shape == r.shape
+    stronger = f["cosmoothing"].attrs["stronger_baseline"]
+    stronger = stronger.decode() if isinstance(stronger, bytes) else stronger
+    assert stronger.strip("/") == max(scores, key=scores.get), (stronger, scores)
+    margin = f["cosmoothing"].attrs["margin_over_stronger_baseline"]
+    assert abs(margin - (f["cosmoothing"].attrs["bits_per_spike"] - max(scores.values()))) < 1e-12
 PY
 
 printf 'latents = 7\niterations = 2\n' >"$work/run.ini"

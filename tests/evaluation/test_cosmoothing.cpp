@@ -297,5 +297,37 @@ TEST(SmoothingBaseline, RejectsInconsistentShapesAndSettings) {
   EXPECT_THROW(smoothing_baseline(heldin, heldout_ok, heldin, settings), ConfigError);
 }
 
+// A held-out neuron whose rate is a power of the held-in rate, lambda_out = 0.04 r^2, is
+// log-linear in log r exactly and only approximately in r: the NLB variant (log features)
+// must predict it better than the raw-feature one.
+TEST(SmoothingBaseline, LogFeaturesWinWhenTheRateIsAPowerOfTheHeldInRate) {
+  std::mt19937 generator(7);
+  const auto trials_of = [&](int count) {
+    Matrices heldin, heldout;
+    for (int k = 0; k < count; ++k) {
+      Eigen::MatrixXd in(3, 80), out(1, 80);
+      for (int t = 0; t < 80; ++t) {
+        const double r = 6.0 + 5.0 * std::sin(0.15 * t + 0.7 * k);
+        for (int n = 0; n < 3; ++n) in(n, t) = std::poisson_distribution<int>(r)(generator);
+        out(0, t) = std::poisson_distribution<int>(0.04 * r * r)(generator);
+      }
+      heldin.push_back(in);
+      heldout.push_back(out);
+    }
+    return std::make_pair(heldin, heldout);
+  };
+  const auto [train_in, train_out] = trials_of(40);
+  const auto [test_in, test_out] = trials_of(20);
+  SmoothingBaselineSettings raw, log;
+  log.features = SmoothingFeatures::kLog;
+  const double raw_bps =
+      bits_per_spike(smoothing_baseline(train_in, train_out, test_in, raw).rates, test_out);
+  const double log_bps =
+      bits_per_spike(smoothing_baseline(train_in, train_out, test_in, log).rates, test_out);
+  EXPECT_GT(log_bps, raw_bps + 0.005) << "raw " << raw_bps << ", log " << log_bps;
+  EXPECT_GT(raw_bps, 0.0);
+  EXPECT_EQ(smoothing_features_name(SmoothingFeatures::kLog), "log");
+}
+
 }  // namespace
 }  // namespace spikevi

@@ -4,6 +4,7 @@
 // against — Gaussian-smoothed held-in spikes fed to a Poisson regression per held-out neuron.
 // Per-trial matrices are neurons x T_k (column = bin, valid bins only) throughout.
 #include <Eigen/Dense>
+#include <string>
 #include <vector>
 
 namespace spikevi {
@@ -47,7 +48,14 @@ PoissonRegression fit_poisson_regression(const Eigen::MatrixXd& features,
                                          const PoissonRegressionSettings& settings = {},
                                          const PoissonRegression* start = nullptr);
 
+// What the Poisson regression sees of the smoothed held-in counts s (per bin): the smoothed
+// counts themselves, or log(s + 1e-4) as the Neural Latents Benchmark's smoothing baseline does
+// (nlb_tools' smoothing example fits its GLM on the log of the smoothed rates).
+enum class SmoothingFeatures { kRaw, kLog };
+std::string smoothing_features_name(SmoothingFeatures features);  // "raw" or "log"
+
 struct SmoothingBaselineSettings {
+  SmoothingFeatures features = SmoothingFeatures::kRaw;
   // Kernel SD of the held-in smoothing (bins, shared by all held-out neurons) and ridge
   // strength (per held-out neuron), chosen by `folds`-fold cross-validation on the train
   // trials (trial i in fold i mod folds; validation Poisson log-likelihood; each neuron at its

@@ -5,6 +5,7 @@
 #include <Eigen/Dense>
 #include <vector>
 
+#include "spikevi/evaluation/cosmoothing.hpp"
 #include "spikevi/io/dataset.hpp"
 #include "spikevi/inference/gauss_markov.hpp"
 #include "spikevi/inference/latent_inference.hpp"
@@ -28,6 +29,25 @@ std::vector<Eigen::MatrixXd> predicted_rates(const Readout& readout,
 // with test trials and held-out neurons.
 CosmoothingResult cosmooth(const InferenceModel& model, const Dataset& data,
                            const LocalStepSettings& settings);
+
+// The field's simplest co-smoothing baseline on the data set's split (cosmoothing.hpp): smoothed
+// held-in spikes of the train trials -> a Poisson GLM per held-out neuron -> the test trials,
+// with the regression on the smoothed counts (raw) or on their log (the Neural Latents
+// Benchmark's variant), kernel and ridge by cross-validation on the train trials.
+struct BaselineResult {
+  SmoothingFeatures features = SmoothingFeatures::kRaw;
+  SmoothingBaseline fit;
+  double bits_per_spike = 0.0;
+};
+BaselineResult cosmoothing_baseline(const Dataset& data, SmoothingFeatures features);
+// Both variants, and which scores higher.
+struct Baselines {
+  BaselineResult raw, log;
+  const BaselineResult& stronger() const {
+    return log.bits_per_spike > raw.bits_per_spike ? log : raw;
+  }
+};
+Baselines cosmoothing_baselines(const Dataset& data);
 
 // Held-out counts of the test trials, heldout x T_k each (what the scores compare against).
 std::vector<Eigen::MatrixXd> heldout_counts(const Dataset& data);

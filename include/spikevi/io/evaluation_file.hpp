@@ -15,13 +15,20 @@ namespace spikevi {
 struct EvaluationRecord {
   int padded_bins = 0;
   std::vector<Eigen::MatrixXd> rates;           // per test trial: held-out neurons x T_k
-  std::vector<Eigen::MatrixXd> baseline_rates;  // the same, of the baseline
   double bits_per_spike = 0.0;
   double truth_parameters_bits_per_spike = 0.0;  // NaN without /truth
   double true_rates_bits_per_spike = 0.0;        // NaN without /truth/rates
-  double baseline_bits_per_spike = 0.0;
-  double baseline_kernel_sd_bins = 0.0;
-  std::string baseline_method;
+  // The smoothing baselines: /baseline (GLM on the smoothed counts) and /baseline_log (on their
+  // log, the Neural Latents Benchmark's), each with rates, score, kernel and method.
+  struct Baseline {
+    std::string group;  // "/baseline" or "/baseline_log"
+    std::string method;
+    std::vector<Eigen::MatrixXd> rates;  // per test trial: held-out neurons x T_k
+    double bits_per_spike = 0.0;
+    double kernel_sd_bins = 0.0;
+  };
+  std::vector<Baseline> baselines;
+  std::string stronger_baseline;  // the group of the higher-scoring one
   std::map<std::string, std::string> provenance;
 };
 void write_evaluation(const std::string& path, const EvaluationRecord& record);
