@@ -6,11 +6,13 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <limits>
+#include <span>
 #include <sstream>
 
 #include "spikevi/error.hpp"
@@ -102,6 +104,29 @@ bool stop_was_requested() { return stop_signal != 0; }
 
 
 
+
+int exit_status(const Error& error) {
+  if (dynamic_cast<const ConfigError*>(&error)) return 2;
+  if (dynamic_cast<const InputError*>(&error)) return 3;
+  if (dynamic_cast<const NumericalError*>(&error)) return 4;
+  if (const auto* peer = dynamic_cast<const PeerFailure*>(&error)) return peer->status();
+  return 1;
+}
+
+void run_on_root(const CommandContext& context, const std::function<void()>& work) {
+  Communicator& comm = *context.comm;
+  double status = 0.0;
+  std::exception_ptr failure;
+  if (comm.is_root()) try {
+      work();
+    } catch (const Error& error) {
+      status = exit_status(error);
+      failure = std::current_exception();
+    }
+  comm.broadcast(std::span<double>(&status, 1), 0);
+  if (failure) std::rethrow_exception(failure);
+  if (status != 0.0) throw PeerFailure(static_cast<int>(status));
+}
 
 std::map<std::string, std::string> provenance(const CommandContext& context) {
   const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());

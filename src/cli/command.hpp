@@ -2,6 +2,7 @@
 // The pieces every subcommand shares: option parsing with --help and --config, output-path
 // checks, provenance, and printing from rank 0 only.
 #include <boost/program_options.hpp>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -32,6 +33,14 @@ bool parse_options(const std::string& command, const std::string& summary,
 // first thing, so that an early signal cannot kill a rank before it can checkpoint.
 void install_stop_signals();
 bool stop_was_requested();
+
+// The exit status of an error, by its kind (the README's exit-status table).
+int exit_status(const Error& error);
+
+// Runs `work` on rank 0 only (printing, writing a small file) with one verdict for all ranks:
+// an Error there is rethrown on rank 0 and every other rank throws PeerFailure with its status,
+// so no rank is left waiting in a later collective.
+void run_on_root(const CommandContext& context, const std::function<void()>& work);
 
 // version, git revision, UTC date, ranks, command line.
 std::map<std::string, std::string> provenance(const CommandContext& context);

@@ -1,58 +1,63 @@
-// spikevi compare: k-fold cross-validated comparison of observation models and variational
-// families on the training trials (DESIGN.md §7, §8 "Family check").
+// spikevi compare: k-fold cross-validated model selection over a grid of spike models,
+// variational families, latent dimensions and the use of /continuous (DESIGN.md §7, §8
+// "Family check"), spread over the MPI ranks; optionally refits the winner.
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
-#include <limits>
-#include <map>
 #include <sstream>
 
 #include "cli/command.hpp"
-#include "spikevi/io/dataset.hpp"
-#include "spikevi/error.hpp"
-#include "spikevi/evaluation/evaluation.hpp"
-#include "spikevi/evaluation/model_comparison.hpp"
 #include "spikevi/driver/fit_job.hpp"
-#include "spikevi/inference/latent_inference.hpp"
+#include "spikevi/driver/model_selection.hpp"
+#include "spikevi/error.hpp"
+#include "spikevi/evaluation/model_comparison.hpp"
+#include "spikevi/io/dataset.hpp"
 
 namespace spikevi::cli {
 namespace {
 
 struct CompareOptions {
-  std::string data, models, families, table;
-  int folds = 5, samples = 64;
+  std::string data, models, families, latents, continuous, table, best_out, select;
+  int folds = 5;
   bool overwrite = false, quiet = false;
-  FitSettings settings;
-  LocalStepSettings scoring{.tolerance = 1e-6, .max_iterations = 200};
+  CrossValidationSettings cross_validation;
 };
 
 po::options_description compare_options(CompareOptions& o) {
-  FitSettings& s = o.settings;
+  FitSettings& s = o.cross_validation.fit;
   po::options_description options("Compare options");
   // clang-format off
   options.add_options()
       ("data", po::value(&o.data)->required(), "input data set (HDF5, docs/input-format.md)")
       ("models", po::value(&o.models)->default_value("poisson,negbin"),
-       "comma-separated spike models to compare: poisson, negbin, bernoulli")
+       "comma-separated spike models to compare")
       ("families", po::value(&o.families)->default_value("gauss-markov"),
-       "comma-separated variational families: gauss-markov, mean-field (both: the family "
-       "check, ELBO gap and posterior variance ratio)")
+       "comma-separated variational families (gauss-markov, mean-field); both adds the "
+       "family check")
+      ("latents", po::value(&o.latents)->default_value("4"),
+       "comma-separated numbers of latent dimensions D, e.g. 2,4,8")
+      ("continuous", po::value(&o.continuous)->default_value("ignore"),
+       "use, ignore or use,ignore: whether the Gaussian modalities of /continuous are fitted "
+       "with the spikes (they then shape the latents); scores always use the spikes alone")
       ("folds", po::value(&o.folds)->default_value(5),
-       "k of the k-fold cross-validation over the training trials (trial i of the sorted "
-       "list is in fold i mod k)")
+       "number of cross-validation folds over the training trials")
+      ("select", po::value(&o.select)->default_value("cobps"),
+       "what picks the winner: cobps (co-smoothing bits/spike) or heldout-ll (held-out "
+       "log-likelihood per spike), the mean over folds")
+      ("best-out", po::value(&o.best_out),
+       "refit the winner on all training trials and write it here as an ordinary fit file "
+       "(docs/output-files.md#fit-file), with its checkpoint beside it")
       ("table", po::value(&o.table), "also write the table as CSV to this file")
-      ("latents", po::value(&s.latents)->default_value(4), "number of latent dimensions D")
       ("iterations", po::value(&s.iterations)->default_value(100),
-       "maximum iterations of each fit")
+       "maximum outer iterations per fit")
       ("tolerance", po::value(&s.tolerance)->default_value(1e-6, "1e-6"),
-       "stop a fit when the relative ELBO change falls below this; 0 runs exactly --iterations")
+       "relative ELBO change at which a fit stops")
       ("seed", po::value(&s.minibatch.seed)->default_value(1),
-       "key of the random streams (importance samples)")
-      ("samples", po::value(&o.samples)->default_value(64),
-       "importance samples per held-out trial for its log-likelihood")
-      ("overwrite", po::bool_switch(&o.overwrite), "replace an existing --table")
+       "seed of the initialisation and of the importance samples")
+      ("samples", po::value(&o.cross_validation.samples)->default_value(64),
+       "importance samples per held-out trial for the held-out log-likelihood")
+      ("overwrite", po::bool_switch(&o.overwrite), "replace an existing --table / --best-out")
       ("quiet", po::bool_switch(&o.quiet), "no per-fold progress lines");
   // clang-format on
   return options;
@@ -93,18 +98,40 @@ std::vector<Kind> parse_list(const std::string& option, const std::string& text,
   return kinds;
 }
 
+std::vector<int> parse_latents(const std::string& text) {
+  return parse_list<int>("--latents", text, "whole numbers >= 1", [](const std::string& name) {
+    std::size_t used = 0;
+    int d = 0;
+    try {
+      d = std::stoi(name, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != name.size() || d < 1) throw ConfigError(name);
+    return d;
+  });
+}
+
+std::vector<bool> parse_continuous(const std::string& text) {
+  return parse_list<bool>("--continuous", text, "use, ignore", [](const std::string& name) {
+    if (name == "use") return true;
+    if (name == "ignore") return false;
+    throw ConfigError(name);
+  });
+}
+
 void validate(const CompareOptions& o) {
-  const FitSettings& s = o.settings;
-  if (s.latents < 1)
-    throw ConfigError("--latents must be >= 1 (got " + std::to_string(s.latents) + ")");
+  const FitSettings& s = o.cross_validation.fit;
   if (s.iterations < 1)
     throw ConfigError("--iterations must be >= 1 (got " + std::to_string(s.iterations) + ")");
-  if (!(s.tolerance >= 0))
+  if (s.tolerance < 0)
     throw ConfigError("--tolerance must be >= 0 (got " + std::to_string(s.tolerance) + ")");
-  if (o.samples < 1)
-    throw ConfigError("--samples must be >= 1 (got " + std::to_string(o.samples) + ")");
+  if (o.cross_validation.samples < 1)
+    throw ConfigError("--samples must be >= 1 (got " +
+                      std::to_string(o.cross_validation.samples) + ")");
   if (o.folds < 2) throw ConfigError("--folds must be >= 2 (got " + std::to_string(o.folds) + ")");
   if (!o.table.empty()) check_output_path("--table", o.table, o.overwrite);
+  if (!o.best_out.empty()) check_output_path("--best-out", o.best_out, o.overwrite);
 }
 
 // The split cosmooth works on: the file's held-out neurons, or every 4th neuron (3, 7, ...).
@@ -124,35 +151,71 @@ bool prepare_heldout_neurons(Dataset& data) {
   return from_file;
 }
 
-ModelSettings model_settings(const std::shared_ptr<const SpikeModel>& observation,
-                             FamilyKind family, std::uint64_t seed) {
-  ModelSettings model = ModelSettings::for_model(observation, family);
-  model.seed = seed;
-  model.validate();
-  return model;
+void print_task(const std::vector<Candidate>& candidates, bool has_continuous, int folds,
+                const TaskProgress& p, const FoldOutcome& o) {
+  const FoldScores& f = o.scores;
+  std::printf("[%3.0f%%, ~%.0f s left] %s, fold %d/%d (%d fitted, %d held out): ",
+              100.0 * p.done / p.total, p.seconds_left,
+              describe(candidates[p.candidate], has_continuous).c_str(), p.fold + 1, folds,
+              p.fitted_trials, p.heldout_trials);
+  if (o.failed)
+    std::printf("failed (see the warning); %.1f s\n", f.seconds);
+  else
+    std::printf(
+        "%d iterations (%s); train ELBO/spike %+.4f, held-out ELBO/spike %+.4f, logp/spike "
+        "%+.4f (MC se %.1e), co-bps %+.4f; %.1f s\n",
+        o.iterations, o.converged ? "converged" : "iteration limit", f.train_elbo_per_spike,
+        f.heldout_elbo_per_spike, f.heldout_ll_per_spike, f.heldout_ll_mc_se_per_spike, f.cobps,
+        f.seconds);
+  if (o.unconverged_local_steps > 0)
+    std::printf("  warning: %d local steps stopped at their iteration limit\n",
+                o.unconverged_local_steps);
+  std::fflush(stdout);
 }
 
-// With the globals of a Gauss-Markov fit held fixed: q(z) of each training trial in both
-// families, and the median over trials, bins and neurons of the ratio of the posterior
-// variances of the log-rates, c_n' S_t c_n (Gauss-Markov / mean-field).
-double family_variance_ratio(const GlobalState& globals, const ModelSettings& model,
-                             const std::vector<TrialCounts>& trials,
-                             const LocalStepSettings& settings) {
-  std::vector<Eigen::ArrayXXd> variances[2];
-  int slot = 0;
-  for (FamilyKind family : {FamilyKind::kGaussMarkov, FamilyKind::kMeanField}) {
-    InferenceModel inference = InferenceModel::of(globals, model);
-    inference.model.family = family;
-    std::vector<GaussianMoments> moments;
-    for (const GaussMarkovState& state : infer_latents(inference, trials, settings))
-      moments.push_back(state.moments);
-    variances[slot++] = log_rate_variances(globals.spikes, moments);
-  }
-  return median_variance_ratio(variances[0], variances[1]);
+void write_table(const std::string& path, const std::vector<ComparisonRow>& rows) {
+  write_atomically(path, [&](const std::string& temporary) {
+    std::ofstream file(temporary);
+    if (!file) throw InputError(temporary + ": cannot open the file for writing");
+    write_comparison_csv(file, rows);
+    file.close();
+    if (!file) throw InputError(temporary + ": writing the table failed");
+  });
 }
 
-double per_spike(double value, double spikes) {
-  return spikes > 0 ? value / spikes : std::numeric_limits<double>::quiet_NaN();
+// The winner refitted on every training trial over all ranks, written as a fit file whose
+// /config names the selected settings the way `spikevi fit` would.
+void refit_best(const CompareOptions& o, const Candidate& best, const ComparisonRow& row,
+                const CommandContext& context, const po::variables_map& values) {
+  const bool root = context.comm->is_root();
+  FitJobSettings job;
+  job.data = o.data;
+  job.out = o.best_out;
+  job.fit = candidate_settings(o.cross_validation.fit, best);
+  job.use_continuous = best.use_continuous;
+  job.overwrite = o.overwrite;
+  const std::string ignore = best.use_continuous ? "false" : "true";
+  job.identity = {{"latents", std::to_string(best.latents)},
+                  {"observation", best.observation->name()},
+                  {"family", family_name(best.family)},
+                  {"ignore-continuous", ignore},
+                  {"seed", std::to_string(o.cross_validation.fit.minibatch.seed)}};
+  job.configuration = option_values(values);
+  for (const auto& [key, value] : job.identity) job.configuration[key] = value;
+  job.configuration["selected-by"] = o.select;
+  job.provenance = provenance(context);
+  if (root)
+    std::printf("refitting the winner on all training trials: %s\n",
+                describe(best, row.continuous != "none").c_str());
+  std::fflush(stdout);
+  const FitJobResult result = run_fit_job(job, *context.comm);
+  if (result.outcome.termination == Termination::kNumericalFailure)
+    throw NumericalError("the refit of the winner failed: " + result.outcome.message);
+  if (root)
+    std::printf("spikevi compare: wrote %s (%s after %zu iterations, elbo/spike %.6f)\n",
+                o.best_out.c_str(), result.record.termination.c_str(),
+                result.outcome.trace.size(),
+                result.outcome.elbo / std::max(result.outcome.spike_count, 1.0));
 }
 
 }  // namespace
@@ -162,12 +225,13 @@ int run_compare(const CommandContext& context) {
   po::options_description options = compare_options(o);
   po::variables_map values;
   if (!parse_options("compare",
-                     "Compares spike models (and variational families) by k-fold "
-                     "cross-validation over the training trials (/split/train_trials, all "
-                     "trials without a split): each configuration is fitted on k-1 folds and "
-                     "scored on the remaining one (held-out ELBO and importance-sampled "
-                     "log-likelihood per spike, co-smoothing bits per spike). Runs on one "
-                     "process; under MPI only rank 0 works.",
+                     "Selects a model by k-fold cross-validation over the training trials "
+                     "(/split/train_trials, all trials without a split): every combination of "
+                     "--models, --families, --latents and --continuous is fitted on k-1 folds "
+                     "and scored on the remaining one (held-out ELBO, importance-sampled "
+                     "log-likelihood per spike, co-smoothing bits per spike). The fits are "
+                     "dealt to the MPI ranks, so `mpirun -n P spikevi compare` runs P at once "
+                     "with the same table; --best-out refits the winner.",
                      options, context, values))
     return 0;
   validate(o);
@@ -177,15 +241,29 @@ int run_compare(const CommandContext& context) {
                         [](const std::string& name) { return builtin_spike_models().get(name); });
   const std::vector<FamilyKind> families =
       parse_list<FamilyKind>("--families", o.families, "gauss-markov, mean-field", parse_family);
-  for (const Model& observation : observations)
-    for (FamilyKind family : families)
-      model_settings(observation, family, o.settings.minibatch.seed);
-  if (!context.comm->is_root()) return 0;
-  const auto seconds_since = [](std::chrono::steady_clock::time_point t) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-  };
+  const SelectionCriterion criterion = parse_selection_criterion(o.select);
+  std::vector<Candidate> candidates = candidate_grid(
+      observations, families, parse_latents(o.latents), parse_continuous(o.continuous));
+  for (const Candidate& candidate : candidates)
+    candidate_settings(o.cross_validation.fit, candidate);  // ConfigError for a bad combination
+  o.cross_validation.family_check = families.size() == 2;
+  Communicator& comm = *context.comm;
+  const bool root = comm.is_root();
 
-  Dataset data = read_dataset(o.data, ReadOptions{.read_truth = false, .read_continuous = false});
+  const bool wants_continuous =
+      std::any_of(candidates.begin(), candidates.end(),
+                  [](const Candidate& c) { return c.use_continuous; });
+  Dataset data = read_dataset_on_every_rank(
+      o.data, ReadOptions{.read_truth = false, .read_continuous = wants_continuous}, comm);
+  const bool has_continuous = !data.continuous.empty();
+  if (wants_continuous && !has_continuous) {
+    // Without modalities "use" is "ignore": keep one of each pair.
+    std::erase_if(candidates, [](const Candidate& c) { return c.use_continuous; });
+    if (candidates.empty())
+      for (const Candidate& c : candidate_grid(observations, families, parse_latents(o.latents),
+                                               {false}))
+        candidates.push_back(c);
+  }
   const std::vector<int> trials = training_trials(data);
   const std::vector<std::vector<int>> folds = assign_folds(trials, o.folds);
   // Fold 0 is the largest, so its complement is the smallest training set.
@@ -196,108 +274,45 @@ int run_compare(const CommandContext& context) {
                       std::to_string(smallest_training) +
                       " trial(s) to fit on in a fold; a fit needs at least 2 (use fewer folds)");
   const bool heldout_from_file = prepare_heldout_neurons(data);
-  const std::size_t heldout_neurons = data.split->heldout_neurons.size();
 
-  std::printf(
-      "spikevi compare: %s: %zu training trials in %d folds of %zu-%zu, %d neurons, D = %d; "
-      "co-smoothing holds out %zu neurons (%s)\n",
-      o.data.c_str(), trials.size(), o.folds, folds.back().size(), folds.front().size(),
-      data.neurons, o.settings.latents, heldout_neurons,
-      heldout_from_file ? "/split/heldout_neurons"
-                        : "every 4th neuron: 3, 7, 11, ..., as the file names none");
-  std::fflush(stdout);
-
-  const bool family_check = families.size() == 2;
-  std::vector<ComparisonRow> rows;
-  for (const Model& observation : observations) {
-    // Per family and fold: the training ELBO per spike; per fold, the median ratio of posterior
-    // log-rate variances Gauss-Markov / mean-field with both families at the Gauss-Markov fit's
-    // globals (one model, so the ratio shows the approximation alone, not two fits' globals).
-    std::map<FamilyKind, std::vector<double>> train_elbo;
-    std::vector<double> variance_ratios;
-    for (FamilyKind family : families) {
-      FitSettings settings = o.settings;
-      settings.model = model_settings(observation, family, o.settings.minibatch.seed);
-      std::vector<FoldScores> scores;
-      for (int f = 0; f < o.folds; ++f) {
-        const auto start = std::chrono::steady_clock::now();
-        const std::vector<int>& heldout = folds[static_cast<std::size_t>(f)];
-        const std::vector<int> fitted = training_trials_of(folds, f);
-        FitJobSettings job;
-        job.fit = settings;
-        job.use_continuous = false;
-        const FitOutcome outcome = run_fit_job(data, fitted, job).outcome;
-        if (outcome.termination == Termination::kNumericalFailure)
-          throw NumericalError(observation->name() + " / " + family_name(family) + ", fold " +
-                               std::to_string(f + 1) + ": " + outcome.message);
-        const std::vector<TrialCounts> training = make_trial_counts(data, fitted);
-        const std::vector<TrialCounts> test = make_trial_counts(data, heldout);
-        const HeldoutScores held = heldout_scores(outcome.globals, settings.model, test, o.scoring,
-                                                  o.samples, o.settings.minibatch.seed);
-        data.split->test_trials = heldout;
-        const CosmoothingResult cosmoothing =
-            cosmooth(InferenceModel::of(outcome.globals, settings.model), data, o.scoring);
-
-        FoldScores fold;
-        fold.train_elbo_per_spike = per_spike(outcome.elbo, outcome.spike_count);
-        fold.heldout_elbo_per_spike = per_spike(held.elbo, held.spike_count);
-        fold.heldout_ll_per_spike = per_spike(held.log_likelihood, held.spike_count);
-        fold.heldout_ll_mc_se_per_spike = per_spike(held.log_likelihood_se, held.spike_count);
-        fold.cobps = cosmoothing.bits_per_spike;
-        fold.seconds = seconds_since(start);
-        scores.push_back(fold);
-        if (family_check) {
-          train_elbo[family].push_back(fold.train_elbo_per_spike);
-          if (family == FamilyKind::kGaussMarkov)
-            variance_ratios.push_back(
-                family_variance_ratio(outcome.globals, settings.model, training, o.scoring));
-        }
-        if (!o.quiet) {
-          std::printf(
-              "%s / %s, fold %d/%d (%zu fitted, %zu held out): %zu iterations (%s); train "
-              "ELBO/spike %+.4f, held-out ELBO/spike %+.4f, logp/spike %+.4f (MC se %.1e), "
-              "co-bps %+.4f; %.1f s\n",
-              observation->name().c_str(), family_name(family).c_str(), f + 1, o.folds,
-              training.size(), heldout.size(), outcome.trace.size(),
-              outcome.termination == Termination::kConverged ? "converged" : "iteration limit",
-              fold.train_elbo_per_spike, fold.heldout_elbo_per_spike, fold.heldout_ll_per_spike,
-              fold.heldout_ll_mc_se_per_spike, fold.cobps, fold.seconds);
-          if (outcome.unconverged_local_steps > 0)
-            std::printf("  warning: %d local steps stopped at their iteration limit\n",
-                        outcome.unconverged_local_steps);
-          std::fflush(stdout);
-        }
-      }
-      rows.push_back(summarise_folds(observation->name(), family_name(family), scores));
-    }
-    if (family_check) {
-      // Fitted on the same training trials in each fold, so the trials line up.
-      const FamilyKind gm = FamilyKind::kGaussMarkov, mf = FamilyKind::kMeanField;
-      std::vector<double> gaps;
-      for (int f = 0; f < o.folds; ++f) {
-        const auto i = static_cast<std::size_t>(f);
-        gaps.push_back(train_elbo[gm][i] - train_elbo[mf][i]);
-      }
-      const std::vector<double>& ratios = variance_ratios;
-      for (ComparisonRow& row : rows)
-        if (row.observation == observation->name() && row.family == family_name(mf)) {
-          row.family_elbo_gap_per_spike = summarise(gaps).mean;
-          row.variance_ratio = summarise(ratios).mean;
-        }
-    }
+  if (root) {
+    std::printf(
+        "spikevi compare: %s: %zu training trials in %d folds of %zu-%zu, %d neurons; %zu "
+        "candidate(s) x %d folds = %zu fits over %d rank(s); co-smoothing holds out %zu "
+        "neurons (%s)\n",
+        o.data.c_str(), trials.size(), o.folds, folds.back().size(), folds.front().size(),
+        data.neurons, candidates.size(), o.folds, candidates.size() * folds.size(), comm.size(),
+        data.split->heldout_neurons.size(),
+        heldout_from_file ? "/split/heldout_neurons"
+                          : "every 4th neuron: 3, 7, 11, ..., as the file names none");
+    if (wants_continuous && !has_continuous)
+      std::printf("the data set has no /continuous modalities: --continuous use is ignore\n");
+    std::fflush(stdout);
   }
+  TaskDone progress;
+  if (root && !o.quiet)
+    progress = [&](const TaskProgress& p, const FoldOutcome& outcome) {
+      print_task(candidates, has_continuous, o.folds, p, outcome);
+    };
+  const std::vector<std::vector<FoldOutcome>> outcomes =
+      cross_validate(data, folds, candidates, o.cross_validation, comm, progress);
+  const std::vector<ComparisonRow> rows = comparison_rows(candidates, outcomes, has_continuous);
+  const std::size_t best = best_row(rows, criterion);
 
-  std::printf("\n%s", format_comparison_table(rows, o.folds).c_str());
-  if (!o.table.empty()) {
-    write_atomically(o.table, [&](const std::string& path) {
-      std::ofstream file(path);
-      if (!file) throw InputError(path + ": cannot open the file for writing");
-      write_comparison_csv(file, rows);
-      file.close();
-      if (!file) throw InputError(path + ": writing the table failed");
-    });
-    std::printf("wrote %s\n", o.table.c_str());
-  }
+  run_on_root(context, [&] {
+    std::printf("\n%s", format_comparison_table(rows, o.folds).c_str());
+    std::printf("selected by %s: %s (%+.4f ± %.4f)\n", o.select.c_str(),
+                describe(candidates[best], has_continuous).c_str(),
+                selection_score(rows[best], criterion),
+                criterion == SelectionCriterion::kCosmoothing ? rows[best].cobps.se
+                                                              : rows[best].heldout_ll_per_spike.se);
+    if (!o.table.empty()) {
+      write_table(o.table, rows);
+      std::printf("wrote %s\n", o.table.c_str());
+    }
+    std::fflush(stdout);
+  });
+  if (!o.best_out.empty()) refit_best(o, candidates[best], rows[best], context, values);
   return 0;
 }
 

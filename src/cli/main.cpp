@@ -18,14 +18,6 @@ constexpr const char* kUsage =
     "  compare    cross-validated comparison of spike models and variational families\n"
     "  decode     predict a Gaussian modality (behaviour) of the test trials from spikes\n";
 
-// Exit status by error kind (documented in the README).
-int status_of(const spikevi::Error& error) {
-  if (dynamic_cast<const spikevi::ConfigError*>(&error)) return 2;
-  if (dynamic_cast<const spikevi::InputError*>(&error)) return 3;
-  if (dynamic_cast<const spikevi::NumericalError*>(&error)) return 4;
-  return 1;
-}
-
 int dispatch(const std::string& command, spikevi::cli::CommandContext& context) {
   if (command == "simulate") return spikevi::cli::run_simulate(context);
   if (command == "fit") return spikevi::cli::run_fit(context);
@@ -57,7 +49,7 @@ int main(int argc, char** argv) {
     return failure.status();  // the failing rank has printed the reason
   } catch (const spikevi::Error& error) {
     if (comm->is_root()) std::cerr << "spikevi: error: " << error.what() << std::endl;
-    return status_of(error);
+    return spikevi::cli::exit_status(error);
   } catch (const std::exception& error) {
     std::cerr << "spikevi: internal error (rank " << comm->rank() << "): " << error.what()
               << std::endl;

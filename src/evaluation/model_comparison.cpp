@@ -114,6 +114,34 @@ ComparisonRow summarise_folds(const std::string& observation, const std::string&
   return row;
 }
 
+SelectionCriterion parse_selection_criterion(const std::string& name) {
+  if (name == "cobps") return SelectionCriterion::kCosmoothing;
+  if (name == "heldout-ll") return SelectionCriterion::kHeldoutLikelihood;
+  throw ConfigError("--select must be cobps or heldout-ll (got '" + name + "')");
+}
+
+std::string selection_criterion_name(SelectionCriterion criterion) {
+  return criterion == SelectionCriterion::kCosmoothing ? "cobps" : "heldout-ll";
+}
+
+double selection_score(const ComparisonRow& row, SelectionCriterion criterion) {
+  return criterion == SelectionCriterion::kCosmoothing ? row.cobps.mean
+                                                       : row.heldout_ll_per_spike.mean;
+}
+
+std::size_t best_row(const std::vector<ComparisonRow>& rows, SelectionCriterion criterion) {
+  std::size_t best = rows.size();
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const double score = selection_score(rows[i], criterion);
+    if (std::isnan(score)) continue;
+    if (best == rows.size() || score > selection_score(rows[best], criterion)) best = i;
+  }
+  if (best == rows.size())
+    throw InputError("no configuration of the comparison has a " +
+                     selection_criterion_name(criterion) + " score in every fold");
+  return best;
+}
+
 std::vector<Eigen::ArrayXXd> log_rate_variances(const Readout& readout,
                                                 const std::vector<GaussianMoments>& posteriors) {
   const ReadoutKernels kernels(readout);
@@ -147,8 +175,9 @@ double median_variance_ratio(const std::vector<Eigen::ArrayXXd>& numerator,
 
 const std::vector<std::string>& comparison_columns() {
   static const std::vector<std::string> columns{
-      "observation",   "family", "elbo_per_spike", "elbo_se", "heldout_ll_per_spike",
-      "heldout_ll_se", "cobps",  "cobps_se",       "seconds", "family_elbo_gap_per_spike",
+      "observation",   "family",   "latents",        "continuous",
+      "elbo_per_spike", "elbo_se", "heldout_ll_per_spike", "heldout_ll_se",
+      "cobps",         "cobps_se", "seconds",        "family_elbo_gap_per_spike",
       "variance_ratio"};
   return columns;
 }
@@ -158,7 +187,7 @@ void write_comparison_csv(std::ostream& out, const std::vector<ComparisonRow>& r
   for (std::size_t c = 0; c < columns.size(); ++c) out << (c ? "," : "") << columns[c];
   out << '\n';
   for (const ComparisonRow& r : rows) {
-    out << r.observation << ',' << r.family;
+    out << r.observation << ',' << r.family << ',' << r.latents << ',' << r.continuous;
     for (double x : {r.elbo_per_spike.mean, r.elbo_per_spike.se, r.heldout_ll_per_spike.mean,
                      r.heldout_ll_per_spike.se, r.cobps.mean, r.cobps.se, r.seconds,
                      r.family_elbo_gap_per_spike, r.variance_ratio})
@@ -176,13 +205,14 @@ const char* const kComparisonCaveat =
 std::string format_comparison_table(const std::vector<ComparisonRow>& rows, int folds) {
   std::ostringstream out;
   char line[512];
-  std::snprintf(line, sizeof line, "%-18s %-13s %-22s %-22s %-22s %-22s %9s\n", "observation",
-                "family", "train ELBO/spike", "held-out ELBO/spike", "held-out logp/spike",
-                "co-bps", "time (s)");
+  std::snprintf(line, sizeof line, "%-18s %-13s %3s %-10s %-22s %-22s %-22s %-22s %9s\n",
+                "observation", "family", "D", "continuous", "train ELBO/spike",
+                "held-out ELBO/spike", "held-out logp/spike", "co-bps", "time (s)");
   out << line;
   for (const ComparisonRow& r : rows) {
-    std::snprintf(line, sizeof line, "%-18s %-13s %s %s %s %s %9.1f\n", r.observation.c_str(),
-                  r.family.c_str(), mean_and_se(r.elbo_per_spike, 22, 4).c_str(),
+    std::snprintf(line, sizeof line, "%-18s %-13s %3d %-10s %s %s %s %s %9.1f\n",
+                  r.observation.c_str(), r.family.c_str(), r.latents, r.continuous.c_str(),
+                  mean_and_se(r.elbo_per_spike, 22, 4).c_str(),
                   mean_and_se(r.heldout_elbo_per_spike, 22, 4).c_str(),
                   mean_and_se(r.heldout_ll_per_spike, 22, 4).c_str(),
                   mean_and_se(r.cobps, 22, 4).c_str(), r.seconds);
@@ -207,10 +237,12 @@ std::string format_comparison_table(const std::vector<ComparisonRow>& rows, int 
   for (const ComparisonRow& r : rows) {
     if (std::isnan(r.variance_ratio) && std::isnan(r.family_elbo_gap_per_spike)) continue;
     std::snprintf(line, sizeof line,
-                  "family check (%s): gauss-markov - mean-field training ELBO %+.4f nats/spike; "
+                  "family check (%s, D = %d%s): gauss-markov - mean-field training ELBO %+.4f nats/spike; "
                   "median ratio of the posterior log-rate variances S_GM/S_MF at the "
                   "Gauss-Markov fit's globals %.3f (mean over folds)%s\n",
-                  r.observation.c_str(), r.family_elbo_gap_per_spike, r.variance_ratio,
+                  r.observation.c_str(), r.latents,
+                  r.continuous == "none" ? "" : (", continuous " + r.continuous).c_str(),
+                  r.family_elbo_gap_per_spike, r.variance_ratio,
                   r.variance_ratio > 1.0 ? ": mean-field is over-confident" : "");
     out << line;
   }

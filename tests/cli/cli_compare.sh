@@ -20,8 +20,8 @@ with open(path) as f:
     rows = {}
     for r in reader:
         rows[(r["observation"], r["family"])] = {
-            k: (float(v) if v != "" else math.nan) for k, v in r.items() if k not in ("observation", "family")}
-expected = ["observation", "family", "elbo_per_spike", "elbo_se", "heldout_ll_per_spike",
+            k: (float(v) if v != "" else math.nan) for k, v in r.items() if k not in ("observation", "family", "continuous")}
+expected = ["observation", "family", "latents", "continuous", "elbo_per_spike", "elbo_se", "heldout_ll_per_spike",
             "heldout_ll_se", "cobps", "cobps_se", "seconds", "family_elbo_gap_per_spike",
             "variance_ratio"]
 assert header == expected, header
@@ -71,7 +71,7 @@ print("  mean-field row", mf)
 assert mf["variance_ratio"] > 1.0
 assert math.isfinite(mf["family_elbo_gap_per_spike"])
 assert math.isnan(gm["variance_ratio"]) and math.isnan(gm["family_elbo_gap_per_spike"])'
-holds "caveat and family check printed" "$work/out" "fair only when" "family check (poisson)"
+holds "caveat and family check printed" "$work/out" "fair only when" "family check (poisson, D = "
 
 # Progress per fold unless --quiet; a data set without /split: every 4th neuron held out.
 "$python" - "$work" <<'PY'
@@ -87,6 +87,48 @@ no_split_reported() {  # two fold progress lines, all 30 trials trained, every 4
     grep -q "30 training trials" "$1" || { cat "$1"; return 1; }
 }
 assert "progress lines, all trials, every 4th neuron stated" no_split_reported "$work/out"
+
+# (d) A grid over D and the use of /continuous, on one process and dealt to 2 ranks: the same
+# table (all but the seconds column), the winner named, refitted and readable by evaluate.
+check "simulate with behaviour" "$spikevi" simulate --out "$work/behaviour.h5" "${size[@]}" \
+  --behavior 2
+grid=(--data "$work/behaviour.h5" --models poisson --latents 1,2 --continuous use,ignore
+      --folds 3 --iterations 40 --quiet)
+check "compare a grid, serial" "$spikevi" compare "${grid[@]}" --table "$work/grid1.csv" \
+  --best-out "$work/best1.h5"
+cp "$work/out" "$work/grid1.out"
+check "compare a grid on 2 ranks" timeout -k 10 300 mpirun -np 2 "$spikevi" compare "${grid[@]}" \
+  --table "$work/grid2.csv" --best-out "$work/best2.h5"
+same_table_but_seconds() {
+  diff <(cut -d, -f1-10,12- "$1") <(cut -d, -f1-10,12- "$2")
+}
+assert "2 ranks give the serial table" same_table_but_seconds "$work/grid1.csv" "$work/grid2.csv"
+verdict "four candidates, D and continuous recorded" "$work/grid1.csv" '
+import csv
+with open(path) as f:
+    cells = sorted((r["latents"], r["continuous"]) for r in csv.DictReader(f))
+assert cells == [("1", "ignore"), ("1", "use"), ("2", "ignore"), ("2", "use")], cells'
+holds "winner named and refitted" "$work/grid1.out" "^selected by cobps: poisson / gauss-markov / D = " \
+  "wrote .*best1.h5"
+selected_is_written() {  # the refit's D and use of /continuous are the winner's
+  local line d use
+  line=$(grep "^selected by" "$1")
+  d=$(sed 's/.*D = \([0-9]*\).*/\1/' <<<"$line")
+  grep -q "continuous used" <<<"$line" && use=false || use=true
+  [ "$(h5dump -d /config/latents "$2" | grep -o '(0): [0-9.]*' | grep -o '[0-9.]*$')" = "$d" ] &&
+    h5dump -a /config/ignore-continuous "$2" | grep -q "\"$use\"" || { echo "$line"; return 1; }
+}
+assert "best fit records the winner's D and continuous" selected_is_written "$work/grid1.out" \
+  "$work/best1.h5"
+assert "refits on 1 and 2 ranks agree" h5diff "$work/best1.h5" "$work/best2.h5" /globals /globals
+check "evaluate accepts the refit" "$spikevi" evaluate --data "$work/behaviour.h5" \
+  --fit "$work/best1.h5" --out "$work/best_eval.h5"
+refuses "bad --latents" "--latents: unknown name 'two'" \
+  "$spikevi" compare --data "$work/poisson.h5" --latents 2,two
+refuses "bad --continuous" "--continuous: unknown name 'both'" \
+  "$spikevi" compare --data "$work/poisson.h5" --continuous both
+refuses "bad --select" "--select must be cobps or heldout-ll" \
+  "$spikevi" compare --data "$work/poisson.h5" --select elbo
 
 cp "$work/families.csv" "$work/families.keep"
 refuses "existing table without --overwrite" "already exists" \

@@ -178,6 +178,7 @@ std::vector<ComparisonRow> example_rows() {
   ComparisonRow poisson;
   poisson.observation = "poisson";
   poisson.family = "gauss-markov";
+  poisson.latents = 4;
   poisson.elbo_per_spike = {-1.25, 0.5, 3};
   poisson.heldout_elbo_per_spike = {-1.5, 0.25, 3};
   poisson.heldout_ll_per_spike = {-1.375, 0.125, 3};
@@ -197,11 +198,25 @@ TEST(ComparisonCsv, ExactHeaderAndRowsNaNEmpty) {
   const auto lines = lines_of(out.str());
   ASSERT_EQ(lines.size(), 3u);
   EXPECT_EQ(lines[0],
-            "observation,family,elbo_per_spike,elbo_se,heldout_ll_per_spike,heldout_ll_se,cobps,"
-            "cobps_se,seconds,family_elbo_gap_per_spike,variance_ratio");
-  EXPECT_EQ(lines[1], "poisson,gauss-markov,-1.25,0.5,-1.375,0.125,0.1,0.01,12.5,,");
-  EXPECT_EQ(lines[2], "poisson,mean-field,-1.25,0.5,-1.375,0.125,,,12.5,0.0625,1.5");
-  EXPECT_EQ(comparison_columns().size(), 11u);
+            "observation,family,latents,continuous,elbo_per_spike,elbo_se,heldout_ll_per_spike,"
+            "heldout_ll_se,cobps,cobps_se,seconds,family_elbo_gap_per_spike,variance_ratio");
+  EXPECT_EQ(lines[1], "poisson,gauss-markov,4,none,-1.25,0.5,-1.375,0.125,0.1,0.01,12.5,,");
+  EXPECT_EQ(lines[2], "poisson,mean-field,4,none,-1.25,0.5,-1.375,0.125,,,12.5,0.0625,1.5");
+  EXPECT_EQ(comparison_columns().size(), 13u);
+}
+
+TEST(Selection, HighestMeanScoreWinsAndFailedRowsArePassedOver) {
+  std::vector<ComparisonRow> rows = example_rows();
+  // The mean-field row has no co-bps (NaN): the Gauss-Markov row wins by co-smoothing.
+  EXPECT_EQ(best_row(rows, SelectionCriterion::kCosmoothing), 0u);
+  rows[1].heldout_ll_per_spike.mean = -1.0;  // above -1.375
+  EXPECT_EQ(best_row(rows, SelectionCriterion::kHeldoutLikelihood), 1u);
+  rows[1].heldout_ll_per_spike.mean = rows[0].heldout_ll_per_spike.mean;  // a tie: the first
+  EXPECT_EQ(best_row(rows, SelectionCriterion::kHeldoutLikelihood), 0u);
+  rows[0].cobps.mean = kNaN;
+  EXPECT_THROW(best_row(rows, SelectionCriterion::kCosmoothing), InputError);
+  EXPECT_EQ(parse_selection_criterion("heldout-ll"), SelectionCriterion::kHeldoutLikelihood);
+  EXPECT_THROW(parse_selection_criterion("elbo"), ConfigError);
 }
 
 TEST(ComparisonCsv, NumbersReadBackExactly) {
@@ -213,8 +228,7 @@ TEST(ComparisonCsv, NumbersReadBackExactly) {
   const std::string line = lines_of(out.str())[1];
   std::stringstream cells(line);
   std::string cell;
-  std::getline(cells, cell, ',');
-  std::getline(cells, cell, ',');
+  for (int skipped = 0; skipped < 4; ++skipped) std::getline(cells, cell, ',');  // the labels
   std::getline(cells, cell, ',');
   EXPECT_EQ(std::stod(cell), 0.1 + 0.2);
   std::getline(cells, cell, ',');
@@ -227,7 +241,7 @@ TEST(ComparisonTable, MeanPlusMinusSeFamilyCheckAndCaveat) {
   EXPECT_NE(table.find("-1.3750 ± 0.1250"), std::string::npos) << table;
   EXPECT_NE(table.find("n/a"), std::string::npos) << "NaN co-bps shown as n/a\n" << table;
   EXPECT_NE(table.find("over 3 folds"), std::string::npos) << table;
-  EXPECT_NE(table.find("family check (poisson)"), std::string::npos) << table;
+  EXPECT_NE(table.find("family check (poisson, D = 4)"), std::string::npos) << table;
   EXPECT_NE(table.find("+0.0625"), std::string::npos) << table;
   EXPECT_NE(table.find("1.500"), std::string::npos) << table;
   EXPECT_NE(table.find(kComparisonCaveat), std::string::npos) << table;

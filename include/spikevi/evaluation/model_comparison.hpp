@@ -46,10 +46,14 @@ struct FoldScores {
   double seconds = 0.0;                     // fit and scoring
 };
 
-// One configuration (observation x family) of the comparison table.
+// One configuration (observation x family x latents x behaviour) of the comparison table.
 struct ComparisonRow {
   std::string observation;  // observation_name()
   std::string family;       // family_name()
+  int latents = 0;          // D
+  // Whether the Gaussian modalities of /continuous shaped the latents: "use", "ignore", or
+  // "none" when the data set has none.
+  std::string continuous = "none";
   Summary elbo_per_spike;   // training ELBO per spike
   Summary heldout_elbo_per_spike;
   Summary heldout_ll_per_spike;
@@ -64,9 +68,19 @@ struct ComparisonRow {
   double variance_ratio = std::numeric_limits<double>::quiet_NaN();
 };
 
-// The row of a configuration from its folds' scores.
+// The row of a configuration from its folds' scores (latents and continuous left as given).
 ComparisonRow summarise_folds(const std::string& observation, const std::string& family,
                               const std::vector<FoldScores>& folds);
+
+// What a row is selected by: mean co-smoothing bits/spike or held-out log-likelihood per spike.
+enum class SelectionCriterion { kCosmoothing, kHeldoutLikelihood };
+SelectionCriterion parse_selection_criterion(const std::string& name);  // "cobps", "heldout-ll"
+std::string selection_criterion_name(SelectionCriterion criterion);
+double selection_score(const ComparisonRow& row, SelectionCriterion criterion);
+
+// The index of the row with the highest mean score (the first of equals); rows whose score is
+// NaN (a failed fold) are passed over. InputError when no row has a score.
+std::size_t best_row(const std::vector<ComparisonRow>& rows, SelectionCriterion criterion);
 
 // Posterior variances of every neuron's log-rate eta_nt = c_n z_t + d_n under each trial's q:
 // s2_nt = c_n' S_t c_n, N x T per trial. Unlike the latents' own variances these do not depend
