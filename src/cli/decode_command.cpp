@@ -6,7 +6,9 @@
 
 #include "cli/command.hpp"
 #include "spikevi/io/dataset.hpp"
+#include "spikevi/evaluation/cosmoothing.hpp"
 #include "spikevi/evaluation/decoding.hpp"
+#include "spikevi/evaluation/lagged_ridge.hpp"
 #include "spikevi/error.hpp"
 #include "spikevi/io/fit_file.hpp"
 #include "spikevi/io/evaluation_file.hpp"
@@ -70,6 +72,21 @@ double oracle_r_squared(const Dataset& data, const std::string& target,
   return r_squared(predictions, values);
 }
 
+// The values of /continuous/NAME for `trials` (file indices), channels x T_k each.
+std::vector<Eigen::MatrixXd> modality_values(const Dataset& data, const std::string& name,
+                                             const std::vector<int>& trials) {
+  std::vector<Eigen::MatrixXd> values;
+  for (int k : trials)
+    values.push_back(data.continuous.at(name).at(static_cast<std::size_t>(k - data.first_trial)));
+  return values;
+}
+
+std::vector<int> every_neuron(const Dataset& data) {
+  std::vector<int> neurons(static_cast<std::size_t>(data.neurons));
+  for (int n = 0; n < data.neurons; ++n) neurons[static_cast<std::size_t>(n)] = n;
+  return neurons;
+}
+
 }  // namespace
 
 int run_decode(const CommandContext& context) {
@@ -92,10 +109,7 @@ int run_decode(const CommandContext& context) {
   const ContinuousReadout& modality = target_modality(fit.globals, o);
   check_fit_matches_data(fit, o.fit, data);
   const std::vector<int>& test = data.split->test_trials;
-  std::vector<Eigen::MatrixXd> observed;
-  for (int k : test)
-    observed.push_back(
-        data.continuous.at(o.target).at(static_cast<std::size_t>(k - data.first_trial)));
+  const std::vector<Eigen::MatrixXd> observed = modality_values(data, o.target, test);
   if (observed.front().rows() != modality.channels())
     throw InputError(o.data + ": /continuous/" + o.target + " has " +
                      std::to_string(observed.front().rows()) + " channels but the fit has " +
@@ -111,8 +125,17 @@ int run_decode(const CommandContext& context) {
   const DecodedModality decoded = predict_modality(modality, latents, o.level);
   const DecodingScores scores = score_decoding(decoded, observed);
   const double oracle = oracle_r_squared(data, o.target, test, observed);
+  const std::vector<int> train = training_trials(data);
+  const std::vector<int> all_neurons = every_neuron(data);
+  const LaggedRidge ridge = fit_lagged_ridge(
+      select_trials_and_rows(data.counts, data.first_trial, train, all_neurons),
+      modality_values(data, o.target, train));
+  const double ridge_r2 = r_squared(
+      ridge.predict(select_trials_and_rows(data.counts, data.first_trial, test, all_neurons)),
+      observed);
 
-  DecodingRecord record{o.target, o.level, test, data.bins, decoded, scores, oracle,
+  DecodingRecord record{o.target, o.level,  test,     data.bins,  decoded,
+                        scores,   oracle,   ridge_r2, ridge.ridge, ridge.lags,
                         provenance(context)};
   write_atomically(o.out, [&](const std::string& path) { write_decoding(path, record); });
   std::printf("spikevi decode: %s from spikes on %zu test trials (%.0f observed values)\n",
@@ -122,6 +145,13 @@ int run_decode(const CommandContext& context) {
     std::printf("  oracle R^2 (true latents and readout)  %8.4f\n", oracle);
   std::printf("  coverage of the %.0f%% interval          %8.4f\n", 100.0 * o.level,
               scores.coverage);
+  std::printf(
+      "  baseline: lagged ridge on raw counts   %8.4f   (R^2; bins t..t-%d of all neurons, "
+      "ridge %.0e by %d-fold CV on %zu training trials)\n",
+      ridge_r2, ridge.lags, ridge.ridge, LaggedRidgeSettings{}.folds, train.size());
+  std::printf("  the fit %s the ridge baseline by %.4f R^2\n",
+              scores.r_squared >= ridge_r2 ? "beats" : "trails",
+              std::abs(scores.r_squared - ridge_r2));
   std::printf("wrote %s\n", o.out.c_str());
   return 0;
 }

@@ -58,6 +58,9 @@ void write_decoding(const std::string& path, const DecodingRecord& r) {
   file.write_double_attribute("/decoded", "r_squared", r.scores.r_squared);
   file.write_double_attribute("/decoded", "coverage", r.scores.coverage);
   file.write_double_attribute("/decoded", "oracle_r_squared", r.oracle_r_squared);
+  file.write_double_attribute("/decoded", "ridge_r_squared", r.ridge_r_squared);
+  file.write_double_attribute("/decoded", "ridge_penalty", r.ridge_penalty);
+  file.write_double_attribute("/decoded", "ridge_lags", r.ridge_lags);
   write_provenance(file, r.provenance);
   file.close();
 }

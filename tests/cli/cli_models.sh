@@ -118,6 +118,29 @@ print(f"decode: R^2 {r2:.4f}, oracle {oracle:.4f}, coverage {cover:.4f}")
 assert abs(r2 - oracle) < 0.1, (r2, oracle)
 assert 0.90 <= cover <= 0.98, cover
 PY
+assert -v "lagged ridge baseline: recomputed independently, and the fit beats it" \
+  "$python" - "$work" <<'PY'
+import sys, h5py, numpy as np
+w = sys.argv[1]
+with h5py.File(f"{w}/dec.h5") as f, h5py.File(f"{w}/beh.h5") as d:
+    a = f["decoded"].attrs
+    ridge, lags, reported, r2 = a["ridge_penalty"], int(a["ridge_lags"]), a["ridge_r_squared"], a["r_squared"]
+    counts, y = d["counts"][:].astype(float), d["continuous/behavior"][:]
+    train, test = d["split/train_trials"][:], d["split/test_trials"][:]
+def lagged(x):  # x: T x N -> T x N(lags+1), zeros before the start
+    cols = [np.vstack([np.zeros((l, x.shape[1])), x[:len(x) - l]]) for l in range(lags + 1)]
+    return np.hstack(cols)
+X = np.vstack([lagged(counts[k]) for k in train]); Y = np.vstack([y[k] for k in train])
+mu, sd = X.mean(0), X.std(0); sd[sd == 0] = 1
+Z = (X - mu) / sd
+W = np.linalg.solve(Z.T @ Z + ridge * len(Z) * np.eye(Z.shape[1]), Z.T @ (Y - Y.mean(0)))
+pred = np.vstack([(lagged(counts[k]) - mu) / sd @ W + Y.mean(0) for k in test])
+obs = np.vstack([y[k] for k in test])
+mine = 1 - ((obs - pred) ** 2).sum() / ((obs - obs.mean(0)) ** 2).sum()
+print(f"ridge R^2 {reported:.6f} (numpy {mine:.6f}, penalty {ridge:g}), fit R^2 {r2:.4f}")
+assert abs(mine - reported) < 1e-8, (mine, reported)
+assert r2 > reported, (r2, reported)
+PY
 
 # --- two Gaussian modalities at once (the second one a noisy copy of the first, with other
 # missing values), each with its own readout and noise; --ignore-continuous fits spikes only ---

@@ -42,6 +42,10 @@ struct DecodingRecord {
   DecodedModality decoded;  // per trial: channels x T_k
   DecodingScores scores;
   double oracle_r_squared = 0.0;  // NaN without /truth
+  // The lagged ridge baseline (evaluation/lagged_ridge.hpp) on the same test values.
+  double ridge_r_squared = 0.0;
+  double ridge_penalty = 0.0;
+  int ridge_lags = 0;
   std::map<std::string, std::string> provenance;
 };
 void write_decoding(const std::string& path, const DecodingRecord& record);
