@@ -18,7 +18,7 @@ namespace spikevi::cli {
 namespace {
 
 struct CompareOptions {
-  std::string data, models, families, latents, continuous, table, best_out, select;
+  std::string data, models, links, families, latents, continuous, table, best_out, select;
   int folds = 5;
   bool overwrite = false, quiet = false;
   CrossValidationSettings cross_validation;
@@ -32,6 +32,9 @@ po::options_description compare_options(CompareOptions& o) {
       ("data", po::value(&o.data)->required(), "input data set (HDF5, docs/input-format.md)")
       ("models", po::value(&o.models)->default_value("poisson,negbin"),
        "comma-separated spike models to compare")
+      ("link", po::value(&o.links)->default_value("exp"),
+       "comma-separated links of the spike models: exp, softplus (a model without a softplus "
+       "variant is compared with exp only)")
       ("families", po::value(&o.families)->default_value("gauss-markov"),
        "comma-separated variational families (gauss-markov, mean-field); both adds the "
        "family check")
@@ -118,6 +121,30 @@ std::vector<bool> parse_continuous(const std::string& text) {
     if (name == "ignore") return false;
     throw ConfigError(name);
   });
+}
+
+// Each model with each link it has (with_link), in order, each model once; ConfigError when
+// a link is unknown or no model has it.
+std::vector<std::shared_ptr<const SpikeModel>> models_with_links(
+    const std::vector<std::shared_ptr<const SpikeModel>>& models,
+    const std::vector<std::string>& links) {
+  std::vector<std::shared_ptr<const SpikeModel>> out;
+  for (const std::string& link : links) {
+    bool any = false;
+    for (const auto& model : models) {
+      std::shared_ptr<const SpikeModel> variant;
+      try {
+        variant = builtin_spike_models().with_link(model->name(), link);
+      } catch (const ConfigError&) {
+        if (link != "softplus") throw;
+        continue;
+      }
+      any = true;
+      if (std::find(out.begin(), out.end(), variant) == out.end()) out.push_back(variant);
+    }
+    if (!any) throw ConfigError("--link " + link + ": none of --models has this link");
+  }
+  return out;
 }
 
 void validate(const CompareOptions& o) {
@@ -236,9 +263,10 @@ int run_compare(const CommandContext& context) {
     return 0;
   validate(o);
   using Model = std::shared_ptr<const SpikeModel>;
-  const std::vector<Model> observations =
+  const std::vector<Model> observations = models_with_links(
       parse_list<Model>("--models", o.models, builtin_spike_models().choices(),
-                        [](const std::string& name) { return builtin_spike_models().get(name); });
+                        [](const std::string& name) { return builtin_spike_models().get(name); }),
+      split_names("--link", o.links));
   const std::vector<FamilyKind> families =
       parse_list<FamilyKind>("--families", o.families, "gauss-markov, mean-field", parse_family);
   const SelectionCriterion criterion = parse_selection_criterion(o.select);

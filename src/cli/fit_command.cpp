@@ -24,7 +24,7 @@ namespace {
 
 struct FitOptions {
   std::string data, out;
-  std::string observation = "poisson", family = "gauss-markov", expectations, optimizer = "natural";
+  std::string observation = "poisson", link = "exp", family = "gauss-markov", expectations, optimizer = "natural";
   bool ignore_continuous = false;
   double epochs = 0.0;  // > 0: sets the iteration count from passes over the data
   int checkpoint_every = 10;
@@ -44,6 +44,9 @@ po::options_description fit_options(FitOptions& o) {
       ("data", po::value(&o.data)->required(), "input data set (HDF5, docs/input-format.md)")
       ("out", po::value(&o.out)->required(), "results file to write (HDF5)")
       ("latents", po::value(&s.latents)->default_value(4), "number of latent dimensions D")
+      ("link", po::value(&o.link)->default_value("exp"),
+       "exp or softplus: the link of the spike model (softplus: rate log(1 + e^eta), linear "
+       "rather than exponential in the latents; needs a NAME-softplus model, e.g. poisson)")
       ("observation", po::value(&o.observation)->default_value("poisson"),
        ("spike model: " + builtin_spike_models().choices() +
         " (negbin: negative binomial, per-neuron shapes learned; bernoulli: binary bins, logit "
@@ -111,7 +114,7 @@ po::options_description fit_options(FitOptions& o) {
 // The model options as settings (ConfigError naming a bad value).
 void apply_model_options(FitOptions& o) {
   ModelSettings& model = o.settings.model;
-  model.spikes = builtin_spike_models().get(o.observation);
+  model.spikes = builtin_spike_models().with_link(o.observation, o.link);
   model.family = parse_family(o.family);
   model.expectations = o.expectations.empty() ? default_expectations(*model.spikes)
                                               : parse_expectations(o.expectations);
@@ -152,6 +155,7 @@ std::map<std::string, std::string> checkpoint_identity(const po::variables_map& 
   std::map<std::string, std::string> identity;
   for (const char* key : {"latents",
                           "observation",
+                          "link",
                           "family",
                           "expectations",
                           "quadrature-nodes",

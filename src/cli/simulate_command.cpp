@@ -15,7 +15,7 @@ std::string observation_help();
 void add_row_parameter_options(po::options_description& options);
 
 struct SimulateOptions {
-  std::string out, preset = "default", observation = "poisson";
+  std::string out, preset = "default", observation = "poisson", link = "exp";
   bool overwrite = false;
   SimulationSettings settings;
 };
@@ -56,6 +56,8 @@ po::options_description simulate_options(SimulateOptions& o) {
        "below 1: ragged trials with lengths uniform on [fraction*bins, bins]")
       ("observation", po::value(&o.observation)->default_value(o.observation),
        observation_help().c_str())
+      ("link", po::value(&o.link)->default_value(o.link),
+       "exp or softplus: the spike model's link (softplus picks the NAME-softplus model)")
       ("behavior", po::value(&s.behavior_channels)->default_value(s.behavior_channels),
        "channels of a Gaussian behaviour modality /continuous/behavior driven by the latents "
        "(0: none)")
@@ -132,10 +134,10 @@ int run_simulate(const CommandContext& context) {
   } else if (o.preset != "default") {
     throw ConfigError("--preset must be 'default' or 'sparse' (got '" + o.preset + "')");
   }
-  o.settings.observation = o.observation;
+  o.settings.observation = builtin_spike_models().with_link(o.observation, o.link)->name();
   apply_row_parameter_options(values, o.settings);
   validate_settings(o.settings);
-  o.settings.observation = builtin_spike_models().find(o.observation)->name();
+  o.settings.observation = builtin_spike_models().find(o.settings.observation)->name();
   check_output_path("--out", o.out, o.overwrite);
   if (!context.comm->is_root()) return 0;
 

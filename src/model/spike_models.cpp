@@ -10,6 +10,7 @@ namespace spikevi {
 std::shared_ptr<const SpikeModel> make_poisson_spike_model();
 std::shared_ptr<const SpikeModel> make_negative_binomial_spike_model();
 std::shared_ptr<const SpikeModel> make_bernoulli_spike_model();
+std::shared_ptr<const SpikeModel> make_softplus_poisson_spike_model();
 
 const SpikeModelCatalogue& builtin_spike_models() {
   static const SpikeModelCatalogue catalogue = [] {
@@ -17,6 +18,7 @@ const SpikeModelCatalogue& builtin_spike_models() {
     models.add(make_poisson_spike_model());
     models.add(make_negative_binomial_spike_model());
     models.add(make_bernoulli_spike_model());
+    models.add(make_softplus_poisson_spike_model());
     return models;
   }();
   return catalogue;
@@ -66,6 +68,19 @@ std::shared_ptr<const SpikeModel> SpikeModelCatalogue::get(const std::string& na
                                                            const std::string& option) const {
   if (auto model = find(name)) return model;
   throw ConfigError(option + " must be " + choices() + " (got '" + name + "')");
+}
+
+std::shared_ptr<const SpikeModel> SpikeModelCatalogue::with_link(const std::string& name,
+                                                                 const std::string& link) const {
+  const std::shared_ptr<const SpikeModel> model = get(name);
+  if (link.empty() || link == "exp") return model;
+  if (link != "softplus")
+    throw ConfigError("--link must be exp or softplus (got '" + link + "')");
+  if (model->name().ends_with("-softplus")) return model;
+  if (auto variant = find(model->name() + "-softplus")) return variant;
+  throw ConfigError("--link softplus: " + model->name() +
+                    " has no softplus variant (a model named " + model->name() +
+                    "-softplus); poisson has one");
 }
 
 std::string SpikeModelCatalogue::choices() const {

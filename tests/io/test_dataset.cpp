@@ -405,7 +405,8 @@ std::vector<Malformed> malformed_files() {
        {"/truth/dispersion is missing; observation = negative_binomial"}},
       {"TruthUnknownObservation",
        edit([](Hdf5File& file) { file.write_string_attribute("/truth", "observation", "gamma"); }),
-       {"/truth attribute observation = 'gamma' must be poisson, negative_binomial or bernoulli"}},
+       {"/truth attribute observation = 'gamma' must be poisson, negative_binomial, bernoulli "
+        "or poisson-softplus"}},
       {"TruthWrongB",
        all_of({put_doubles("/truth/B", std::vector<double>(4, 1.0), {2, 2})}),
        {"/truth/B has shape [2,2]; expected [D, inputs] = [2,1]"}},

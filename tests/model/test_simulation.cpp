@@ -586,7 +586,8 @@ TEST(Simulation, InvalidSettingsNameTheOption) {
   s.observation = "gaussian";
   EXPECT_EQ(
       message(s),
-      "--observation must be poisson, negbin (negative_binomial) or bernoulli (got gaussian)");
+      "--observation must be poisson, negbin (negative_binomial), bernoulli or poisson-softplus "
+      "(got gaussian)");
   s = {};
   s.row_parameters["dispersion"] = 0.0;
   EXPECT_EQ(message(s), "--dispersion must be finite and > 0 (got 0)");

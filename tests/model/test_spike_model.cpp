@@ -25,13 +25,13 @@ TEST(SpikeModelCatalogue, KnowsTheBuiltInModelsByNameAndAlias) {
   EXPECT_EQ(models.get("negative_binomial"), models.get("negbin"));
   EXPECT_EQ(models.get("bernoulli")->name(), "bernoulli");
   EXPECT_EQ(models.find("gamma"), nullptr);
-  EXPECT_EQ(models.choices(), "poisson, negbin (negative_binomial) or bernoulli");
+  EXPECT_EQ(models.choices(), "poisson, negbin (negative_binomial), bernoulli or poisson-softplus");
   try {
     (void)models.get("gamma", "--models");
     FAIL() << "an unknown model was found";
   } catch (const ConfigError& error) {
     EXPECT_EQ(std::string(error.what()),
-              "--models must be poisson, negbin (negative_binomial) or bernoulli (got 'gamma')");
+              "--models must be poisson, negbin (negative_binomial), bernoulli or poisson-softplus (got 'gamma')");
   }
   EXPECT_TRUE(poisson_spike_model()->has_closed_form());
   ASSERT_EQ(models.get("negbin")->row_parameters().size(), 1u);

@@ -78,6 +78,11 @@ class SpikeModelCatalogue {
                                         const std::string& option = "--observation") const;
   // "poisson, negbin (negative_binomial), bernoulli": what --observation accepts.
   std::string choices() const;
+  // The model `name` with link `link`: "exp" (or "") is the model itself (the built-in models'
+  // own link, logit for the Bernoulli); "softplus" is the model registered as NAME-softplus
+  // (NAME the canonical name). ConfigError naming --link when there is no such variant.
+  std::shared_ptr<const SpikeModel> with_link(const std::string& name,
+                                              const std::string& link) const;
   const std::vector<std::shared_ptr<const SpikeModel>>& models() const { return models_; }
 
  private:

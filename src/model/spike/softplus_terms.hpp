@@ -1,6 +1,6 @@
 #pragma once
-// The softplus family of pointwise log-likelihoods shared by the negative binomial and the
-// Bernoulli models (private to src/model/spike/).
+// The softplus family of pointwise log-likelihoods shared by the negative binomial, the
+// Bernoulli and the softplus-Poisson models (private to src/model/spike/).
 #include <Eigen/Dense>
 
 #include "spikevi/math/quadrature.hpp"
@@ -57,6 +57,8 @@ class SoftplusTerms {
   Eigen::Index rows() const { return u_.size(); }
   const Eigen::ArrayXd& softplus() const { return softplus_; }
   const Eigen::ArrayXd& p() const { return p_; }
+  const Eigen::ArrayXd& q() const { return q_; }
+  const Eigen::ArrayXd& pq() const { return pq_; }
 
  private:
   Eigen::ArrayXd u_, a_, b_, softplus_, p_, q_, pq_;
