@@ -28,6 +28,8 @@ std::string mean_and_se(const Summary& s, int width, int decimals) {
   char text[64];
   if (std::isnan(s.mean))
     std::snprintf(text, sizeof text, "%*s", width, "n/a");
+  else if (!(std::abs(s.mean) < 1e6))  // a diverged fold: the magnitude is what matters
+    std::snprintf(text, sizeof text, "%+.2e (diverged)", s.mean);
   else if (std::isnan(s.se))
     std::snprintf(text, sizeof text, "%+.*f", decimals, s.mean);
   else

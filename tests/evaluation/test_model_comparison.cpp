@@ -205,6 +205,25 @@ TEST(ComparisonCsv, ExactHeaderAndRowsNaNEmpty) {
   EXPECT_EQ(comparison_columns().size(), 13u);
 }
 
+TEST(ComparisonTable, DivergedFiguresKeepTheColumns) {
+  std::vector<ComparisonRow> rows = example_rows();
+  rows[0].heldout_elbo_per_spike = {-5.08e24, 5.08e24, 3};
+  rows[1].heldout_elbo_per_spike = {-std::numeric_limits<double>::infinity(), kNaN, 3};
+  const std::string table = format_comparison_table(rows, 3);
+  EXPECT_NE(table.find("-5.08e+24 (diverged)"), std::string::npos) << table;
+  EXPECT_NE(table.find("-inf (diverged)"), std::string::npos) << table;
+  std::istringstream lines(table);
+  std::string header, first, second;
+  std::getline(lines, header), std::getline(lines, first), std::getline(lines, second);
+  // "±" is one column in two bytes.
+  const auto columns = [](const std::string& s) {
+    std::size_t n = 0;
+    for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+    return n;
+  };
+  EXPECT_EQ(columns(first), columns(second)) << table;
+}
+
 TEST(Selection, HighestMeanScoreWinsAndFailedRowsArePassedOver) {
   std::vector<ComparisonRow> rows = example_rows();
   // The mean-field row has no co-bps (NaN): the Gauss-Markov row wins by co-smoothing.
