@@ -5,6 +5,7 @@
 
 #include "cli/command.hpp"
 #include "spikevi/evaluation/cosmoothing.hpp"
+#include "spikevi/evaluation/predictive_coverage.hpp"
 #include "spikevi/io/dataset.hpp"
 #include "spikevi/error.hpp"
 #include "spikevi/evaluation/evaluation.hpp"
@@ -34,6 +35,17 @@ po::options_description evaluate_options(EvaluateOptions& o) {
       ("overwrite", po::bool_switch(&o.overwrite), "replace an existing --out");
   // clang-format on
   return options;
+}
+
+void print_coverage(const PredictiveCoverage& c) {
+  std::printf("posterior-predictive coverage of the held-out test counts (randomised PIT, %.0f "
+              "counts):",
+              c.scored);
+  for (std::size_t l = 0; l < c.levels.size(); ++l)
+    std::printf("%s %.0f%% interval %.3f", l ? "," : "", 100.0 * c.levels[l], c.pooled[l]);
+  const bool narrow = c.pooled.back() < c.levels.back() - 0.02;
+  const bool wide = c.pooled.back() > c.levels.back() + 0.02;
+  std::printf("%s\n", narrow ? " (over-confident)" : wide ? " (too wide)" : "");
 }
 
 }  // namespace
@@ -88,6 +100,11 @@ int run_evaluate(const CommandContext& context) {
                                                 split.heldout_neurons),
                          heldout_counts(data));
   }
+  const InferenceModel heldout =
+      InferenceModel::of(globals, fit.model).rows(split.heldout_neurons);
+  scores.coverage =
+      predictive_coverage(*heldout.model.spikes, heldout.row_parameters, model.eta_mean,
+                          model.eta_variance, heldout_counts(data), split.test_trials);
   scores.provenance = provenance(context);
   write_atomically(o.out, [&](const std::string& path) { write_evaluation(path, scores); });
 
@@ -110,6 +127,7 @@ int run_evaluate(const CommandContext& context) {
     std::printf("  true rates (ceiling nobody reaches)         %8.4f\n",
                 scores.true_rates_bits_per_spike);
   }
+  print_coverage(scores.coverage);
   std::printf("wrote %s\n", o.out.c_str());
   return 0;
 }

@@ -76,6 +76,13 @@ CosmoothingResult cosmooth(const InferenceModel& model, const Dataset& data,
   CosmoothingResult result;
   const InferenceModel heldout = model.rows(split.heldout_neurons);
   result.rates = predicted_rates(heldout.readout, latents, *heldout.observation());
+  const ReadoutKernels kernels(heldout.readout);
+  Eigen::ArrayXXd mean, variance;
+  for (const GaussianMoments& q : latents) {
+    kernels.eta_moments(q, mean, variance);
+    result.eta_mean.push_back(mean.matrix());
+    result.eta_variance.push_back(variance.matrix());
+  }
   result.bits_per_spike = bits_per_spike(result.rates, heldout_counts(data));
   return result;
 }

@@ -18,6 +18,21 @@ void write_provenance(Hdf5File& file, const std::map<std::string, std::string>& 
   for (const auto& [key, value] : provenance) file.write_string_attribute("/", key, value);
 }
 
+void write_coverage(Hdf5File& file, const PredictiveCoverage& c) {
+  const auto levels = static_cast<std::size_t>(c.levels.size());
+  file.write_doubles("/coverage/levels", c.levels, {levels});
+  file.write_doubles("/coverage/pooled", c.pooled, {levels});
+  // per_neuron is rows x levels, column-major: written row by row as [neurons, levels].
+  const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> per_neuron =
+      c.per_neuron;
+  file.write_doubles("/coverage/per_neuron",
+                     std::vector<double>(per_neuron.data(), per_neuron.data() + per_neuron.size()),
+                     {static_cast<std::size_t>(per_neuron.rows()), levels});
+  file.write_doubles("/coverage/curve_levels", c.curve_levels, {c.curve_levels.size()});
+  file.write_doubles("/coverage/curve_coverage", c.curve_coverage, {c.curve_coverage.size()});
+  file.write_double_attribute("/coverage", "scored_counts", c.scored);
+}
+
 }  // namespace
 
 void write_evaluation(const std::string& path, const EvaluationRecord& r) {
@@ -41,6 +56,7 @@ void write_evaluation(const std::string& path, const EvaluationRecord& r) {
   }
   if (!r.stronger_baseline.empty())
     file.write_string_attribute("/cosmoothing", "stronger_baseline", r.stronger_baseline);
+  write_coverage(file, r.coverage);
   write_provenance(file, r.provenance);
   file.close();
 }

@@ -29,7 +29,7 @@ assert "five progress lines" test "$(grep -c "^iter" "$work/out")" -eq 5
 check "evaluate" "$spikevi" evaluate --data "$work/data.h5" --fit "$work/fit.h5" --out "$work/eval.h5"
 holds "evaluate prints the references" "$work/out" "baseline: smoothed spikes" \
   "baseline: NLB-style" "the stronger baseline here is the .* one; the fit \(beats\|trails\) it by" \
-  "true parameters"
+  "true parameters" "posterior-predictive coverage of the held-out test counts"
 
 assert "output layout" "$python" - "$work" <<'PY'
 import sys, h5py, numpy as np
@@ -57,6 +57,12 @@ with h5py.File(f"{w}/eval.h5") as f, h5py.File(f"{w}/data.h5") as d:
     assert stronger.strip("/") == max(scores, key=scores.get), (stronger, scores)
     margin = f["cosmoothing"].attrs["margin_over_stronger_baseline"]
     assert abs(margin - (f["cosmoothing"].attrs["bits_per_spike"] - max(scores.values()))) < 1e-12
+    # predictive coverage: levels, pooled and per-neuron figures in [0, 1], increasing in level
+    levels, pooled = f["coverage/levels"][:], f["coverage/pooled"][:]
+    assert list(levels) == [0.5, 0.8, 0.95], levels
+    assert f["coverage/per_neuron"].shape == (len(d["split/heldout_neurons"]), 3)
+    assert ((0 <= pooled) & (pooled <= 1)).all() and (np.diff(pooled) >= 0).all(), pooled
+    assert f["coverage"].attrs["scored_counts"] == np.isfinite(r[:]).sum()
 PY
 
 printf 'latents = 7\niterations = 2\n' >"$work/run.ini"

@@ -15,6 +15,8 @@ namespace spikevi {
 
 struct CosmoothingResult {
   std::vector<Eigen::MatrixXd> rates;  // per test trial: heldout x T_k expected counts
+  // The held-out log-rates eta under q: mean and variance, per test trial heldout x T_k.
+  std::vector<Eigen::MatrixXd> eta_mean, eta_variance;
   double bits_per_spike = 0.0;
 };
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "spikevi/evaluation/decoding.hpp"
+#include "spikevi/evaluation/predictive_coverage.hpp"
 
 namespace spikevi {
 
@@ -29,6 +30,7 @@ struct EvaluationRecord {
   };
   std::vector<Baseline> baselines;
   std::string stronger_baseline;  // the group of the higher-scoring one
+  PredictiveCoverage coverage;    // of the held-out neurons' test counts
   std::map<std::string, std::string> provenance;
 };
 void write_evaluation(const std::string& path, const EvaluationRecord& record);
