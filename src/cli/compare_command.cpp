@@ -104,7 +104,9 @@ void validate(const CompareOptions& o) {
   if (o.samples < 1)
     throw ConfigError("--samples must be >= 1 (got " + std::to_string(o.samples) + ")");
   if (o.folds < 2) throw ConfigError("--folds must be >= 2 (got " + std::to_string(o.folds) + ")");
-  if (!o.table.empty()) check_output_path("--table", o.table, o.overwrite);
+  if (o.table.empty()) return;
+  check_output_path("--table", o.table, o.overwrite);
+  check_output_is_not_input("--table", o.table, "--data", o.data);
 }
 
 // The split cosmooth works on: the file's held-out neurons, or every 4th neuron (3, 7, ...).

@@ -83,6 +83,8 @@ int run_decode(const CommandContext& context) {
                      options, context, values))
     return 0;
   check_output_path("--out", o.out, o.overwrite);
+  check_output_is_not_input("--out", o.out, "--data", o.data);
+  check_output_is_not_input("--out", o.out, "--fit", o.fit);
   const Dataset data = read_dataset(o.data);
   if (!data.split || data.split->test_trials.empty())
     throw InputError(o.data + ": /split/test_trials is needed to decode");

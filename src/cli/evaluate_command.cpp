@@ -50,6 +50,8 @@ int run_evaluate(const CommandContext& context) {
                      options, context, values))
     return 0;
   check_output_path("--out", o.out, o.overwrite);
+  check_output_is_not_input("--out", o.out, "--data", o.data);
+  check_output_is_not_input("--out", o.out, "--fit", o.fit);
   const Dataset data = read_dataset(o.data);
   if (!data.split || data.split->test_trials.empty() || data.split->heldout_neurons.empty())
     throw InputError(o.data + ": /split/test_trials and /split/heldout_neurons are needed");

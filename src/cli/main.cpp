@@ -23,6 +23,7 @@ int status_of(const spikevi::Error& error) {
   if (dynamic_cast<const spikevi::ConfigError*>(&error)) return 2;
   if (dynamic_cast<const spikevi::InputError*>(&error)) return 3;
   if (dynamic_cast<const spikevi::NumericalError*>(&error)) return 4;
+  if (dynamic_cast<const spikevi::OutputError*>(&error)) return 5;
   return 1;
 }
 
