@@ -1,5 +1,6 @@
-"""Mutants of a valid data file, each fitted by spikevi; prints one ok:/FAIL: line per finding
-(tests/cli/cli_fuzz.sh). Usage: fuzz_fit.py SPIKEVI GOOD.h5 WORKDIR MUTANTS SEED"""
+"""Mutants of a valid data file, each fitted by spikevi (every tenth also evaluated with a fit of
+the valid file); prints one ok:/FAIL: line per finding (tests/cli/cli_fuzz.sh).
+Usage: fuzz_fit.py SPIKEVI GOOD.h5 WORKDIR MUTANTS SEED"""
 import concurrent.futures
 import hashlib
 import os
@@ -12,6 +13,7 @@ import h5py
 import numpy as np
 
 SPIKEVI, GOOD, WORK, MUTANTS, SEED = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+GOOD_FIT = os.path.join(WORK, "good_fit.h5")  # what evaluate runs with
 REFUSALS = {2, 3, 4, 5}  # README "Exit status": bad option, input, numerical failure, output
 LIMIT_S = 60  # per run; a healthy run of this file takes about a second
 
@@ -192,10 +194,12 @@ def structural_mutant(path, rng):
 
 # ---- one run
 
-def output_problem(path):
-    """Why a fit file is not a readable, finite result ("" if it is)."""
+def output_problem(path, command):
+    """Why an output is not a readable, finite result ("" if it is)."""
     try:
         with h5py.File(path, "r") as f:
+            if command == "evaluate":
+                return ""
             if not np.isfinite(f.attrs["elbo"]):
                 return f"elbo {f.attrs['elbo']}"
             bad = []
@@ -211,14 +215,17 @@ def output_problem(path):
 
 
 def run(case):
-    index, path, what, ranks = case
+    index, path, what, ranks, command_name = case
     out = os.path.join(WORK, f"out{index}.h5")
     before = sha256(path)
     command = ["timeout", "-k", "5", str(LIMIT_S)]
     if ranks > 1:
         command += ["mpirun", "-np", str(ranks)]
-    command += [SPIKEVI, "fit", "--data", path, "--out", out, "--iterations", "2", "--latents", "2",
-                "--quiet"]
+    if command_name == "fit":
+        command += [SPIKEVI, "fit", "--data", path, "--out", out, "--iterations", "2", "--latents",
+                    "2", "--quiet"]
+    else:
+        command += [SPIKEVI, "evaluate", "--data", path, "--fit", GOOD_FIT, "--out", out]
     done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                           errors="replace")
     status = done.returncode
@@ -229,7 +236,7 @@ def run(case):
     elif status >= 128 or status < 0:
         problems.append(f"killed by a signal (exit {status})")
     elif status == 0:
-        problem = output_problem(out)
+        problem = output_problem(out, command_name)
         if problem:
             problems.append(f"exit 0 but the output is bad: {problem}")
     elif status not in REFUSALS:
@@ -247,7 +254,7 @@ def run(case):
     for name in os.listdir(WORK):
         if name.startswith(f"out{index}.h5"):
             os.remove(os.path.join(WORK, name))
-    label = f"mutant {index} [np {ranks}] ({what})"
+    label = f"mutant {index} [{command_name}, np {ranks}] ({what})"
     if problems:
         stderr = "\n".join("    " + line for line in done.stderr.splitlines()[-12:])
         return False, f"FAIL: {label}: {'; '.join(problems)}\n  command: {' '.join(command)}\n{stderr}", status
@@ -257,6 +264,9 @@ def run(case):
 def main():
     rng = random.Random(SEED)
     os.makedirs(WORK, exist_ok=True)
+    subprocess.run(["timeout", "-k", "5", str(LIMIT_S), SPIKEVI, "fit", "--data", GOOD, "--out",
+                    GOOD_FIT, "--iterations", "2", "--latents", "2", "--quiet"], check=True,
+                   stdin=subprocess.DEVNULL, capture_output=True)
     raw = open(GOOD, "rb").read()
     cases = []
     for index in range(MUTANTS):
@@ -271,7 +281,9 @@ def main():
             except Exception as error:  # a mutation h5py refuses: the file stays as it is
                 what = f"unmutated ({type(error).__name__})"
         ranks = 2 if index % 6 == 5 else 1  # every sixth, a structural one, on two ranks
-        cases.append((index, path, what, ranks))
+        cases.append((index, path, what, ranks, "fit"))
+        if index % 10 == 3:
+            cases.append((MUTANTS + index, path, what, 1, "evaluate"))
     failures = 0
     statuses = {}
     with concurrent.futures.ThreadPoolExecutor(max_workers=int(os.environ.get("SPIKEVI_TEST_JOBS", "2"))) as pool:
