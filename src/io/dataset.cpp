@@ -410,9 +410,14 @@ class Reader {
     data_.inputs = split_trials(values, inputs);
   }
 
-  // Indices in [0, limit), none repeated; absent dataset: none.
+  // Indices in [0, limit), none repeated; absent dataset: none. A list longer than `limit`
+  // (a damaged extent) is refused before it is read.
   std::vector<int> read_indices(const std::string& name, std::size_t limit) {
     if (!file_.exists(name)) return {};
+    const Dims dims = file_.shape(name);
+    if (dims.size() == 1 && dims[0] > limit)
+      fail(name + " has " + std::to_string(dims[0]) + " entries, more than the " +
+           std::to_string(limit) + " distinct indices it can hold");
     const std::vector<std::int64_t> values = read_index_list(name, std::nullopt);
     std::vector<bool> seen(limit, false);
     std::vector<int> out;
@@ -504,6 +509,7 @@ class Reader {
       fail("/truth attribute observation = '" + truth.observation + "' must be " +
            model_names(catalogue));
     const std::size_t dim = truth_dim();
+    expect_shape("/truth/C", {neurons(), dim}, "neurons, D");  // before A of a damaged D is read
     truth.A = read_matrix("/truth/A", dim, dim, "D, D");
     truth.C = read_matrix("/truth/C", neurons(), dim, "neurons, D");
     truth.d = read_vector("/truth/d", neurons(), "neurons");
