@@ -1,6 +1,7 @@
 #pragma once
 // Typed errors. The CLI turns each into one line and a non-zero exit status:
 //   InputError     a data or checkpoint file breaks its contract (names file, dataset, value)
+//   OutputError    an output cannot be written: an unwritable folder, a full disk (names the file)
 //   ConfigError    an option or option combination makes no sense (names the option)
 //   NumericalError a computation lost positive-definiteness or finiteness (names where)
 #include <stdexcept>
@@ -14,6 +15,11 @@ class Error : public std::runtime_error {
 };
 
 class InputError : public Error {
+ public:
+  using Error::Error;
+};
+
+class OutputError : public Error {
  public:
   using Error::Error;
 };

@@ -109,6 +109,7 @@ int exit_status(const Error& error) {
   if (dynamic_cast<const ConfigError*>(&error)) return 2;
   if (dynamic_cast<const InputError*>(&error)) return 3;
   if (dynamic_cast<const NumericalError*>(&error)) return 4;
+  if (dynamic_cast<const OutputError*>(&error)) return 5;
   if (const auto* peer = dynamic_cast<const PeerFailure*>(&error)) return peer->status();
   return 1;
 }

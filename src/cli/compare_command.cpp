@@ -151,14 +151,20 @@ void validate(const CompareOptions& o) {
   const FitSettings& s = o.cross_validation.fit;
   if (s.iterations < 1)
     throw ConfigError("--iterations must be >= 1 (got " + std::to_string(s.iterations) + ")");
-  if (s.tolerance < 0)
+  if (!(s.tolerance >= 0))
     throw ConfigError("--tolerance must be >= 0 (got " + std::to_string(s.tolerance) + ")");
   if (o.cross_validation.samples < 1)
     throw ConfigError("--samples must be >= 1 (got " +
                       std::to_string(o.cross_validation.samples) + ")");
   if (o.folds < 2) throw ConfigError("--folds must be >= 2 (got " + std::to_string(o.folds) + ")");
-  if (!o.table.empty()) check_output_path("--table", o.table, o.overwrite);
-  if (!o.best_out.empty()) check_output_path("--best-out", o.best_out, o.overwrite);
+  if (!o.table.empty()) {
+    check_output_path("--table", o.table, o.overwrite);
+    check_output_is_not_input("--table", o.table, "--data", o.data);
+  }
+  if (!o.best_out.empty()) {
+    check_output_path("--best-out", o.best_out, o.overwrite);
+    check_output_is_not_input("--best-out", o.best_out, "--data", o.data);
+  }
 }
 
 // The split cosmooth works on: the file's held-out neurons, or every 4th neuron (3, 7, ...).
@@ -203,10 +209,10 @@ void print_task(const std::vector<Candidate>& candidates, bool has_continuous, i
 void write_table(const std::string& path, const std::vector<ComparisonRow>& rows) {
   write_atomically(path, [&](const std::string& temporary) {
     std::ofstream file(temporary);
-    if (!file) throw InputError(temporary + ": cannot open the file for writing");
+    if (!file) throw OutputError(temporary + ": cannot open the file for writing");
     write_comparison_csv(file, rows);
     file.close();
-    if (!file) throw InputError(temporary + ": writing the table failed");
+    if (!file) throw OutputError(temporary + ": writing the table failed");
   });
 }
 

@@ -100,14 +100,15 @@ int run_decode(const CommandContext& context) {
                      options, context, values))
     return 0;
   check_output_path("--out", o.out, o.overwrite);
-  const Dataset data = read_dataset(o.data);
+  check_output_is_not_input("--out", o.out, "--data", o.data);
+  check_output_is_not_input("--out", o.out, "--fit", o.fit);
+  const FitModel fit = read_fit_model(o.fit);
+  const Dataset data = read_dataset_for_fit(o.data, fit, o.fit);
   if (!data.split || data.split->test_trials.empty())
     throw InputError(o.data + ": /split/test_trials is needed to decode");
   if (!data.continuous.count(o.target))
     throw InputError(o.data + ": /continuous/" + o.target + " does not exist");
-  const FitModel fit = read_fit_model(o.fit);
   const ContinuousReadout& modality = target_modality(fit.globals, o);
-  check_fit_matches_data(fit, o.fit, data);
   const std::vector<int>& test = data.split->test_trials;
   const std::vector<Eigen::MatrixXd> observed = modality_values(data, o.target, test);
   if (observed.front().rows() != modality.channels())

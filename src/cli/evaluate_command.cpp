@@ -62,12 +62,13 @@ int run_evaluate(const CommandContext& context) {
                      options, context, values))
     return 0;
   check_output_path("--out", o.out, o.overwrite);
-  const Dataset data = read_dataset(o.data);
+  check_output_is_not_input("--out", o.out, "--data", o.data);
+  check_output_is_not_input("--out", o.out, "--fit", o.fit);
+  const FitModel fit = read_fit_model(o.fit);
+  const Dataset data = read_dataset_for_fit(o.data, fit, o.fit);
   if (!data.split || data.split->test_trials.empty() || data.split->heldout_neurons.empty())
     throw InputError(o.data + ": /split/test_trials and /split/heldout_neurons are needed");
-  const FitModel fit = read_fit_model(o.fit);
   const GlobalState& globals = fit.globals;
-  check_fit_matches_data(fit, o.fit, data);
   if (!context.comm->is_root()) return 0;
 
   const Split& split = *data.split;

@@ -14,6 +14,7 @@
 #include "spikevi/driver/fit_job.hpp"
 #include "spikevi/io/dataset.hpp"
 #include "spikevi/error.hpp"
+#include "spikevi/io/checkpoint.hpp"
 #include "spikevi/io/fit_file.hpp"
 #include "spikevi/model/gauge.hpp"
 #include "spikevi/parallel/sharding.hpp"
@@ -145,6 +146,10 @@ void validate(const FitOptions& o) {
     if (!(p > 0) || !std::isfinite(p)) throw ConfigError("prior settings must be finite and > 0");
   if (o.checkpoint_every < 0) throw ConfigError("--checkpoint-every must be >= 0");
   check_output_path("--out", o.out, true);  // the folder; an existing file is checked later
+  check_output_is_not_input("--out", o.out, "--data", o.data);
+  const std::string checkpoint = checkpoint_path(o.out);
+  for (const std::string& written : {checkpoint, previous_checkpoint_path(checkpoint)})
+    check_output_is_not_input("--out", written, "--data", o.data);
 }
 
 // What a checkpoint must share with the fit that continues it, beyond the data (the job adds

@@ -12,6 +12,7 @@
 
 #include "spikevi/error.hpp"
 #include "spikevi/io/checkpoint.hpp"
+#include "spikevi/io/memory_limit.hpp"
 #include "spikevi/io/output_files.hpp"
 #include "spikevi/io/trial_counts.hpp"
 #include "spikevi/model/gauge.hpp"
@@ -54,6 +55,24 @@ Dataset read_share(const std::string& path, const std::vector<int>& share_trials
                       .read_truth = false,
                       .collective = comm.is_mpi()};
   return read_dataset_on_every_rank(path, options, comm);
+}
+
+// Copies of the per-neuron model state a fit holds at once (the globals, the state a failed
+// iteration goes back to, the statistics and their reduction), each (D + 1)^2 + D + 1 values.
+constexpr double kNeuronStateCopies = 4.0;
+
+// Refuses, before the data are read, a model that cannot be held: the per-neuron state of
+// `neurons` rows and `latents` latents against the memory available (memory_limit.hpp).
+void check_model_memory(const std::string& data, int neurons, int latents) {
+  const double p = latents + 1.0;
+  const double bytes = kNeuronStateCopies * 8.0 * neurons * (p * p + p);
+  const MemoryLimit limit = available_memory();
+  if (bytes <= limit.bytes) return;
+  throw InputError(data + ": /counts declares " + std::to_string(neurons) +
+                   " neurons: a model of them with " + std::to_string(latents) +
+                   " latents needs about " + format_bytes(bytes) +
+                   " of memory on each rank, more than the " + format_bytes(limit.bytes) + " " +
+                   limit.source);
 }
 
 void say(const JobNote& note, const std::string& line) {
@@ -188,6 +207,7 @@ FitJobResult FitJob::from_file(const std::vector<FitCallback*>& callbacks) {
   const Dataset metadata = read_dataset_on_every_rank(
       job_.data, ReadOptions{.trial_count = 0, .read_truth = false, .read_continuous = false},
       comm_);
+  check_model_memory(job_.data, metadata.neurons, settings_.latents);
   plan(metadata, training_trials(metadata));
   const std::vector<int> local(trials_.begin() + static_cast<std::ptrdiff_t>(share_.begin),
                                trials_.begin() + static_cast<std::ptrdiff_t>(share_.end));

@@ -7,11 +7,14 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <limits>
 #include <sstream>
 
 #include "spikevi/error.hpp"
 #include "spikevi/inference/global_statistics.hpp"
 #include "spikevi/io/hdf5_file.hpp"
+#include "spikevi/io/memory_limit.hpp"
+#include "spikevi/io/output_files.hpp"
 
 namespace spikevi {
 namespace {
@@ -231,6 +234,41 @@ bool shapes_fit(const FitState& s, const CheckpointLayout& layout) {
              GlobalStatistics::zero(layout.dim, layout.neurons, layout.model).pack().size();
 }
 
+// The bytes a checkpoint of `state` takes, generously: its values at 8 bytes each, a quarter
+// more and 256 KiB for HDF5's metadata.
+double checkpoint_bytes(const FitState& state, const CheckpointLayout& layout) {
+  double values = static_cast<double>(layout.population) *
+                  static_cast<double>(precision_row(layout) + shift_row(layout) + 1);
+  const auto count = [&](const std::string&, const auto& m) {
+    values += static_cast<double>(m.size());
+  };
+  visit_globals(state.globals, count);
+  visit_optimizer(state, count);
+  values += static_cast<double>(state.statistics.size() + state.row_damping.size() +
+                                state.trace.size() * kTraceColumns + 16);
+  return 1.25 * 8.0 * values + 256.0 * 1024.0;
+}
+
+// Refuses (OutputError, on every rank) a checkpoint that the file system of `path` has no
+// room for, before HDF5 writes any of it: a parallel write that runs out of space on one rank
+// leaves the others waiting in a collective call.
+void check_room_for(const std::string& path, const FitState& state, const CheckpointLayout& layout,
+                    Communicator& comm) {
+  double free_bytes = std::numeric_limits<double>::infinity();
+  const double needed = checkpoint_bytes(state, layout);
+  if (comm.is_root()) {
+    std::error_code error;
+    const std::filesystem::path folder = std::filesystem::absolute(path, error).parent_path();
+    const std::filesystem::space_info space = std::filesystem::space(folder, error);
+    if (!error) free_bytes = static_cast<double>(space.available);
+  }
+  comm.broadcast(std::span<double>(&free_bytes, 1), 0);
+  if (free_bytes < needed)
+    throw OutputError(path + ": no room for the checkpoint: it needs about " +
+                      format_bytes(needed) + ", the file system has " + format_bytes(free_bytes) +
+                      " free");
+}
+
 void write_file(const std::string& path, const FitState& state, const CheckpointLayout& layout,
                 const CheckpointIdentity& identity, Communicator& comm) {
   std::vector<double> trace = trace_of(state.trace);
@@ -402,12 +440,18 @@ void write_checkpoint(const std::string& path, const FitState& state,
                          std::to_string(state.iteration) +
                          " is not finite; the previous checkpoint is kept");
   const std::string temporary = path + ".tmp";
+  check_room_for(path, state, layout, comm);
   if (comm.is_root()) {
     std::error_code ignored;
     std::filesystem::remove(temporary, ignored);
   }
   comm.barrier();
-  write_file(temporary, state, layout, identity, comm);
+  try {
+    write_file(temporary, state, layout, identity, comm);
+  } catch (...) {  // a full disk, a vanished folder: no half-written checkpoint is left
+    if (comm.is_root()) remove_quietly(temporary);
+    rethrow_as_output_failure();
+  }
   comm.barrier();  // every rank has closed the file
   // Rank 0: the current checkpoint becomes the previous one by a hard link (or, when it is not
   // a valid checkpoint of this fit, is moved aside to NAME.old, leaving the previous one), then
@@ -433,7 +477,7 @@ void write_checkpoint(const std::string& path, const FitState& state,
   }
   comm.broadcast(std::span<double>(&failed, 1), 0);
   if (failed > 0)
-    throw InputError(path + ": cannot move the new checkpoint into place" +
+    throw OutputError(path + ": cannot move the new checkpoint into place" +
                      (message.empty() ? std::string() : ": " + message));
 }
 

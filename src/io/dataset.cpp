@@ -7,11 +7,13 @@
 #include <cmath>
 #include <cstdint>
 #include <exception>
+#include <iostream>
 #include <iterator>
 #include <limits>
 #include <stdexcept>
 
 #include "io/array_layout.hpp"
+#include "spikevi/io/memory_limit.hpp"
 #include "spikevi/error.hpp"
 #include "spikevi/io/hdf5_file.hpp"
 
@@ -36,6 +38,15 @@ double Dataset::total_spikes() const {
 namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+// The largest spike count accepted in one bin: 2^53, the largest integer from which every
+// smaller one is exact as a double (counts are held as doubles).
+constexpr std::int64_t kLargestCount = std::int64_t{1} << 53;
+// Beyond this magnitude a /continuous value is warned about (docs/input-format.md): squared in
+// the objective, such values swamp every other term.
+constexpr double kPlausibleScale = 1e12;
+// Bytes a held value of /counts, /continuous or /inputs costs at the peak of a read: the
+// buffer HDF5 fills (8), the per-trial matrices (8) and the solver's copy of them (8).
+constexpr double kBytesPerHeldValue = 24.0;
 
 using Dims = Hdf5File::Dims;
 using ElementClass = Hdf5File::ElementClass;
@@ -94,7 +105,9 @@ class Reader {
     read_bin_width();
     read_trial_lengths();
     select_trials();
-    store_counts(file_.read_integers("/counts", data_.first_trial, held_));
+    check_memory();
+    store_counts(read_counts_block(
+        [&] { return file_.read_integers("/counts", data_.first_trial, held_); }));
     read_after_counts();
     return std::move(data_);
   }
@@ -114,14 +127,17 @@ class Reader {
       read_bin_width();
       read_trial_lengths();
       select_trials();
+      check_memory();
     } catch (...) {
       failure = std::current_exception();
     }
     if (counts_readable) {
       try {
         {
-          const std::vector<std::int64_t> values = file_.read_integers_collective(
-              "/counts", failure ? 0 : data_.first_trial, failure ? 0 : held_);
+          const std::vector<std::int64_t> values = read_counts_block([&] {
+            return file_.read_integers_collective("/counts", failure ? 0 : data_.first_trial,
+                                                  failure ? 0 : held_);
+          });
           data_.counts_read_collectively = file_.last_read_was_collective();
           if (!failure) store_counts(values);
         }
@@ -247,6 +263,64 @@ class Reader {
     held_ = static_cast<std::size_t>(count);
   }
 
+  // The [trials, bins, inner] datasets a read holds and their inner extents; what cannot be
+  // listed or is no such dataset is left out here and refused in its place later.
+  std::vector<std::pair<std::string, std::size_t>> held_datasets() const {
+    std::vector<std::pair<std::string, std::size_t>> parts{{"/counts", neurons()}};
+    std::vector<std::string> names{"/inputs"};
+    try {
+      if (options_.read_continuous && file_.exists("/continuous"))
+        for (const std::string& modality : file_.list_children("/continuous"))
+          names.push_back("/continuous/" + modality);
+    } catch (const InputError&) {
+    }
+    for (const std::string& name : names) {
+      try {
+        if (!file_.exists(name)) continue;
+        const Dims dims = file_.shape(name);
+        if (dims.size() == 3) parts.emplace_back(name, dims[2]);
+      } catch (const InputError&) {
+      }
+    }
+    return parts;
+  }
+
+  // Refuses, before anything is allocated, a block of trials this process cannot hold: the
+  // held values of /counts, /continuous and /inputs at kBytesPerHeldValue each, against the
+  // memory available (memory_limit.hpp).
+  void check_memory() const {
+    const double slab = static_cast<double>(held_) * static_cast<double>(bins());
+    double total = 0.0;
+    std::string largest;
+    double largest_bytes = -1.0;
+    for (const auto& [name, inner] : held_datasets()) {
+      const double bytes = slab * static_cast<double>(inner) * kBytesPerHeldValue;
+      total += bytes;
+      if (bytes > largest_bytes) {
+        largest = name;
+        largest_bytes = bytes;
+      }
+    }
+    const MemoryLimit limit = available_memory();
+    if (total <= limit.bytes) return;
+    fail(largest + " has shape " + format_dims(file_.shape(largest)) + ": holding " +
+         std::to_string(held_) + " of its trials needs about " + format_bytes(total) +
+         " of memory in this process, more than the " + format_bytes(limit.bytes) + " " +
+         limit.source + "; use more MPI ranks or a smaller file");
+  }
+
+  // A read of /counts; a stored value beyond the integers spikevi reads is refused with the
+  // largest count it accepts.
+  template <class Read>
+  std::vector<std::int64_t> read_counts_block(Read read) {
+    try {
+      return read();
+    } catch (const IntegerOutOfRange& error) {
+      throw InputError(std::string(error.what()) + "; the largest count accepted is " +
+                       std::to_string(kLargestCount));
+    }
+  }
+
   // Throws for the first held value of a [trials, bins, inner] dataset for which `bad` holds.
   template <class T, class Bad>
   void refuse_any(const std::vector<T>& values, const std::string& name, std::size_t inner, Bad bad,
@@ -274,6 +348,9 @@ class Reader {
     refuse_any(
         values, "/counts", neurons(), [](std::int64_t v) { return v < 0; },
         "counts must be non-negative");
+    refuse_any(
+        values, "/counts", neurons(), [](std::int64_t v) { return v > kLargestCount; },
+        "more than the largest count accepted, " + std::to_string(kLargestCount));
     data_.counts = split_trials(values, neurons());
   }
 
@@ -295,13 +372,32 @@ class Reader {
     for (const std::string& modality : file_.list_children("/continuous")) {
       const std::string name = "/continuous/" + modality;
       const std::size_t channels = per_trial_shape(name);
+      if (channels == 0)
+        fail(name + " has shape " + format_dims(file_.shape(name)) +
+             ": no channels (remove the modality, or give it at least one)");
       if (!options_.read_continuous) continue;
       const std::vector<double> values = read_held(name);
       refuse_any(
           values, name, channels, [](double v) { return std::isinf(v); },
           "must not be infinite (NaN marks a missing value)");
+      warn_if_implausible(values, name);
       data_.continuous[modality] = split_trials(values, channels);
     }
+  }
+
+  // One warning line for a modality whose values exceed any plausible scale (finite, so valid).
+  void warn_if_implausible(const std::vector<double>& values, const std::string& name) const {
+    double largest = 0.0;
+    for (double v : values)
+      if (std::abs(v) > largest) largest = std::abs(v);  // NaN (missing) compares false
+    if (largest <= kPlausibleScale) return;
+    const std::string line = "spikevi: warning: " + data_.path + ": " + name +
+                             " holds values as large as " + format_value(largest) +
+                             " in magnitude, beyond the plausible scale " +
+                             format_value(kPlausibleScale) +
+                             " (docs/input-format.md): the fit may be meaningless; rescale the "
+                             "modality\n";
+    std::cerr << line << std::flush;  // one write: ranks' lines do not interleave
   }
 
   void read_inputs() {
@@ -314,9 +410,14 @@ class Reader {
     data_.inputs = split_trials(values, inputs);
   }
 
-  // Indices in [0, limit), none repeated; absent dataset: none.
+  // Indices in [0, limit), none repeated; absent dataset: none. A list longer than `limit`
+  // (a damaged extent) is refused before it is read.
   std::vector<int> read_indices(const std::string& name, std::size_t limit) {
     if (!file_.exists(name)) return {};
+    const Dims dims = file_.shape(name);
+    if (dims.size() == 1 && dims[0] > limit)
+      fail(name + " has " + std::to_string(dims[0]) + " entries, more than the " +
+           std::to_string(limit) + " distinct indices it can hold");
     const std::vector<std::int64_t> values = read_index_list(name, std::nullopt);
     std::vector<bool> seen(limit, false);
     std::vector<int> out;
@@ -338,6 +439,7 @@ class Reader {
     split.neurons = data_.neurons;
     split.train_trials = read_indices("/split/train_trials", trials());
     split.test_trials = read_indices("/split/test_trials", trials());
+    refuse_empty_trial_lists(split);
     split.heldout_neurons = read_indices("/split/heldout_neurons", neurons());
     std::vector<bool> in_train(trials(), false);
     for (int trial : split.train_trials) in_train[trial] = true;
@@ -351,6 +453,18 @@ class Reader {
       fail("/split/heldout_neurons holds all " + std::to_string(neurons()) +
            " neurons; at least one must stay held in");
     data_.split = std::move(split);
+  }
+
+  // An empty list of trials is no split: it would fit every trial, test trials included.
+  // "No split" is said by leaving both lists out.
+  void refuse_empty_trial_lists(const Split& split) const {
+    const bool has_train = file_.exists("/split/train_trials");
+    if (has_train && split.train_trials.empty())
+      fail("/split/train_trials is empty; list the trials to fit (leave out both "
+           "/split/train_trials and /split/test_trials to fit every trial)");
+    if (has_train && file_.exists("/split/test_trials") && split.test_trials.empty())
+      fail("/split/test_trials is empty while /split/train_trials is given; list the held-back "
+           "trials or leave /split/test_trials out");
   }
 
   Eigen::MatrixXd read_matrix(const std::string& name, std::size_t rows, std::size_t cols,
@@ -395,6 +509,7 @@ class Reader {
       fail("/truth attribute observation = '" + truth.observation + "' must be " +
            model_names(catalogue));
     const std::size_t dim = truth_dim();
+    expect_shape("/truth/C", {neurons(), dim}, "neurons, D");  // before A of a damaged D is read
     truth.A = read_matrix("/truth/A", dim, dim, "D, D");
     truth.C = read_matrix("/truth/C", neurons(), dim, "neurons, D");
     truth.d = read_vector("/truth/d", neurons(), "neurons");
@@ -513,10 +628,14 @@ void write_indices(Hdf5File& file, const std::string& name, const std::vector<in
   file.write_int32(name, values, {values.size()});
 }
 
+// An empty list is left out: an empty trial list is refused on reading.
 void write_split(Hdf5File& file, const Split& split) {
-  write_indices(file, "/split/train_trials", split.train_trials);
-  write_indices(file, "/split/test_trials", split.test_trials);
-  write_indices(file, "/split/heldout_neurons", split.heldout_neurons);
+  if (!split.train_trials.empty()) write_indices(file, "/split/train_trials", split.train_trials);
+  if (!split.test_trials.empty()) write_indices(file, "/split/test_trials", split.test_trials);
+  if (!split.heldout_neurons.empty())
+    write_indices(file, "/split/heldout_neurons", split.heldout_neurons);
+  if (split.train_trials.empty() && split.test_trials.empty() && split.heldout_neurons.empty())
+    file.create_group("/split");
 }
 
 void write_matrix(Hdf5File& file, const std::string& name, const Eigen::MatrixXd& matrix) {

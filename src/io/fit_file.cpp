@@ -285,17 +285,35 @@ std::unique_ptr<ObservationModel> FitModel::spike_model() const {
 
 namespace spikevi {
 
-void check_fit_matches_data(const FitModel& fit, const std::string& fit_path, const Dataset& data) {
+namespace {
+
+void check_fit_matches_neurons(const FitModel& fit, const std::string& fit_path,
+                               const Dataset& data) {
   if (fit.globals.spikes.rows() != data.neurons)
     throw InputError(fit_path + ": /globals/C has " + std::to_string(fit.globals.spikes.rows()) +
                      " rows but " + data.path + " has " + std::to_string(data.neurons) +
                      " neurons");
+}
+
+}  // namespace
+
+void check_fit_matches_data(const FitModel& fit, const std::string& fit_path, const Dataset& data) {
+  check_fit_matches_neurons(fit, fit_path, data);
   const int fit_inputs = fit.globals.dynamics.inputs();
   const int data_inputs = data.inputs.empty() ? 0 : static_cast<int>(data.inputs.front().rows());
   if (fit_inputs != data_inputs)
     throw InputError(fit_path + " was fitted with " + std::to_string(fit_inputs) +
                      " known input(s) (/globals/B) but " + data.path + " has " +
                      std::to_string(data_inputs) + " in /inputs");
+}
+
+Dataset read_dataset_for_fit(const std::string& data_path, const FitModel& fit,
+                             const std::string& fit_path) {
+  const ReadOptions metadata{.trial_count = 0, .read_truth = false, .read_continuous = false};
+  check_fit_matches_neurons(fit, fit_path, read_dataset(data_path, metadata));
+  Dataset data = read_dataset(data_path);
+  check_fit_matches_data(fit, fit_path, data);
+  return data;
 }
 
 }  // namespace spikevi

@@ -6,9 +6,15 @@
 #include <hdf5.h>
 #include <mpi.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <mutex>
 #include <numeric>
 #include <stdexcept>
@@ -20,6 +26,9 @@ namespace spikevi {
 namespace {
 
 static_assert(std::is_same_v<hid_t, std::int64_t>, "Hdf5File stores a hid_t as std::int64_t");
+
+// Growth step of a serial file's in-memory image.
+constexpr std::size_t kImageIncrement = std::size_t{1} << 20;
 
 // Owns one HDF5 identifier and releases it with the matching H5?close.
 class Handle {
@@ -45,6 +54,22 @@ void silence_hdf5_errors() {
   std::call_once(once, [] { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); });
 }
 
+// HDF5's system-call failures ("file write failed: time = ...\n, filename = ..., errno = 28,
+// error message = 'No space left on device', buf = ...") shortened to "file write failed: No
+// space left on device"; any other message with its line breaks as spaces.
+std::string one_line(std::string message) {
+  const std::string marker = "error message = '";
+  const std::size_t quoted = message.find(marker);
+  const std::size_t what_end = message.find(':');
+  if (quoted != std::string::npos && what_end != std::string::npos && what_end < quoted) {
+    const std::size_t begin = quoted + marker.size();
+    const std::size_t end = message.find('\'', begin);
+    message = message.substr(0, what_end) + ": " + message.substr(begin, end - begin);
+  }
+  std::replace(message.begin(), message.end(), '\n', ' ');
+  return message;
+}
+
 // The innermost message on HDF5's error stack: the one that says what actually went wrong.
 std::string hdf5_reason() {
   std::string reason;
@@ -53,7 +78,7 @@ std::string hdf5_reason() {
     return 0;
   };
   H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, innermost, &reason);
-  return reason.empty() ? "HDF5 error" : reason;
+  return reason.empty() ? "HDF5 error" : one_line(reason);
 }
 
 [[noreturn]] void fail(const std::string& path, const std::string& object,
@@ -146,6 +171,23 @@ Hdf5File::ElementClass element_class_of(hid_t type) {
   }
 }
 
+// The in-memory file `file` written to `descriptor`: "" on success, else the reason.
+std::string write_image(hid_t file, int descriptor) {
+  if (H5Fflush(file, H5F_SCOPE_GLOBAL) < 0) return hdf5_reason();
+  const ssize_t size = H5Fget_file_image(file, nullptr, 0);
+  if (size < 0) return hdf5_reason();
+  std::vector<char> image(static_cast<std::size_t>(size));
+  if (H5Fget_file_image(file, image.data(), image.size()) < 0) return hdf5_reason();
+  std::size_t written = 0;
+  while (written < image.size()) {
+    const ssize_t step = ::write(descriptor, image.data() + written, image.size() - written);
+    if (step < 0 && errno == EINTR) continue;
+    if (step < 0) return std::string("file write failed: ") + std::strerror(errno);
+    written += static_cast<std::size_t>(step);
+  }
+  return "";
+}
+
 Hdf5File::Dims extent(hid_t space) {
   std::vector<hsize_t> dims(std::max(H5Sget_simple_extent_ndims(space), 0));
   H5Sget_simple_extent_dims(space, dims.data(), nullptr);
@@ -197,6 +239,26 @@ std::string no_collective_cause_names(std::uint32_t causes) {
   for (const auto& [bit, name] : kNames)
     if (causes & bit) names += (names.empty() ? "" : ", ") + std::string(name);
   return names;
+}
+
+// True for a stored unsigned integer type of 64 bits, whose values above INT64_MAX HDF5's
+// conversion to std::int64_t would clamp.
+bool is_unsigned_64(hid_t type) {
+  return H5Tget_class(type) == H5T_INTEGER && H5Tget_sign(type) == H5T_SGN_NONE &&
+         H5Tget_size(type) == 8;
+}
+
+// Refuses the first of `values` (native unsigned 64-bit) above INT64_MAX; the others have
+// the same bits as the std::int64_t they stand for.
+void refuse_beyond_int64(const std::uint64_t* values, std::size_t size, const std::string& path,
+                         const std::string& dataset) {
+  constexpr auto kLargest = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+  for (std::size_t i = 0; i < size; ++i)
+    if (values[i] > kLargest)
+      throw IntegerOutOfRange(path + ": " + dataset + ": element " + std::to_string(i) + " = " +
+                              std::to_string(values[i]) +
+                              " is beyond the largest integer spikevi reads, " +
+                              std::to_string(kLargest));
 }
 
 Handle open_dataset(hid_t file, const std::string& path, const std::string& name) {
@@ -327,36 +389,64 @@ Hdf5File Hdf5File::create(const std::string& path, const Hdf5Options& options) {
   silence_hdf5_errors();
   const Handle access(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
   configure_access(access.get(), options, path);
+  int descriptor = -1;
+  if (!options.mpi_io) {
+    // Serial files are built in memory and written out by close(): a full disk then fails a
+    // write(2) of ours, never a flush inside HDF5 (whose failed H5Fclose leaves a dangling
+    // file id that crashes the library's shutdown).
+    descriptor = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    if (descriptor < 0)
+      throw InputError(path + ": cannot create HDF5 file (" + std::strerror(errno) + ")");
+    check(H5Pset_fapl_core(access.get(), kImageIncrement, 0), path, "/",
+          "cannot set up the in-memory file");
+  }
   const hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, access.get());
-  if (id < 0) throw InputError(path + ": cannot create HDF5 file (" + hdf5_reason() + ")");
-  return Hdf5File(path, id, options.mpi_io);
+  if (id < 0) {
+    if (descriptor >= 0) ::close(descriptor);
+    throw InputError(path + ": cannot create HDF5 file (" + hdf5_reason() + ")");
+  }
+  Hdf5File file(path, id, options.mpi_io);
+  file.image_descriptor_ = descriptor;
+  return file;
 }
 
 Hdf5File::Hdf5File(Hdf5File&& other) noexcept
     : path_(std::move(other.path_)),
       id_(std::exchange(other.id_, -1)),
+      image_descriptor_(std::exchange(other.image_descriptor_, -1)),
       mpi_io_(other.mpi_io_),
       last_read_(std::move(other.last_read_)) {}
 
 Hdf5File& Hdf5File::operator=(Hdf5File&& other) noexcept {
   if (this != &other) {
-    if (id_ >= 0) H5Fclose(id_);
+    close_quietly();
     path_ = std::move(other.path_);
     id_ = std::exchange(other.id_, -1);
+    image_descriptor_ = std::exchange(other.image_descriptor_, -1);
     mpi_io_ = other.mpi_io_;
     last_read_ = std::move(other.last_read_);
   }
   return *this;
 }
 
-Hdf5File::~Hdf5File() {
-  if (id_ >= 0) H5Fclose(id_);
+Hdf5File::~Hdf5File() { close_quietly(); }
+
+void Hdf5File::close_quietly() noexcept {
+  try {
+    close();
+  } catch (...) {
+  }
 }
 
 void Hdf5File::close() {
   if (id_ < 0) return;
-  const herr_t status = H5Fclose(std::exchange(id_, -1));
-  if (status < 0) throw InputError(path_ + ": cannot close (" + hdf5_reason() + ")");
+  const hid_t id = std::exchange(id_, -1);
+  const int descriptor = std::exchange(image_descriptor_, -1);
+  std::string failure = descriptor >= 0 ? write_image(id, descriptor) : "";
+  if (H5Fclose(id) < 0 && failure.empty()) failure = hdf5_reason();
+  if (descriptor >= 0 && ::close(descriptor) != 0 && failure.empty())
+    failure = std::strerror(errno);
+  if (!failure.empty()) throw InputError(path_ + ": cannot close (" + failure + ")");
 }
 
 std::int64_t Hdf5File::id() const {
@@ -434,9 +524,13 @@ std::vector<T> Hdf5File::read_rows(const std::string& dataset, bool whole, std::
   std::vector<T> out(size);
   if (size == 0) return out;  // collective I/O (later) will need every rank to call H5Dread
   const Handle memory_space(H5Screate_simple(1, &size, nullptr), H5Sclose);
-  check(H5Dread(opened.get(), native_type_of<T>(), memory_space.get(), file_space.get(),
-                H5P_DEFAULT, out.data()),
+  const bool unsigned_64 = std::is_integral_v<T> && is_unsigned_64(type.get());
+  check(H5Dread(opened.get(), unsigned_64 ? H5T_NATIVE_UINT64 : native_type_of<T>(),
+                memory_space.get(), file_space.get(), H5P_DEFAULT, out.data()),
         path_, dataset, "cannot read");
+  if (unsigned_64)
+    refuse_beyond_int64(reinterpret_cast<const std::uint64_t*>(out.data()), out.size(), path_,
+                        dataset);
   return out;
 }
 
@@ -515,9 +609,13 @@ std::vector<T> Hdf5File::read_rows_collective(const std::string& dataset, std::s
     last_read_.io_mode = "serial";
     last_read_.no_collective_cause = "the file was not opened with MPI-IO";
   }
+  const bool unsigned_64 = std::is_integral_v<T> && is_unsigned_64(stored.get());
   if (size > 0)
-    check(H5Tconvert(stored.get(), native_type_of<T>(), size, out.data(), nullptr, H5P_DEFAULT),
+    check(H5Tconvert(stored.get(), unsigned_64 ? H5T_NATIVE_UINT64 : native_type_of<T>(), size,
+                     out.data(), nullptr, H5P_DEFAULT),
           path_, dataset, "cannot convert the values read");
+  if (unsigned_64)
+    refuse_beyond_int64(reinterpret_cast<const std::uint64_t*>(out.data()), size, path_, dataset);
   out.resize(size);
   if (!refused.empty()) fail(path_, dataset, refused);
   return out;

@@ -117,9 +117,6 @@ cases=0
 snapshot() {  # snapshot FOLDER: every path under it, and the checksum of every file
   (cd "$1" && find . | LC_ALL=C sort && find . -type f -exec sha256sum {} + | LC_ALL=C sort -k2)
 }
-# Drops what Open MPI adds on stderr when a rank exits non-zero (dashed "help" blocks and
-# "[host:pid] ..." notes), so that what is left is spikevi's own output.
-spikevi_stderr() { awk '/^-----+$/ { block = !block; next } !block && !/^\[[^]]*:[0-9]+\] /' "$1"; }
 
 # run_one RUN-FOLDER NAME STATUS RANKS SUBSTRING-COUNT SUBSTRING... FIT-ARGUMENTS...
 # Writes RUN-FOLDER/report: "ok: ..." or "FAIL: ..." with the command and its stderr.

@@ -22,6 +22,9 @@
 #               tally DESCRIPTION COMMAND...            a command printing its own ok:/FAIL: lines
 #               finish SUMMARY                          prints the count of failures, exits 0 or 1
 #   needs       need_python_modules MODULE... | need_commands COMMAND...   (else skip, exit 77)
+#   output      spikevi_stderr FILE                     FILE without what Open MPI adds when a
+#                                                       rank exits non-zero (dashed blocks,
+#                                                       "[host:pid] ..." notes)
 #   background  spawn VAR LIMIT LOG COMMAND...          starts COMMAND under timeout -k 10 LIMIT,
 #                                                       output to LOG; VAR = its PID (timeout's)
 #               track PID LIMIT                         a background job started with & (a shell
@@ -166,6 +169,10 @@ need_commands() {
   local name
   for name in "$@"; do command -v "$name" >/dev/null || skip "no $name"; done
 }
+
+# ---- output
+
+spikevi_stderr() { awk '/^-----+$/ { block = !block; next } !block && !/^\[[^]]*:[0-9]+\] /' "$1"; }
 
 # ---- processes started in the background, known by PID only
 

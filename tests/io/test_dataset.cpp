@@ -323,6 +323,8 @@ std::vector<Malformed> malformed_files() {
   const double inf = std::numeric_limits<double>::infinity();
   std::vector<std::int64_t> negative(36, 1);
   negative[(1 * 4 + 2) * 3 + 0] = -2;
+  std::vector<std::int64_t> above_largest_count(36, 1);
+  above_largest_count.back() = (std::int64_t{1} << 53) + 1;
   return {
       {"MissingCounts", all_of({remove("/counts")}), {"/counts is missing"}},
       {"TwoDimensionalCounts",
@@ -385,6 +387,9 @@ std::vector<Malformed> malformed_files() {
       {"SplitTrialRepeated",
        all_of({put_integers("/split/test_trials", {1, 1}, {2})}),
        {"/split/test_trials[1] = 1 repeats an earlier entry"}},
+      {"SplitListLongerThanItsRange",
+       all_of({put_integers("/split/train_trials", {0, 1, 2, 0}, {4})}),
+       {"/split/train_trials has 4 entries, more than the 3 distinct indices it can hold"}},
       {"SplitOverlap",
        all_of({put_integers("/split/test_trials", {2}, {1})}),
        {"/split/test_trials[0] = 2 is also in /split/train_trials"}},
@@ -394,6 +399,26 @@ std::vector<Malformed> malformed_files() {
       {"AllNeuronsHeldOut",
        all_of({put_integers("/split/heldout_neurons", {2, 0, 1}, {3})}),
        {"/split/heldout_neurons holds all 3 neurons"}},
+      {"ContinuousWithoutChannels",
+       all_of({put_doubles("/continuous/behaviour", {}, {3, 4, 0})}),
+       {"/continuous/behaviour has shape [3,4,0]: no channels"}},
+      {"EmptyTrainTrials",
+       all_of({put_integers("/split/train_trials", {}, {0})}),
+       {"/split/train_trials is empty"}},
+      {"EmptyTestTrialsBesideTrainTrials",
+       all_of({put_integers("/split/test_trials", {}, {0})}),
+       {"/split/test_trials is empty while /split/train_trials is given"}},
+      {"CountAboveTheLargestAccepted",
+       all_of({put_integers("/counts", above_largest_count, {3, 4, 3})}),
+       {"/counts[2,3,2] = 9007199254740993: more than the largest count accepted, 9007199254740992"}},
+      {"CountsTooLargeToHold",
+       edit([](Hdf5File& file) {
+         for (const char* name : {"/counts", "/trial_lengths", "/split"}) file.remove(name);
+         file.create_dataset("/counts", {1000000, 1000, 1000}, ElementType::kInt32, {1, 10, 1000});
+         file.write_double_attribute("/counts", "bin_width_s", 0.02);
+       }),
+       {"/counts has shape [1000000,1000,1000]: holding 1000000 of its trials needs about",
+        "TiB of memory"}},
       {"TruthWrongC",
        all_of({put_doubles("/truth/C", std::vector<double>(4, 1.0), {2, 2})}),
        {"/truth/C has shape [2,2]; expected [neurons, D] = [3,2]"}},
@@ -452,6 +477,19 @@ TEST_P(MalformedFile, IsRefusedNamingFileDatasetAndValue) {
 
 INSTANTIATE_TEST_SUITE_P(Dataset, MalformedFile, ::testing::ValuesIn(malformed_files()),
                          [](const auto& test) { return test.param.name; });
+
+TEST(Dataset, LeavesEmptySplitListsOutSoThatTheFileReadsBack) {
+  TempDir dir;
+  Dataset data = make_dataset({4, 2, 3}, 4, 3);
+  data.split->train_trials = {0, 1, 2};
+  data.split->test_trials = {};
+  write_dataset(dir.file("d.h5"), data);
+  EXPECT_FALSE(Hdf5File::open_read(dir.file("d.h5")).exists("/split/test_trials"));
+  const Dataset read = read_dataset(dir.file("d.h5"));
+  ASSERT_TRUE(read.split.has_value());
+  EXPECT_TRUE(read.split->test_trials.empty());
+  EXPECT_EQ(training_trials(read), (std::vector<int>{0, 1, 2}));
+}
 
 TEST(Dataset, RefusesTrialsOutsideTheFile) {
   TempDir dir;

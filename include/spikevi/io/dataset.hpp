@@ -86,7 +86,7 @@ struct ReadOptions {
   const SpikeModelCatalogue* spike_models = nullptr;
 };
 
-// /split/train_trials ascending (all trials when the file has no split or an empty one):
+// /split/train_trials ascending (all trials when the file lists no training trials):
 // ascending, so that each MPI rank's share is one contiguous block of the file.
 std::vector<int> training_trials(const Dataset& data);
 

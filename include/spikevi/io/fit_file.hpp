@@ -72,4 +72,9 @@ FitModel read_fit_model(const std::string& path,
 // InputError (naming both files) unless `data` has the fit's neurons and known inputs.
 void check_fit_matches_data(const FitModel& fit, const std::string& fit_path, const Dataset& data);
 
+// The whole data set of `data_path`, read for `fit` (evaluate, decode): a file of another neuron
+// count is refused from its metadata, before any trial is held; then check_fit_matches_data.
+Dataset read_dataset_for_fit(const std::string& data_path, const FitModel& fit,
+                             const std::string& fit_path);
+
 }  // namespace spikevi

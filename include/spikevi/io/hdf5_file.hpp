@@ -13,7 +13,16 @@
 #include <utility>
 #include <vector>
 
+#include "spikevi/error.hpp"
+
 namespace spikevi {
+
+// Thrown by the integer reads for a stored unsigned value above the largest std::int64_t
+// (which HDF5's conversion would silently clamp); the message names the value as stored.
+class IntegerOutOfRange : public InputError {
+ public:
+  using InputError::InputError;
+};
 
 // How a file is opened.
 struct Hdf5Options {
@@ -42,7 +51,9 @@ class Hdf5File {
   static Hdf5File open_read(const std::string& path, const Hdf5Options& options = {});
   // Opens an existing file for reading and writing.
   static Hdf5File open_read_write(const std::string& path, const Hdf5Options& options = {});
-  // Creates a file, truncating any existing one.
+  // Creates a file, truncating any existing one. Without mpi_io the file is built in memory
+  // and written to `path` by close() (or, errors unseen, by the destructor): a full disk is
+  // then an error of close(), and leaves the HDF5 library sound.
   static Hdf5File create(const std::string& path, const Hdf5Options& options = {});
 
   Hdf5File(Hdf5File&& other) noexcept;
@@ -74,7 +85,8 @@ class Hdf5File {
   // The rows [first, first + count) of the first dimension, row-major.
   std::vector<double> read_doubles(const std::string& dataset, std::size_t first,
                                    std::size_t count) const;
-  // As read_doubles, but the dataset must have an integer type.
+  // As read_doubles, but the dataset must have an integer type. An unsigned value above the
+  // largest std::int64_t throws IntegerOutOfRange naming it.
   std::vector<std::int64_t> read_integers(const std::string& dataset) const;
   std::vector<std::int64_t> read_integers(const std::string& dataset, std::size_t first,
                                           std::size_t count) const;
@@ -151,9 +163,11 @@ class Hdf5File {
   std::vector<T> read_rows_collective(const std::string& dataset, std::size_t first,
                                       std::size_t count);
   std::int64_t id() const;  // the open file's hid_t; throws when closed
+  void close_quietly() noexcept;
 
   std::string path_;
   std::int64_t id_ = -1;  // hid_t of the open file, -1 when closed
+  int image_descriptor_ = -1;  // a serial file created: where close() writes its image
   bool mpi_io_ = false;   // opened through MPI-IO (Hdf5Options::mpi_io)
   CollectiveRead last_read_;
 };
