@@ -12,6 +12,7 @@
 #include "spikevi/error.hpp"
 #include "spikevi/inference/global_statistics.hpp"
 #include "spikevi/io/hdf5_file.hpp"
+#include "spikevi/version.hpp"
 
 namespace spikevi {
 namespace {
@@ -241,6 +242,8 @@ void write_file(const std::string& path, const FitState& state, const Checkpoint
   file.write_double_attribute("/", "ranks", comm.size());
   file.write_double_attribute("/", "population", layout.population);
   file.write_string_attribute("/", "checksum", shared_checksum(state, trace));
+  file.write_string_attribute("/", "version", version());
+  file.write_string_attribute("/", "git_revision", git_revision());
   file.create_group("/config");
   for (const auto& [key, value] : identity) file.write_string_attribute("/config", key, value);
   visit_globals(state.globals, [&](const std::string& name, const auto& m) {
