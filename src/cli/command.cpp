@@ -16,13 +16,7 @@
 #include <sstream>
 
 #include "spikevi/error.hpp"
-
-#ifndef SPIKEVI_VERSION
-#define SPIKEVI_VERSION "unknown"
-#endif
-#ifndef SPIKEVI_GIT_REVISION
-#define SPIKEVI_GIT_REVISION "unknown"
-#endif
+#include "spikevi/version.hpp"
 
 namespace spikevi::cli {
 
@@ -133,8 +127,8 @@ std::map<std::string, std::string> provenance(const CommandContext& context) {
   const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
   char date[32];
   std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
-  return {{"version", SPIKEVI_VERSION},
-          {"git_revision", SPIKEVI_GIT_REVISION},
+  return {{"version", version()},
+          {"git_revision", git_revision()},
           {"date", date},
           {"ranks", std::to_string(context.comm->size())},
           {"command_line", context.command_line}};

@@ -6,11 +6,13 @@
 
 #include "cli/command.hpp"
 #include "spikevi/error.hpp"
+#include "spikevi/version.hpp"
 
 namespace {
 
 constexpr const char* kUsage =
-    "usage: spikevi COMMAND [options]   (spikevi COMMAND --help for its options)\n\n"
+    "usage: spikevi COMMAND [options]   (spikevi COMMAND --help for its options)\n"
+    "       spikevi --version\n\n"
     "commands:\n"
     "  simulate   write a simulated data set (with /truth and /split) in the input format\n"
     "  fit        fit a latent linear dynamical system to spikes (and behaviour) by VI\n"
@@ -36,6 +38,12 @@ int main(int argc, char** argv) {
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
     if (comm->is_root()) std::cout << kUsage;
     return argc < 2 ? 2 : 0;
+  }
+  if (std::string(argv[1]) == "--version") {
+    if (comm->is_root())
+      std::cout << "spikevi " << spikevi::version() << " (git revision "
+                << spikevi::git_revision() << ")\n";
+    return 0;
   }
   spikevi::cli::CommandContext context;
   context.comm = comm.get();

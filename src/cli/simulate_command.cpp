@@ -143,7 +143,7 @@ int run_simulate(const CommandContext& context) {
 
   const SimulationSettings& s = o.settings;
   const Dataset data = simulate(s);
-  write_atomically(o.out, [&](const std::string& path) { write_dataset(path, data); });
+  write_atomically(o.out, [&](const std::string& path) { write_dataset(path, data, provenance(context)); });
   std::string model = s.observation;
   for (const RowParameterSpec& spec : builtin_spike_models().find(s.observation)->row_parameters()) {
     char value[64];

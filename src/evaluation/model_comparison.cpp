@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "spikevi/error.hpp"
+#include "spikevi/version.hpp"
 
 namespace spikevi {
 namespace {
@@ -180,7 +181,7 @@ const std::vector<std::string>& comparison_columns() {
       "observation",   "family",   "latents",        "continuous",
       "elbo_per_spike", "elbo_se", "heldout_ll_per_spike", "heldout_ll_se",
       "cobps",         "cobps_se", "seconds",        "family_elbo_gap_per_spike",
-      "variance_ratio"};
+      "variance_ratio", "version", "git_revision"};
   return columns;
 }
 
@@ -194,7 +195,8 @@ void write_comparison_csv(std::ostream& out, const std::vector<ComparisonRow>& r
                      r.heldout_ll_per_spike.se, r.cobps.mean, r.cobps.se, r.seconds,
                      r.family_elbo_gap_per_spike, r.variance_ratio})
       out << ',' << csv_number(x);
-    out << '\n';
+    // Provenance in every row, so that rows pasted together from several tables keep theirs.
+    out << ',' << version() << ',' << git_revision() << '\n';
   }
 }
 

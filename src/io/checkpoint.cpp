@@ -15,6 +15,7 @@
 #include "spikevi/io/hdf5_file.hpp"
 #include "spikevi/io/memory_limit.hpp"
 #include "spikevi/io/output_files.hpp"
+#include "spikevi/version.hpp"
 
 namespace spikevi {
 namespace {
@@ -310,6 +311,10 @@ void write_file(const std::string& path, const FitState& state, const Checkpoint
   const std::vector<std::int64_t> sums = site_checksums(precision, shift, layout);
   file.write_rows("/sites/checksum", first, state.sites.size(),
                   std::span<const std::int64_t>(sums));
+  // Last, so that the unchecked provenance lands at the end of the file, not amid the
+  // checksummed data a damaged file is detected by (test_checkpoint damages the middle).
+  file.write_string_attribute("/", "version", version());
+  file.write_string_attribute("/", "git_revision", git_revision());
   file.close();
 }
 

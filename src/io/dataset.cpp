@@ -682,9 +682,11 @@ Dataset read_dataset(const std::string& path, const ReadOptions& options) {
   return Reader(path, options).read();
 }
 
-void write_dataset(const std::string& path, const Dataset& data) {
+void write_dataset(const std::string& path, const Dataset& data,
+                   const std::map<std::string, std::string>& provenance) {
   check_complete(data);
   Hdf5File file = Hdf5File::create(path);
+  for (const auto& [key, value] : provenance) file.write_string_attribute("/", key, value);
   write_counts(file, data);
   for (const auto& [name, per_trial] : data.continuous)
     write_per_trial(file, "/continuous/" + name, per_trial, data, kNaN);

@@ -20,10 +20,11 @@ with open(path) as f:
     rows = {}
     for r in reader:
         rows[(r["observation"], r["family"])] = {
-            k: (float(v) if v != "" else math.nan) for k, v in r.items() if k not in ("observation", "family", "continuous")}
+            k: (float(v) if v != "" else math.nan) for k, v in r.items()
+            if k not in ("observation", "family", "continuous", "version", "git_revision")}
 expected = ["observation", "family", "latents", "continuous", "elbo_per_spike", "elbo_se", "heldout_ll_per_spike",
             "heldout_ll_se", "cobps", "cobps_se", "seconds", "family_elbo_gap_per_spike",
-            "variance_ratio"]
+            "variance_ratio", "version", "git_revision"]
 assert header == expected, header
 exec(body)
 PY

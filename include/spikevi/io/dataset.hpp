@@ -102,7 +102,9 @@ Dataset read_dataset_on_every_rank(const std::string& path, const ReadOptions& o
                                    Communicator& comm);
 
 // Writes a complete data set (all trials held) in the format, counts as int32 chunked by
-// trial, with /split and /truth when present. Overwrites `path`.
-void write_dataset(const std::string& path, const Dataset& data);
+// trial, with /split and /truth when present, and `provenance` as root string attributes (what
+// wrote the file: simulate's version, git_revision, date, ...). Overwrites `path`.
+void write_dataset(const std::string& path, const Dataset& data,
+                   const std::map<std::string, std::string>& provenance = {});
 
 }  // namespace spikevi
