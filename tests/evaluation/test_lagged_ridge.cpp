@@ -90,7 +90,7 @@ TEST(LaggedRidge, RefusesBadInput) {
   EXPECT_THROW(fit_lagged_ridge(c.counts, c.values, bad), ConfigError);
   EXPECT_THROW(fit_lagged_ridge({}, {}), InputError);
   Matrices short_values = c.values;
-  short_values[2] = short_values[2].leftCols(5);
+  short_values[2] = short_values[2].leftCols(5).eval();  // eval: the block aliases its matrix
   EXPECT_THROW(fit_lagged_ridge(c.counts, short_values), InputError);
   Matrices silent = c.values;
   for (Eigen::MatrixXd& v : silent) v.row(0).setConstant(kNaN);
