@@ -6,8 +6,8 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
-#include <exception>
 #include <ctime>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -29,17 +29,21 @@ std::string documentation_of(const std::string& command) {
     return "outputs: docs/output-files.md#simulated-data-file (the input format, "
            "docs/input-format.md); options: docs/commands.md#simulate";
   if (command == "fit")
-    return inputs + "; outputs: docs/output-files.md#fit-file and #checkpoint-file; options: "
-                    "docs/commands.md#fit; the model: docs/model-and-inference.md";
+    return inputs +
+           "; outputs: docs/output-files.md#fit-file and #checkpoint-file; options: "
+           "docs/commands.md#fit; the model: docs/model-and-inference.md";
   if (command == "evaluate")
-    return inputs + " and docs/output-files.md#fit-file; outputs: "
-                    "docs/output-files.md#evaluation-file; options: docs/commands.md#evaluate";
+    return inputs +
+           " and docs/output-files.md#fit-file; outputs: "
+           "docs/output-files.md#evaluation-file; options: docs/commands.md#evaluate";
   if (command == "compare")
-    return inputs + "; outputs: docs/output-files.md#comparison-table; options: "
-                    "docs/commands.md#compare";
+    return inputs +
+           "; outputs: docs/output-files.md#comparison-table; options: "
+           "docs/commands.md#compare";
   if (command == "decode")
-    return inputs + " and docs/output-files.md#fit-file; outputs: "
-                    "docs/output-files.md#decode-file; options: docs/commands.md#decode";
+    return inputs +
+           " and docs/output-files.md#fit-file; outputs: "
+           "docs/output-files.md#decode-file; options: docs/commands.md#decode";
   return "docs/commands.md";
 }
 
@@ -77,7 +81,6 @@ bool parse_options(const std::string& command, const std::string& summary,
   return true;
 }
 
-
 namespace {
 volatile std::sig_atomic_t stop_signal = 0;
 extern "C" void request_stop(int signal_number) { stop_signal = signal_number; }
@@ -93,11 +96,6 @@ void install_stop_signals() {
 }
 
 bool stop_was_requested() { return stop_signal != 0; }
-
-
-
-
-
 
 int exit_status(const Error& error) {
   if (dynamic_cast<const ConfigError*>(&error)) return 2;
@@ -167,6 +165,5 @@ std::map<std::string, std::string> option_values(const po::variables_map& values
   }
   return out;
 }
-
 
 }  // namespace spikevi::cli

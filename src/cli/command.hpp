@@ -7,10 +7,10 @@
 #include <string>
 #include <vector>
 
-#include "spikevi/parallel/communicator.hpp"
-#include "spikevi/io/dataset.hpp"
 #include "spikevi/error.hpp"
+#include "spikevi/io/dataset.hpp"
 #include "spikevi/io/output_files.hpp"
+#include "spikevi/parallel/communicator.hpp"
 
 namespace spikevi::cli {
 

@@ -154,8 +154,8 @@ void validate(const CompareOptions& o) {
   if (!(s.tolerance >= 0))
     throw ConfigError("--tolerance must be >= 0 (got " + std::to_string(s.tolerance) + ")");
   if (o.cross_validation.samples < 1)
-    throw ConfigError("--samples must be >= 1 (got " +
-                      std::to_string(o.cross_validation.samples) + ")");
+    throw ConfigError("--samples must be >= 1 (got " + std::to_string(o.cross_validation.samples) +
+                      ")");
   if (o.folds < 2) throw ConfigError("--folds must be >= 2 (got " + std::to_string(o.folds) + ")");
   if (!o.table.empty()) {
     check_output_path("--table", o.table, o.overwrite);
@@ -187,10 +187,10 @@ bool prepare_heldout_neurons(Dataset& data) {
 void print_task(const std::vector<Candidate>& candidates, bool has_continuous, int folds,
                 const TaskProgress& p, const FoldOutcome& o) {
   const FoldScores& f = o.scores;
-  std::printf("[%3.0f%%, ~%.0f s left] %s, fold %d/%d (%d fitted, %d held out): ",
-              100.0 * p.done / p.total, p.seconds_left,
-              describe(candidates[p.candidate], has_continuous).c_str(), p.fold + 1, folds,
-              p.fitted_trials, p.heldout_trials);
+  std::printf(
+      "[%3.0f%%, ~%.0f s left] %s, fold %d/%d (%d fitted, %d held out): ", 100.0 * p.done / p.total,
+      p.seconds_left, describe(candidates[p.candidate], has_continuous).c_str(), p.fold + 1, folds,
+      p.fitted_trials, p.heldout_trials);
   if (o.failed)
     std::printf("failed (see the warning); %.1f s\n", f.seconds);
   else
@@ -246,8 +246,7 @@ void refit_best(const CompareOptions& o, const Candidate& best, const Comparison
     throw NumericalError("the refit of the winner failed: " + result.outcome.message);
   if (root)
     std::printf("spikevi compare: wrote %s (%s after %zu iterations, elbo/spike %.6f)\n",
-                o.best_out.c_str(), result.record.termination.c_str(),
-                result.outcome.trace.size(),
+                o.best_out.c_str(), result.record.termination.c_str(), result.outcome.trace.size(),
                 result.outcome.elbo / std::max(result.outcome.spike_count, 1.0));
 }
 
@@ -284,9 +283,8 @@ int run_compare(const CommandContext& context) {
   Communicator& comm = *context.comm;
   const bool root = comm.is_root();
 
-  const bool wants_continuous =
-      std::any_of(candidates.begin(), candidates.end(),
-                  [](const Candidate& c) { return c.use_continuous; });
+  const bool wants_continuous = std::any_of(candidates.begin(), candidates.end(),
+                                            [](const Candidate& c) { return c.use_continuous; });
   Dataset data = read_dataset_on_every_rank(
       o.data, ReadOptions{.read_truth = false, .read_continuous = wants_continuous}, comm);
   const bool has_continuous = !data.continuous.empty();
@@ -294,8 +292,8 @@ int run_compare(const CommandContext& context) {
     // Without modalities "use" is "ignore": keep one of each pair.
     std::erase_if(candidates, [](const Candidate& c) { return c.use_continuous; });
     if (candidates.empty())
-      for (const Candidate& c : candidate_grid(observations, families, parse_latents(o.latents),
-                                               {false}))
+      for (const Candidate& c :
+           candidate_grid(observations, families, parse_latents(o.latents), {false}))
         candidates.push_back(c);
   }
   const std::vector<int> trials = training_trials(data);

@@ -5,14 +5,14 @@
 #include <limits>
 
 #include "cli/command.hpp"
-#include "spikevi/io/dataset.hpp"
+#include "spikevi/error.hpp"
 #include "spikevi/evaluation/cosmoothing.hpp"
 #include "spikevi/evaluation/decoding.hpp"
 #include "spikevi/evaluation/lagged_ridge.hpp"
-#include "spikevi/error.hpp"
-#include "spikevi/io/fit_file.hpp"
-#include "spikevi/io/evaluation_file.hpp"
 #include "spikevi/inference/latent_inference.hpp"
+#include "spikevi/io/dataset.hpp"
+#include "spikevi/io/evaluation_file.hpp"
+#include "spikevi/io/fit_file.hpp"
 #include "spikevi/io/trial_counts.hpp"
 
 namespace spikevi::cli {
@@ -128,16 +128,16 @@ int run_decode(const CommandContext& context) {
   const double oracle = oracle_r_squared(data, o.target, test, observed);
   const std::vector<int> train = training_trials(data);
   const std::vector<int> all_neurons = every_neuron(data);
-  const LaggedRidge ridge = fit_lagged_ridge(
-      select_trials_and_rows(data.counts, data.first_trial, train, all_neurons),
-      modality_values(data, o.target, train));
+  const LaggedRidge ridge =
+      fit_lagged_ridge(select_trials_and_rows(data.counts, data.first_trial, train, all_neurons),
+                       modality_values(data, o.target, train));
   const double ridge_r2 = r_squared(
       ridge.predict(select_trials_and_rows(data.counts, data.first_trial, test, all_neurons)),
       observed);
 
-  DecodingRecord record{o.target, o.level,  test,     data.bins,  decoded,
-                        scores,   oracle,   ridge_r2, ridge.ridge, ridge.lags,
-                        provenance(context)};
+  DecodingRecord record{
+      o.target, o.level,     test,       data.bins,          decoded, scores, oracle,
+      ridge_r2, ridge.ridge, ridge.lags, provenance(context)};
   write_atomically(o.out, [&](const std::string& path) { write_decoding(path, record); });
   std::printf("spikevi decode: %s from spikes on %zu test trials (%.0f observed values)\n",
               o.target.c_str(), test.size(), scores.observed);

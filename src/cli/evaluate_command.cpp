@@ -4,13 +4,13 @@
 #include <limits>
 
 #include "cli/command.hpp"
+#include "spikevi/error.hpp"
 #include "spikevi/evaluation/cosmoothing.hpp"
+#include "spikevi/evaluation/evaluation.hpp"
 #include "spikevi/evaluation/predictive_coverage.hpp"
 #include "spikevi/io/dataset.hpp"
-#include "spikevi/error.hpp"
-#include "spikevi/evaluation/evaluation.hpp"
-#include "spikevi/io/fit_file.hpp"
 #include "spikevi/io/evaluation_file.hpp"
+#include "spikevi/io/fit_file.hpp"
 
 namespace spikevi::cli {
 namespace {
@@ -38,9 +38,10 @@ po::options_description evaluate_options(EvaluateOptions& o) {
 }
 
 void print_coverage(const PredictiveCoverage& c) {
-  std::printf("posterior-predictive coverage of the held-out test counts (randomised PIT, %.0f "
-              "counts):",
-              c.scored);
+  std::printf(
+      "posterior-predictive coverage of the held-out test counts (randomised PIT, %.0f "
+      "counts):",
+      c.scored);
   for (std::size_t l = 0; l < c.levels.size(); ++l)
     std::printf("%s %.0f%% interval %.3f", l ? "," : "", 100.0 * c.levels[l], c.pooled[l]);
   const bool narrow = c.pooled.back() < c.levels.back() - 0.02;
@@ -101,8 +102,7 @@ int run_evaluate(const CommandContext& context) {
                                                 split.heldout_neurons),
                          heldout_counts(data));
   }
-  const InferenceModel heldout =
-      InferenceModel::of(globals, fit.model).rows(split.heldout_neurons);
+  const InferenceModel heldout = InferenceModel::of(globals, fit.model).rows(split.heldout_neurons);
   scores.coverage =
       predictive_coverage(*heldout.model.spikes, heldout.row_parameters, model.eta_mean,
                           model.eta_variance, heldout_counts(data), split.test_trials);

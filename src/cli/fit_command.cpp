@@ -12,20 +12,21 @@
 
 #include "cli/command.hpp"
 #include "spikevi/driver/fit_job.hpp"
-#include "spikevi/io/dataset.hpp"
+#include "spikevi/driver/variational_fit.hpp"
 #include "spikevi/error.hpp"
 #include "spikevi/io/checkpoint.hpp"
+#include "spikevi/io/dataset.hpp"
 #include "spikevi/io/fit_file.hpp"
 #include "spikevi/model/gauge.hpp"
 #include "spikevi/parallel/sharding.hpp"
-#include "spikevi/driver/variational_fit.hpp"
 
 namespace spikevi::cli {
 namespace {
 
 struct FitOptions {
   std::string data, out;
-  std::string observation = "poisson", link = "exp", family = "gauss-markov", expectations, optimizer = "natural";
+  std::string observation = "poisson", link = "exp", family = "gauss-markov", expectations,
+              optimizer = "natural";
   bool ignore_continuous = false;
   double epochs = 0.0;  // > 0: sets the iteration count from passes over the data
   int checkpoint_every = 10;
@@ -256,9 +257,9 @@ int run_fit(const CommandContext& context) {
     return kStoppedBySignal;
   }
   if (outcome.termination == Termination::kNumericalFailure)
-    throw NumericalError("the fit failed: " + outcome.message +
-                         (outcome.trace.empty() ? std::string()
-                                                : " (written to " + result.checkpoint + ")"));
+    throw NumericalError(
+        "the fit failed: " + outcome.message +
+        (outcome.trace.empty() ? std::string() : " (written to " + result.checkpoint + ")"));
   if (!root) return 0;
 
   const FitRecord& record = result.record;

@@ -41,8 +41,8 @@ int main(int argc, char** argv) {
   }
   if (std::string(argv[1]) == "--version") {
     if (comm->is_root())
-      std::cout << "spikevi " << spikevi::version() << " (git revision "
-                << spikevi::git_revision() << ")\n";
+      std::cout << "spikevi " << spikevi::version() << " (git revision " << spikevi::git_revision()
+                << ")\n";
     return 0;
   }
   spikevi::cli::CommandContext context;

@@ -3,8 +3,8 @@
 #include <string>
 
 #include "cli/command.hpp"
-#include "spikevi/io/dataset.hpp"
 #include "spikevi/error.hpp"
+#include "spikevi/io/dataset.hpp"
 #include "spikevi/model/simulation.hpp"
 #include "spikevi/model/spike_model.hpp"
 
@@ -103,7 +103,8 @@ void add_row_parameter_options(po::options_description& options) {
 void apply_row_parameter_options(const po::variables_map& values, SimulationSettings& settings) {
   for (const auto& model : builtin_spike_models().models())
     for (const RowParameterSpec& spec : model->row_parameters())
-      if (values.count(spec.name)) settings.row_parameters[spec.name] = values[spec.name].as<double>();
+      if (values.count(spec.name))
+        settings.row_parameters[spec.name] = values[spec.name].as<double>();
 }
 
 }  // namespace
@@ -143,9 +144,11 @@ int run_simulate(const CommandContext& context) {
 
   const SimulationSettings& s = o.settings;
   const Dataset data = simulate(s);
-  write_atomically(o.out, [&](const std::string& path) { write_dataset(path, data, provenance(context)); });
+  write_atomically(
+      o.out, [&](const std::string& path) { write_dataset(path, data, provenance(context)); });
   std::string model = s.observation;
-  for (const RowParameterSpec& spec : builtin_spike_models().find(s.observation)->row_parameters()) {
+  for (const RowParameterSpec& spec :
+       builtin_spike_models().find(s.observation)->row_parameters()) {
     char value[64];
     std::snprintf(value, sizeof value, " (%s = %g)", spec.name.c_str(),
                   data.truth->row_parameters.at(spec.name)(0));

@@ -68,11 +68,10 @@ void check_model_memory(const std::string& data, int neurons, int latents) {
   const double bytes = kNeuronStateCopies * 8.0 * neurons * (p * p + p);
   const MemoryLimit limit = available_memory();
   if (bytes <= limit.bytes) return;
-  throw InputError(data + ": /counts declares " + std::to_string(neurons) +
-                   " neurons: a model of them with " + std::to_string(latents) +
-                   " latents needs about " + format_bytes(bytes) +
-                   " of memory on each rank, more than the " + format_bytes(limit.bytes) + " " +
-                   limit.source);
+  throw InputError(
+      data + ": /counts declares " + std::to_string(neurons) + " neurons: a model of them with " +
+      std::to_string(latents) + " latents needs about " + format_bytes(bytes) +
+      " of memory on each rank, more than the " + format_bytes(limit.bytes) + " " + limit.source);
 }
 
 void say(const JobNote& note, const std::string& line) {
@@ -147,7 +146,8 @@ CheckpointLayout FitJob::checkpoint_layout(const std::vector<TrialCounts>& count
     layout.model.continuous_channels.push_back(static_cast<int>(values.rows()));
   layout.model.inputs = static_cast<int>(counts.front().inputs.rows());
   layout.model.adam = settings_.model.optimizer == OptimizerKind::kAdam;
-  for (const TrialCounts& trial : counts) layout.bins.push_back(static_cast<int>(trial.counts.cols()));
+  for (const TrialCounts& trial : counts)
+    layout.bins.push_back(static_cast<int>(trial.counts.cols()));
   return layout;
 }
 
@@ -211,12 +211,12 @@ FitJobResult FitJob::from_file(const std::vector<FitCallback*>& callbacks) {
   plan(metadata, training_trials(metadata));
   const std::vector<int> local(trials_.begin() + static_cast<std::ptrdiff_t>(share_.begin),
                                trials_.begin() + static_cast<std::ptrdiff_t>(share_.end));
-  say(note_, format("spikevi fit: %s: %zu training trials, %d neurons, D = %d, %d rank(s); %s "
-                    "spikes, %s family, %s expectations",
-                    job_.data.c_str(), trials_.size(), metadata.neurons, settings_.latents,
-                    comm_.size(), settings_.model.spikes->name().c_str(),
-                    family_name(settings_.model.family).c_str(),
-                    expectations_name(settings_.model.expectations).c_str()));
+  say(note_,
+      format("spikevi fit: %s: %zu training trials, %d neurons, D = %d, %d rank(s); %s "
+             "spikes, %s family, %s expectations",
+             job_.data.c_str(), trials_.size(), metadata.neurons, settings_.latents, comm_.size(),
+             settings_.model.spikes->name().c_str(), family_name(settings_.model.family).c_str(),
+             expectations_name(settings_.model.expectations).c_str()));
   const auto read_start = Clock::now();
   Dataset data = read_share(job_.data, local, comm_);
   if (job_.use_continuous)
@@ -289,7 +289,8 @@ void FitJob::gather_and_gauge(FitJobResult& result) {
   std::vector<GaussianMoments> local_latents;
   for (const GaussMarkovState& state : outcome.posteriors) local_latents.push_back(state.moments);
   std::vector<int> lengths;
-  for (int trial : trials_) lengths.push_back(metadata_.trial_lengths[static_cast<std::size_t>(trial)]);
+  for (int trial : trials_)
+    lengths.push_back(metadata_.trial_lengths[static_cast<std::size_t>(trial)]);
   const std::vector<GaussianMoments> latents =
       allgather_moments(local_latents, share_, lengths, settings_.latents, comm_);
   result.peak_rss_bytes = peak_resident_bytes();

@@ -40,9 +40,8 @@ double family_variance_ratio(const GlobalState& globals, const ModelSettings& mo
 
 // Fit `candidate` to `fitted`, score it on `heldout` (held-out ELBO and log-likelihood, and
 // co-smoothing with `data`'s held-out neurons). `data.split` must name those neurons.
-FoldOutcome run_task(Dataset& data, const std::vector<int>& fitted,
-                     const std::vector<int>& heldout, const Candidate& candidate,
-                     const CrossValidationSettings& settings) {
+FoldOutcome run_task(Dataset& data, const std::vector<int>& fitted, const std::vector<int>& heldout,
+                     const Candidate& candidate, const CrossValidationSettings& settings) {
   FitJobSettings job;
   job.fit = candidate_settings(settings.fit, candidate);
   job.use_continuous = candidate.use_continuous;
@@ -67,9 +66,8 @@ FoldOutcome run_task(Dataset& data, const std::vector<int>& fitted,
   outcome.converged = fit.termination == Termination::kConverged;
   outcome.unconverged_local_steps = fit.unconverged_local_steps;
   if (settings.family_check && candidate.family == FamilyKind::kGaussMarkov)
-    outcome.variance_ratio = family_variance_ratio(fit.globals, model,
-                                                   make_trial_counts(data, fitted),
-                                                   settings.scoring);
+    outcome.variance_ratio = family_variance_ratio(
+        fit.globals, model, make_trial_counts(data, fitted), settings.scoring);
   return outcome;
 }
 
@@ -147,8 +145,7 @@ std::vector<std::vector<FoldOutcome>> cross_validate(const Dataset& data,
                                                      const std::vector<std::vector<int>>& folds,
                                                      const std::vector<Candidate>& candidates,
                                                      const CrossValidationSettings& settings,
-                                                     Communicator& comm,
-                                                     const TaskDone& on_done) {
+                                                     Communicator& comm, const TaskDone& on_done) {
   if (!data.split || data.split->heldout_neurons.empty())
     throw InputError(data.path + ": cross-validation needs the held-out neurons of co-smoothing");
   const std::size_t fold_count = folds.size();
@@ -196,9 +193,9 @@ std::vector<std::vector<FoldOutcome>> cross_validate(const Dataset& data,
   return outcomes;
 }
 
-std::vector<ComparisonRow> comparison_rows(
-    const std::vector<Candidate>& candidates,
-    const std::vector<std::vector<FoldOutcome>>& outcomes, bool data_has_continuous) {
+std::vector<ComparisonRow> comparison_rows(const std::vector<Candidate>& candidates,
+                                           const std::vector<std::vector<FoldOutcome>>& outcomes,
+                                           bool data_has_continuous) {
   std::vector<ComparisonRow> rows;
   // (observation, D, continuous) -> index of the Gauss-Markov candidate
   std::map<std::tuple<std::string, int, bool>, std::size_t> gauss_markov;
@@ -218,8 +215,8 @@ std::vector<ComparisonRow> comparison_rows(
   for (std::size_t c = 0; c < candidates.size(); ++c) {
     const Candidate& candidate = candidates[c];
     if (candidate.family != FamilyKind::kMeanField) continue;
-    const auto found = gauss_markov.find(
-        std::make_tuple(candidate.observation->name(), candidate.latents, candidate.use_continuous));
+    const auto found = gauss_markov.find(std::make_tuple(
+        candidate.observation->name(), candidate.latents, candidate.use_continuous));
     if (found == gauss_markov.end()) continue;
     // Both families were fitted to the same training trials in each fold, so folds line up.
     std::vector<double> gaps, ratios;

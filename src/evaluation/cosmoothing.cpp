@@ -354,9 +354,8 @@ void choose_by_cross_validation(const std::vector<Eigen::MatrixXd>& train_heldin
   const std::vector<double> ridges = grid(settings.ridge_candidates, settings.ridge);
   double best = -std::numeric_limits<double>::infinity();
   for (double sd : kernels) {
-    const Eigen::MatrixXd table =
-        cross_validate(smooth_trials(train_heldin, sd, settings.features), train_heldout, ridges,
-                       settings);
+    const Eigen::MatrixXd table = cross_validate(smooth_trials(train_heldin, sd, settings.features),
+                                                 train_heldout, ridges, settings);
     result.cv_log_likelihood.push_back(table.colwise().maxCoeff().sum());
     if (!(result.cv_log_likelihood.back() > best)) continue;
     best = result.cv_log_likelihood.back();

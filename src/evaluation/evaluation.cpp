@@ -2,10 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <numbers>
 
-#include "spikevi/evaluation/cosmoothing.hpp"
 #include "spikevi/error.hpp"
+#include "spikevi/evaluation/cosmoothing.hpp"
 #include "spikevi/inference/estimator.hpp"
 #include "spikevi/inference/local_step.hpp"
 
@@ -75,11 +76,13 @@ CosmoothingResult cosmooth(const InferenceModel& model, const Dataset& data,
   for (const GaussMarkovState& state : states) latents.push_back(state.moments);
   CosmoothingResult result;
   const InferenceModel heldout = model.rows(split.heldout_neurons);
-  result.rates = predicted_rates(heldout.readout, latents, *heldout.observation());
+  const std::unique_ptr<ObservationModel> observation = heldout.observation();
   const ReadoutKernels kernels(heldout.readout);
-  Eigen::ArrayXXd mean, variance;
+  Eigen::ArrayXXd mean, variance, rates;
   for (const GaussianMoments& q : latents) {
     kernels.eta_moments(q, mean, variance);
+    observation->predicted_mean(mean, variance, rates);  // as predicted_rates does
+    result.rates.push_back(rates.matrix());
     result.eta_mean.push_back(mean.matrix());
     result.eta_variance.push_back(variance.matrix());
   }

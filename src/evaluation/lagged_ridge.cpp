@@ -25,8 +25,9 @@ struct Stacked {
   Eigen::MatrixXd values;    // bins x channels
 };
 
-Stacked stack(const std::vector<Eigen::MatrixXd>& counts, const std::vector<Eigen::MatrixXd>& values,
-              const std::vector<std::size_t>& trials, int lags) {
+Stacked stack(const std::vector<Eigen::MatrixXd>& counts,
+              const std::vector<Eigen::MatrixXd>& values, const std::vector<std::size_t>& trials,
+              int lags) {
   Eigen::Index rows = 0;
   for (std::size_t k : trials) rows += counts[k].cols();
   Stacked s{Eigen::MatrixXd(rows, counts.front().rows() * (lags + 1)),
@@ -108,13 +109,14 @@ void check_input(const std::vector<Eigen::MatrixXd>& counts,
 
 }  // namespace
 
-std::vector<Eigen::MatrixXd> LaggedRidge::predict(const std::vector<Eigen::MatrixXd>& counts) const {
+std::vector<Eigen::MatrixXd> LaggedRidge::predict(
+    const std::vector<Eigen::MatrixXd>& counts) const {
   std::vector<Eigen::MatrixXd> out;
   out.reserve(counts.size());
   for (const Eigen::MatrixXd& trial : counts)
-    out.push_back(((lagged_features(trial, lags) * weights.transpose()).rowwise() +
-                   intercept.transpose())
-                      .transpose());
+    out.push_back(
+        ((lagged_features(trial, lags) * weights.transpose()).rowwise() + intercept.transpose())
+            .transpose());
   return out;
 }
 

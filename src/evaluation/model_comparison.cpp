@@ -177,11 +177,21 @@ double median_variance_ratio(const std::vector<Eigen::ArrayXXd>& numerator,
 }
 
 const std::vector<std::string>& comparison_columns() {
-  static const std::vector<std::string> columns{
-      "observation",   "family",   "latents",        "continuous",
-      "elbo_per_spike", "elbo_se", "heldout_ll_per_spike", "heldout_ll_se",
-      "cobps",         "cobps_se", "seconds",        "family_elbo_gap_per_spike",
-      "variance_ratio", "version", "git_revision"};
+  static const std::vector<std::string> columns{"observation",
+                                                "family",
+                                                "latents",
+                                                "continuous",
+                                                "elbo_per_spike",
+                                                "elbo_se",
+                                                "heldout_ll_per_spike",
+                                                "heldout_ll_se",
+                                                "cobps",
+                                                "cobps_se",
+                                                "seconds",
+                                                "family_elbo_gap_per_spike",
+                                                "variance_ratio",
+                                                "version",
+                                                "git_revision"};
   return columns;
 }
 
@@ -240,14 +250,15 @@ std::string format_comparison_table(const std::vector<ComparisonRow>& rows, int 
   }
   for (const ComparisonRow& r : rows) {
     if (std::isnan(r.variance_ratio) && std::isnan(r.family_elbo_gap_per_spike)) continue;
-    std::snprintf(line, sizeof line,
-                  "family check (%s, D = %d%s): gauss-markov - mean-field training ELBO %+.4f nats/spike; "
-                  "median ratio of the posterior log-rate variances S_GM/S_MF at the "
-                  "Gauss-Markov fit's globals %.3f (mean over folds)%s\n",
-                  r.observation.c_str(), r.latents,
-                  r.continuous == "none" ? "" : (", continuous " + r.continuous).c_str(),
-                  r.family_elbo_gap_per_spike, r.variance_ratio,
-                  r.variance_ratio > 1.0 ? ": mean-field is over-confident" : "");
+    std::snprintf(
+        line, sizeof line,
+        "family check (%s, D = %d%s): gauss-markov - mean-field training ELBO %+.4f nats/spike; "
+        "median ratio of the posterior log-rate variances S_GM/S_MF at the "
+        "Gauss-Markov fit's globals %.3f (mean over folds)%s\n",
+        r.observation.c_str(), r.latents,
+        r.continuous == "none" ? "" : (", continuous " + r.continuous).c_str(),
+        r.family_elbo_gap_per_spike, r.variance_ratio,
+        r.variance_ratio > 1.0 ? ": mean-field is over-confident" : "");
     out << line;
   }
   out << kComparisonCaveat;

@@ -23,33 +23,33 @@ void check_input(const std::vector<Eigen::MatrixXd>& eta_mean,
     throw InputError("predictive coverage: the trials of the predictions and counts differ");
   for (std::size_t k = 0; k < counts.size(); ++k)
     if (eta_mean[k].rows() != counts[k].rows() || eta_mean[k].cols() != counts[k].cols() ||
-        eta_variance[k].rows() != counts[k].rows() ||
-        eta_variance[k].cols() != counts[k].cols() || counts[k].rows() != counts[0].rows())
+        eta_variance[k].rows() != counts[k].rows() || eta_variance[k].cols() != counts[k].cols() ||
+        counts[k].rows() != counts[0].rows())
       throw InputError("predictive coverage: trial " + std::to_string(k) +
                        " has predictions and counts of different shapes");
 }
 
 // The randomised PIT of count x among `draws` predictive draws at eta ~ N(mu, s2): its
 // randomised rank (below + V (equal + 1)) / (draws + 1), exactly uniform when x and the draws
-// are exchangeable (a calibrated prediction), whatever the number of draws.
+// are exchangeable (a calibrated prediction), whatever the number of draws. `eta` is scratch
+// of `draws` entries, so that the link is applied once per count, not once per draw.
 double randomised_pit(const SpikeModel& model, const std::vector<double>& row_values, double x,
-                      double mu, double s2, int draws, RandomStream& stream) {
-  int below = 0, equal = 0;
+                      double mu, double s2, Eigen::ArrayXXd& eta, RandomStream& stream) {
   const double sd = std::sqrt(std::max(s2, 0.0));
-  Eigen::ArrayXXd eta(1, 1);
-  for (int s = 0; s < draws; ++s) {
-    eta(0, 0) = mu + sd * stream.next_normal();
-    const double draw = model.draw(model.mean_of(eta)(0, 0), row_values, stream);
+  for (Eigen::Index s = 0; s < eta.rows(); ++s) eta(s, 0) = mu + sd * stream.next_normal();
+  const Eigen::ArrayXXd means = model.mean_of(eta);
+  int below = 0, equal = 0;
+  for (Eigen::Index s = 0; s < eta.rows(); ++s) {
+    const double draw = model.draw(means(s, 0), row_values, stream);
     below += draw < x;
     equal += draw == x;
   }
-  return (below + stream.next_uniform() * (equal + 1)) / (draws + 1);
+  return (below + stream.next_uniform() * (equal + 1)) / static_cast<double>(eta.rows() + 1);
 }
 
 }  // namespace
 
-PredictiveCoverage predictive_coverage(const SpikeModel& model,
-                                       const RowParameters& row_parameters,
+PredictiveCoverage predictive_coverage(const SpikeModel& model, const RowParameters& row_parameters,
                                        const std::vector<Eigen::MatrixXd>& eta_mean,
                                        const std::vector<Eigen::MatrixXd>& eta_variance,
                                        const std::vector<Eigen::MatrixXd>& counts,
@@ -66,6 +66,7 @@ PredictiveCoverage predictive_coverage(const SpikeModel& model,
   Eigen::VectorXd scored = Eigen::VectorXd::Zero(rows);
   std::vector<double> curve_inside(result.curve_levels.size(), 0.0);
   std::vector<double> row_values(row_parameters.count());
+  Eigen::ArrayXXd eta(settings.draws, 1);
   for (std::size_t k = 0; k < counts.size(); ++k) {
     for (Eigen::Index n = 0; n < rows; ++n) {
       for (std::size_t p = 0; p < row_parameters.count(); ++p)
@@ -77,10 +78,9 @@ PredictiveCoverage predictive_coverage(const SpikeModel& model,
                             {.iteration = static_cast<std::uint64_t>(n),
                              .trial = static_cast<std::uint64_t>(trial_ids[k]),
                              .inner = static_cast<std::uint64_t>(t)});
-        const double distance = std::abs(
-            randomised_pit(model, row_values, x, eta_mean[k](n, t), eta_variance[k](n, t),
-                           settings.draws, stream) -
-            0.5);
+        const double distance = std::abs(randomised_pit(model, row_values, x, eta_mean[k](n, t),
+                                                        eta_variance[k](n, t), eta, stream) -
+                                         0.5);
         scored(n) += 1.0;
         for (Eigen::Index l = 0; l < level_count; ++l)
           inside(n, l) += distance <= 0.5 * settings.levels[static_cast<std::size_t>(l)];

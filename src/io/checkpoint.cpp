@@ -483,7 +483,7 @@ void write_checkpoint(const std::string& path, const FitState& state,
   comm.broadcast(std::span<double>(&failed, 1), 0);
   if (failed > 0)
     throw OutputError(path + ": cannot move the new checkpoint into place" +
-                     (message.empty() ? std::string() : ": " + message));
+                      (message.empty() ? std::string() : ": " + message));
 }
 
 std::optional<LoadedCheckpoint> read_checkpoint(const std::string& path,

@@ -13,9 +13,9 @@
 #include <stdexcept>
 
 #include "io/array_layout.hpp"
-#include "spikevi/io/memory_limit.hpp"
 #include "spikevi/error.hpp"
 #include "spikevi/io/hdf5_file.hpp"
+#include "spikevi/io/memory_limit.hpp"
 
 namespace spikevi {
 
@@ -460,11 +460,13 @@ class Reader {
   void refuse_empty_trial_lists(const Split& split) const {
     const bool has_train = file_.exists("/split/train_trials");
     if (has_train && split.train_trials.empty())
-      fail("/split/train_trials is empty; list the trials to fit (leave out both "
-           "/split/train_trials and /split/test_trials to fit every trial)");
+      fail(
+          "/split/train_trials is empty; list the trials to fit (leave out both "
+          "/split/train_trials and /split/test_trials to fit every trial)");
     if (has_train && file_.exists("/split/test_trials") && split.test_trials.empty())
-      fail("/split/test_trials is empty while /split/train_trials is given; list the held-back "
-           "trials or leave /split/test_trials out");
+      fail(
+          "/split/test_trials is empty while /split/train_trials is given; list the held-back "
+          "trials or leave /split/test_trials out");
   }
 
   Eigen::MatrixXd read_matrix(const std::string& name, std::size_t rows, std::size_t cols,
@@ -658,7 +660,8 @@ void write_truth(Hdf5File& file, const Dataset& data) {
   write_matrix(file, "/truth/Q", truth.Q);
   write_vector(file, "/truth/mu0", truth.mu0);
   write_matrix(file, "/truth/Sigma0", truth.Sigma0);
-  for (const auto& [name, values] : truth.row_parameters) write_vector(file, "/truth/" + name, values);
+  for (const auto& [name, values] : truth.row_parameters)
+    write_vector(file, "/truth/" + name, values);
   if (!truth.latents.empty()) write_per_trial(file, "/truth/latents", truth.latents, data, kNaN);
   if (!truth.rates.empty()) write_per_trial(file, "/truth/rates", truth.rates, data, kNaN);
   for (const auto& [name, readout] : truth.continuous) {

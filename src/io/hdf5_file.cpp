@@ -3,10 +3,9 @@
 // sends no messages.
 #include "spikevi/io/hdf5_file.hpp"
 
+#include <fcntl.h>
 #include <hdf5.h>
 #include <mpi.h>
-
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>

@@ -74,8 +74,7 @@ std::shared_ptr<const SpikeModel> SpikeModelCatalogue::with_link(const std::stri
                                                                  const std::string& link) const {
   const std::shared_ptr<const SpikeModel> model = get(name);
   if (link.empty() || link == "exp") return model;
-  if (link != "softplus")
-    throw ConfigError("--link must be exp or softplus (got '" + link + "')");
+  if (link != "softplus") throw ConfigError("--link must be exp or softplus (got '" + link + "')");
   if (model->name().ends_with("-softplus")) return model;
   if (auto variant = find(model->name() + "-softplus")) return variant;
   throw ConfigError("--link softplus: " + model->name() +

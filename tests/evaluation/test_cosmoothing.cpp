@@ -6,8 +6,8 @@
 #include <limits>
 #include <random>
 
-#include "spikevi/evaluation/cosmoothing.hpp"
 #include "spikevi/error.hpp"
+#include "spikevi/evaluation/cosmoothing.hpp"
 #include "spikevi/model/simulation.hpp"
 #include "support/test_support.hpp"
 

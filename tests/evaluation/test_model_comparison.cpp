@@ -203,10 +203,8 @@ TEST(ComparisonCsv, ExactHeaderAndRowsNaNEmpty) {
             "heldout_ll_se,cobps,cobps_se,seconds,family_elbo_gap_per_spike,variance_ratio,"
             "version,git_revision");
   const std::string build = std::string(",") + version() + "," + git_revision();
-  EXPECT_EQ(lines[1],
-            "poisson,gauss-markov,4,none,-1.25,0.5,-1.375,0.125,0.1,0.01,12.5,," + build);
-  EXPECT_EQ(lines[2],
-            "poisson,mean-field,4,none,-1.25,0.5,-1.375,0.125,,,12.5,0.0625,1.5" + build);
+  EXPECT_EQ(lines[1], "poisson,gauss-markov,4,none,-1.25,0.5,-1.375,0.125,0.1,0.01,12.5,," + build);
+  EXPECT_EQ(lines[2], "poisson,mean-field,4,none,-1.25,0.5,-1.375,0.125,,,12.5,0.0625,1.5" + build);
   EXPECT_EQ(comparison_columns().size(), 15u);
 }
 

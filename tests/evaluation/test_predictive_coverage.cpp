@@ -29,8 +29,8 @@ Case make_case(double truth_variance_factor, double shape, unsigned seed) {
       for (int t = 0; t < 50; ++t) {
         mu(n, t) = std::log(0.5 + n) + 0.8 * std::sin(0.2 * t + k);
         s2(n, t) = 0.1 + 0.05 * n;
-        double rate = std::exp(mu(n, t) + std::sqrt(s2(n, t) * truth_variance_factor) *
-                                              normal(generator));
+        double rate =
+            std::exp(mu(n, t) + std::sqrt(s2(n, t) * truth_variance_factor) * normal(generator));
         if (shape > 0) rate *= std::gamma_distribution<double>(shape, 1.0 / shape)(generator);
         x(n, t) = std::poisson_distribution<int>(rate)(generator);
       }

@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "spikevi/io/dataset.hpp"
 #include "spikevi/error.hpp"
+#include "spikevi/io/dataset.hpp"
 #include "spikevi/io/hdf5_file.hpp"
 #include "support/test_support.hpp"
 
@@ -410,7 +410,8 @@ std::vector<Malformed> malformed_files() {
        {"/split/test_trials is empty while /split/train_trials is given"}},
       {"CountAboveTheLargestAccepted",
        all_of({put_integers("/counts", above_largest_count, {3, 4, 3})}),
-       {"/counts[2,3,2] = 9007199254740993: more than the largest count accepted, 9007199254740992"}},
+       {"/counts[2,3,2] = 9007199254740993: more than the largest count accepted, "
+        "9007199254740992"}},
       {"CountsTooLargeToHold",
        edit([](Hdf5File& file) {
          for (const char* name : {"/counts", "/trial_lengths", "/split"}) file.remove(name);

@@ -26,11 +26,10 @@ TEST(OutputFiles, RefusesAnOutputThatIsTheInputByAnyPath) {
                  ConfigError)
         << out;
   // The temporary of an output is written too.
-  EXPECT_THROW(check_output_is_not_input("--out", dir.file("data"), "--data",
-                                         dir.file("data.tmp")),
+  EXPECT_THROW(check_output_is_not_input("--out", dir.file("data"), "--data", dir.file("data.tmp")),
                ConfigError);
-  EXPECT_NO_THROW(check_output_is_not_input("--out", dir.file("fit.h5"), "--data",
-                                            dir.file("data.h5")));
+  EXPECT_NO_THROW(
+      check_output_is_not_input("--out", dir.file("fit.h5"), "--data", dir.file("data.h5")));
 }
 
 TEST(OutputFiles, AnUnwritableFolderIsAnOutputFailureAndLeavesNoProbe) {

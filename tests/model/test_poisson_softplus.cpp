@@ -27,8 +27,8 @@ PointwiseDerivatives derivatives_at(const ObservationModel& model, const Eigen::
 
 TEST(SoftplusPoisson, PointwiseDerivativesMatchCentralDifferences) {
   const auto model = softplus_poisson();
-  const Eigen::ArrayXd eta = (Eigen::ArrayXd(8) << -35.0, -12.0, -3.0, -0.5, 0.0, 1.5, 6.0, 25.0)
-                                 .finished();
+  const Eigen::ArrayXd eta =
+      (Eigen::ArrayXd(8) << -35.0, -12.0, -3.0, -0.5, 0.0, 1.5, 6.0, 25.0).finished();
   for (double count : {0.0, 1.0, 4.0}) {
     const Eigen::ArrayXXd x = Eigen::ArrayXXd::Constant(eta.size(), 1, count);
     const PointwiseDerivatives at = derivatives_at(*model, x, eta);

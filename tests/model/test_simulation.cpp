@@ -4,8 +4,8 @@
 #include <cmath>
 #include <numeric>
 
-#include "spikevi/io/dataset.hpp"
 #include "spikevi/error.hpp"
+#include "spikevi/io/dataset.hpp"
 #include "spikevi/model/simulation.hpp"
 #include "support/test_support.hpp"
 
@@ -340,7 +340,8 @@ TEST(Simulation, NegativeBinomialCountsHaveTheirMeanVarianceAndZeros) {
   settings.row_parameters["dispersion"] = 1.5;
   const Dataset data = simulate(settings);
   const Truth& truth = *data.truth;
-  EXPECT_EQ(truth.row_parameters.at("dispersion"), Eigen::VectorXd::Constant(settings.neurons, 1.5));
+  EXPECT_EQ(truth.row_parameters.at("dispersion"),
+            Eigen::VectorXd::Constant(settings.neurons, 1.5));
   // Pooled over all 80,000 (trial, bin, neuron) entries x, each with its own mean lambda and
   // variance V = lambda + lambda^2 / r:
   // * sum(x - lambda) has SD sqrt(sum V);

@@ -1,5 +1,5 @@
-// The spike-model catalogue, and the promise of spike_model.hpp: a model defined in one place (here,
-// inside this test) is simulated, fitted end to end, checkpointed, restarted and read back
+// The spike-model catalogue, and the promise of spike_model.hpp: a model defined in one place
+// (here, inside this test) is simulated, fitted end to end, checkpointed, restarted and read back
 // without any other code knowing it.
 #include <gtest/gtest.h>
 
@@ -31,7 +31,8 @@ TEST(SpikeModelCatalogue, KnowsTheBuiltInModelsByNameAndAlias) {
     FAIL() << "an unknown model was found";
   } catch (const ConfigError& error) {
     EXPECT_EQ(std::string(error.what()),
-              "--models must be poisson, negbin (negative_binomial), bernoulli or poisson-softplus (got 'gamma')");
+              "--models must be poisson, negbin (negative_binomial), bernoulli or poisson-softplus "
+              "(got 'gamma')");
   }
   EXPECT_TRUE(poisson_spike_model()->has_closed_form());
   ASSERT_EQ(models.get("negbin")->row_parameters().size(), 1u);
@@ -48,8 +49,8 @@ class GaussianCountObservation final : public ObservationModel {
   std::string name() const override { return "gaussian_counts"; }
   // ell = -((x - mu)^2 + s2) / (2v) - log(2 pi v) / 2, g = (x - mu) / v, G = -1 / (2v).
   void expected_log_likelihood(const Eigen::ArrayXXd& x, const Eigen::ArrayXXd& mu,
-                               const Eigen::ArrayXXd& s2, Eigen::ArrayXXd& ell,
-                               Eigen::ArrayXXd& g, Eigen::ArrayXXd& G) const override {
+                               const Eigen::ArrayXXd& s2, Eigen::ArrayXXd& ell, Eigen::ArrayXXd& g,
+                               Eigen::ArrayXXd& G) const override {
     const Eigen::ArrayXXd inverse = v_.array().inverse().replicate(1, x.cols());
     ell = -0.5 * ((x - mu).square() + s2) * inverse;
     add_eta_free_terms(x, ell);
@@ -158,8 +159,7 @@ SimulationSettings gaussian_count_simulation() {
   return s;
 }
 
-FitJobSettings gaussian_count_job(const std::string& data, const std::string& out,
-                                  int iterations) {
+FitJobSettings gaussian_count_job(const std::string& data, const std::string& out, int iterations) {
   FitJobSettings job;
   job.data = data;
   job.out = out;

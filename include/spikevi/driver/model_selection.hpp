@@ -65,8 +65,8 @@ struct TaskProgress {
   std::size_t candidate = 0;
   int fold = 0;
   int fitted_trials = 0, heldout_trials = 0;
-  int done = 0, total = 0;     // this rank's tasks finished / assigned
-  double seconds_left = 0.0;   // estimated from this rank's pace
+  int done = 0, total = 0;    // this rank's tasks finished / assigned
+  double seconds_left = 0.0;  // estimated from this rank's pace
 };
 using TaskDone = std::function<void(const TaskProgress&, const FoldOutcome&)>;
 
@@ -82,8 +82,8 @@ std::vector<std::vector<FoldOutcome>> cross_validate(const Dataset& data,
 
 // The table's rows, one per candidate in grid order, with the family check filled into the
 // mean-field row of every (observation, D, continuous) fitted with both families.
-std::vector<ComparisonRow> comparison_rows(
-    const std::vector<Candidate>& candidates,
-    const std::vector<std::vector<FoldOutcome>>& outcomes, bool data_has_continuous);
+std::vector<ComparisonRow> comparison_rows(const std::vector<Candidate>& candidates,
+                                           const std::vector<std::vector<FoldOutcome>>& outcomes,
+                                           bool data_has_continuous);
 
 }  // namespace spikevi

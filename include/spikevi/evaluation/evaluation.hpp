@@ -6,9 +6,9 @@
 #include <vector>
 
 #include "spikevi/evaluation/cosmoothing.hpp"
-#include "spikevi/io/dataset.hpp"
 #include "spikevi/inference/gauss_markov.hpp"
 #include "spikevi/inference/latent_inference.hpp"
+#include "spikevi/io/dataset.hpp"
 #include "spikevi/io/trial_counts.hpp"
 
 namespace spikevi {

@@ -22,9 +22,9 @@ struct LaggedRidgeSettings {
 
 struct LaggedRidge {
   int lags = 2;
-  Eigen::MatrixXd weights;    // channels x neurons (lags + 1), on the raw counts
-  Eigen::VectorXd intercept;  // channels
-  double ridge = 0.0;         // the strength used
+  Eigen::MatrixXd weights;           // channels x neurons (lags + 1), on the raw counts
+  Eigen::VectorXd intercept;         // channels
+  double ridge = 0.0;                // the strength used
   std::vector<double> cv_r_squared;  // per candidate (empty without cross-validation)
   // Predictions, channels x T_k per trial, from counts neurons x T_k.
   std::vector<Eigen::MatrixXd> predict(const std::vector<Eigen::MatrixXd>& counts) const;

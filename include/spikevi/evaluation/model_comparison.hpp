@@ -54,7 +54,7 @@ struct ComparisonRow {
   // Whether the Gaussian modalities of /continuous shaped the latents: "use", "ignore", or
   // "none" when the data set has none.
   std::string continuous = "none";
-  Summary elbo_per_spike;   // training ELBO per spike
+  Summary elbo_per_spike;  // training ELBO per spike
   Summary heldout_elbo_per_spike;
   Summary heldout_ll_per_spike;
   double heldout_ll_mc_se = std::numeric_limits<double>::quiet_NaN();  // largest over folds

@@ -26,19 +26,18 @@ struct PredictiveCoverageSettings {
 };
 
 struct PredictiveCoverage {
-  std::vector<double> levels;     // nominal
-  std::vector<double> pooled;     // empirical, over every scored count
-  Eigen::MatrixXd per_neuron;     // rows x levels
+  std::vector<double> levels;  // nominal
+  std::vector<double> pooled;  // empirical, over every scored count
+  Eigen::MatrixXd per_neuron;  // rows x levels
   std::vector<double> curve_levels, curve_coverage;
-  double scored = 0.0;            // number of counts scored
+  double scored = 0.0;  // number of counts scored
 };
 
 // eta_mean[k], eta_variance[k] and counts[k] are rows x T_k for trial k (the rows scored, e.g.
 // the held-out neurons); `row_parameters` hold those rows' values; trial_ids[k] keys trial k's
 // draws. InputError for inconsistent shapes; ConfigError for a level outside (0, 1) or
 // draws < 1.
-PredictiveCoverage predictive_coverage(const SpikeModel& model,
-                                       const RowParameters& row_parameters,
+PredictiveCoverage predictive_coverage(const SpikeModel& model, const RowParameters& row_parameters,
                                        const std::vector<Eigen::MatrixXd>& eta_mean,
                                        const std::vector<Eigen::MatrixXd>& eta_variance,
                                        const std::vector<Eigen::MatrixXd>& counts,

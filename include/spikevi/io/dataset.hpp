@@ -29,15 +29,15 @@ struct ContinuousTruth {
 
 // Ground truth of a simulated data set (/truth). Per-trial arrays only for the held trials.
 struct Truth {
-  std::string observation = "poisson";   // attribute `observation`: a SpikeModel's name
-  Eigen::MatrixXd C;                     // N x D
-  Eigen::VectorXd d;                     // N
-  Eigen::MatrixXd A;                     // D x D
-  Eigen::VectorXd b;                     // D
-  Eigen::MatrixXd B;                     // D x inputs, with /inputs (else empty)
-  Eigen::MatrixXd Q;                     // D x D
-  Eigen::VectorXd mu0;                   // D
-  Eigen::MatrixXd Sigma0;                // D x D
+  std::string observation = "poisson";  // attribute `observation`: a SpikeModel's name
+  Eigen::MatrixXd C;                    // N x D
+  Eigen::VectorXd d;                    // N
+  Eigen::MatrixXd A;                    // D x D
+  Eigen::VectorXd b;                    // D
+  Eigen::MatrixXd B;                    // D x inputs, with /inputs (else empty)
+  Eigen::MatrixXd Q;                    // D x D
+  Eigen::VectorXd mu0;                  // D
+  Eigen::MatrixXd Sigma0;               // D x D
   // The spike model's row parameters, /truth/NAME [N] (the negative binomial's "dispersion").
   std::map<std::string, Eigen::VectorXd> row_parameters;
   std::vector<Eigen::MatrixXd> latents;  // per held trial: D x T_k
@@ -90,8 +90,8 @@ struct ReadOptions {
 // ascending, so that each MPI rank's share is one contiguous block of the file.
 std::vector<int> training_trials(const Dataset& data);
 
-// Reads and validates a file (docs/input-format.md#refused-files). Throws InputError naming the file, the
-// dataset and the offending value for every violation the format lists. Holds only the
+// Reads and validates a file (docs/input-format.md#refused-files). Throws InputError naming the
+// file, the dataset and the offending value for every violation the format lists. Holds only the
 // requested block of trials of /counts, /continuous, /inputs and /truth's per-trial arrays.
 Dataset read_dataset(const std::string& path, const ReadOptions& options = {});
 

@@ -15,7 +15,7 @@ namespace spikevi {
 // evaluate: co-smoothing of the fit and of the baseline on the test trials.
 struct EvaluationRecord {
   int padded_bins = 0;
-  std::vector<Eigen::MatrixXd> rates;           // per test trial: held-out neurons x T_k
+  std::vector<Eigen::MatrixXd> rates;  // per test trial: held-out neurons x T_k
   double bits_per_spike = 0.0;
   double truth_parameters_bits_per_spike = 0.0;  // NaN without /truth
   double true_rates_bits_per_spike = 0.0;        // NaN without /truth/rates

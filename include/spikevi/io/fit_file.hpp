@@ -26,11 +26,11 @@
 #include <string>
 #include <vector>
 
+#include "spikevi/driver/variational_fit.hpp"
+#include "spikevi/inference/model_settings.hpp"
 #include "spikevi/io/dataset.hpp"
 #include "spikevi/math/gaussian_moments.hpp"
 #include "spikevi/model/global_state.hpp"
-#include "spikevi/inference/model_settings.hpp"
-#include "spikevi/driver/variational_fit.hpp"
 
 namespace spikevi {
 

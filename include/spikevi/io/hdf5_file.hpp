@@ -166,9 +166,9 @@ class Hdf5File {
   void close_quietly() noexcept;
 
   std::string path_;
-  std::int64_t id_ = -1;  // hid_t of the open file, -1 when closed
+  std::int64_t id_ = -1;       // hid_t of the open file, -1 when closed
   int image_descriptor_ = -1;  // a serial file created: where close() writes its image
-  bool mpi_io_ = false;   // opened through MPI-IO (Hdf5Options::mpi_io)
+  bool mpi_io_ = false;        // opened through MPI-IO (Hdf5Options::mpi_io)
   CollectiveRead last_read_;
 };
 

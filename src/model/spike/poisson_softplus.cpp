@@ -53,13 +53,12 @@ class SoftplusPoissonObservation final : public QuadratureObservation {
       return Eigen::ArrayXd((eta < kExpRegime).select(rate, softplus_derivative));
     };
     if (at.wanted[1]) at.of_order[1] = counts * r1 - derivative_of_rate(terms.p());
-    if (at.wanted[2])
-      at.of_order[2] = counts * (r2 - r1.square()) - derivative_of_rate(terms.pq());
+    if (at.wanted[2]) at.of_order[2] = counts * (r2 - r1.square()) - derivative_of_rate(terms.pq());
     if (at.wanted[3])
       at.of_order[3] = counts * (r3 - 3.0 * r1 * r2 + 2.0 * r1.cube()) - derivative_of_rate(s3);
     if (at.wanted[4])
-      at.of_order[4] = counts * (r4 - 4.0 * r1 * r3 - 3.0 * r2.square() +
-                                 12.0 * r1.square() * r2 - 6.0 * r1.square().square()) -
+      at.of_order[4] = counts * (r4 - 4.0 * r1 * r3 - 3.0 * r2.square() + 12.0 * r1.square() * r2 -
+                                 6.0 * r1.square().square()) -
                        derivative_of_rate(s4);
   }
   // E softplus(eta) by quadrature.

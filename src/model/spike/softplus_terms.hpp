@@ -7,7 +7,6 @@
 
 namespace spikevi {
 
-
 // f(eta) = x eta - n softplus(eta - shift), softplus(u) = log(1 + e^u), covers the negative
 // binomial (n = x + r, shift = log r, after splitting log(r + e^eta) = log r + softplus(u)) and
 // the Bernoulli (n = 1, shift = 0). With p = sigmoid(u), q = 1 - p:
