@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Every tutorial of jobs/tutorials runs in its quick mode and prints its key figures, and each
+# figure says what the tutorial's README section claims — so the tutorials never rot.
+set -euo pipefail
+source "$(dirname "$0")/harness.sh" "$@"
+cd "$work"
+export SPIKEVI=$spikevi
+
+run_tutorial() {  # run_tutorial NAME: runs it quick into $work/NAME, its output in NAME.log
+  if timeout -k 10 600 bash "$repo/jobs/tutorials/$1.sh" --quick --out "$work/$1" >"$1.log" 2>&1; then
+    ok "tutorial $1 ran (quick)"
+  else
+    fail "tutorial $1 failed (status $?)" "$1.log"
+  fi
+}
+value() { sed -n "s/^figure $2 = //p" "$1.log" | tail -n 1; }  # value NAME FIGURE
+expect() {  # expect NAME FIGURE PYTHON-CONDITION-ON-x DESCRIPTION
+  local x
+  x=$(value "$1" "$2")
+  if [[ -z "$x" ]]; then fail "$1: no figure $2" "$1.log"; return; fi
+  if "$python" -c "import sys; x = sys.argv[1]; sys.exit(0 if ($3) else 1)" "$x"; then
+    ok "$1: $2 = $x ($4)"
+  else
+    fail "$1: $2 = $x, expected $4 ($3)" "$1.log"
+  fi
+}
+
+run_tutorial c_poisson_vs_negbin
+expect c_poisson_vs_negbin nb_heldout_gain_overdispersed "float(x) > 0.02" \
+  "the negative binomial wins clearly on over-dispersed counts"
+expect c_poisson_vs_negbin nb_heldout_gain_poisson "abs(float(x)) < 0.01" \
+  "and gains nothing on Poisson counts"
+
+run_tutorial d_svi_and_optimisers
+for fit in minibatch_natural full_adam minibatch_adam; do
+  expect d_svi_and_optimisers "cobps_$fit" \
+    "abs(float(x) - float('$(value d_svi_and_optimisers cobps_full_natural)')) < 0.01" \
+    "within 0.01 bits/spike of the full-batch natural-gradient fit"
+done
+expect d_svi_and_optimisers adam_local_steps_ratio "float(x) > 5" \
+  "Adam needs many times the natural gradient's local steps"
+
+run_tutorial g_cluster_restart
+expect g_cluster_restart interrupted_status "x == '75'" "stopped with a checkpoint"
+expect g_cluster_restart bitwise_equal "x == 'yes'" "the resumed fit equals the uninterrupted one"
+
+finish "tutorials"
