@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Every tutorial of jobs/tutorials runs in its quick mode and prints its key figures, and each
-# figure says what the tutorial's README section claims — so the tutorials never rot.
+# Every tutorial of jobs/tutorials runs in its quick mode (with the spikevi binary under test and
+# the tutorial programs built beside it) and prints its key figures, and each figure says what
+# the tutorial's README section claims — so the tutorials never rot.
 set -euo pipefail
 source "$(dirname "$0")/harness.sh" "$@"
 cd "$work"
@@ -24,6 +25,16 @@ expect() {  # expect NAME FIGURE PYTHON-CONDITION-ON-x DESCRIPTION
     fail "$1: $2 = $x, expected $4 ($3)" "$1.log"
   fi
 }
+
+run_tutorial a_elbo_bound
+# The Gauss-Markov ELBO and the Kalman filter are two O(T D^3) recursions of the same
+# well-conditioned Gaussians (~650 nats): 1e-8 leaves ~1e4 ulps. The mean-field gap must be
+# clearly positive and equal its closed form (sum log J_ii - log|J|)/2 from a dense Cholesky.
+expect a_elbo_bound gauss_markov_gap "abs(float(x)) < 1e-8" "Gauss-Markov ELBO = log p(y)"
+expect a_elbo_bound mean_field_gap "float(x) > 1" "mean-field ELBO below log p(y)"
+expect a_elbo_bound mean_field_gap_error "float(x) < 1e-8" "the mean-field gap is its closed form"
+expect a_elbo_bound mean_field_variance_ratio_median "float(x) < 0.95" \
+  "mean-field variances too small"
 
 run_tutorial c_poisson_vs_negbin
 expect c_poisson_vs_negbin nb_heldout_gain_overdispersed "float(x) > 0.02" \
