@@ -320,8 +320,7 @@ def rates_figure(eval_rates, baseline_rates, counts, lengths, test_trials, heldo
 
 def evaluation_section(path, data_path, neurons):
     with h5py.File(path, "r") as f:
-        require(f, path, ("cosmoothing/rates", "coverage/curve_levels"),
-                "an evaluation file of spikevi evaluate")
+        require(f, path, ("cosmoothing/rates",), "an evaluation file of spikevi evaluate")
         cos = f["cosmoothing"].attrs
         scores = [("spikevi fit", number(float_attribute(cos, "bits_per_spike")))]
         for group in ("baseline", "baseline_log"):
@@ -336,7 +335,9 @@ def evaluation_section(path, data_path, neurons):
         stronger = text_attribute(cos, "stronger_baseline").lstrip("/")
         rates = f["cosmoothing/rates"][()]
         baseline_rates = f[stronger + "/rates"][()] if stronger and stronger + "/rates" in f else None
-        curves = [("held-out counts (randomised PIT)", read_coverage(f["coverage"]))]
+        curves = []
+        if "coverage/curve_levels" in f:  # evaluate of spikevi 0.1.0 before issue 15 had none
+            curves.append(("held-out counts (randomised PIT)", read_coverage(f["coverage"])))
         if "coverage/continuous" in f:
             for name, group in f["coverage/continuous"].items():
                 curves.append((f"/continuous/{name} (Gaussian PIT)", read_coverage(group)))
@@ -388,6 +389,11 @@ def evaluation_section(path, data_path, neurons):
                      "to show them.</p>\n")
 
     parts.append("<h3>Posterior-predictive coverage</h3>\n")
+    if not curves:
+        parts.append('<p class="absent" id="absent-coverage">Not in this evaluation file (an '
+                     "evaluate older than its /coverage group): run spikevi evaluate "
+                     "again.</p>\n</section>\n")
+        return "".join(parts)
     parts.append(figure_html(
         coverage_figure(curves), "fig-coverage",
         "Calibration: empirical coverage of the central posterior-predictive intervals against "

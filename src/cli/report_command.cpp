@@ -139,7 +139,7 @@ void check_inputs(const ReportOptions& o) {
   if (!o.neurons.empty() && o.data.empty())
     throw ConfigError("--neurons needs --evaluation and --data");
   if (!o.evaluation.empty())
-    require_hdf5("--evaluation", o.evaluation, {"/cosmoothing/rates", "/coverage/curve_levels"},
+    require_hdf5("--evaluation", o.evaluation, {"/cosmoothing/rates"},
                  "an evaluation file of spikevi evaluate");
   if (!o.data.empty()) {
     const Hdf5File data =
@@ -170,7 +170,8 @@ void check_inputs(const ReportOptions& o) {
 // (BINDIR/../DATADIR/spikevi), else the source tree this binary was built from.
 std::string report_script() {
   if (const char* chosen = std::getenv("SPIKEVI_REPORT_SCRIPT")) {
-    if (!fs::is_regular_file(chosen))
+    std::error_code error;
+    if (!fs::is_regular_file(chosen, error))
       throw ConfigError(std::string("SPIKEVI_REPORT_SCRIPT=") + chosen + ": no such file");
     return chosen;
   }

@@ -62,8 +62,10 @@ family,elbo_per_spike,variance_ratio,verdict
 gauss-markov,-1.234,1,reference
 mean-field,-1.301,1.42,narrower posterior
 CSV
-# An SBC file in the layout spikevi sbc writes (docs/output-files.md#sbc-file): two groups of
-# ranks, one uniform, one piled at the ends (an over-confident posterior).
+# An SBC file in the layout spikevi sbc writes (issue 15: root attributes family, replicates,
+# draws, bins; per group /sbc/G its verdict, chi-square test, ranks, names, histogram, ECDF
+# difference and band): two groups of ranks, one uniform, one piled at the ends (an
+# over-confident posterior).
 "$python" - "$work/sbc.h5" <<'PY'
 import sys, h5py, numpy as np
 rng = np.random.default_rng(5)
@@ -141,9 +143,11 @@ if command -v chromium >/dev/null; then
   }
   sed 's|</body>|<script>window.addEventListener("load", () => { for (const img of document.querySelectorAll("img[id]")) { const r = img.getBoundingClientRect(); img.setAttribute("data-box", [r.left + scrollX, r.top + scrollY, r.width, r.height].map(Math.round).join(",")); } document.body.setAttribute("data-height", document.documentElement.scrollHeight); });</script></body>|' \
     "$work/report.html" >"$work/measure.html"
-  check "chromium lays the page out" chrome --window-size=1400,1000 --virtual-time-budget=5000 \
-    --dump-dom "file://$work/measure.html"
-  grep -v '^\[' "$work/out" >"$work/dom.html" || true
+  dump_dom() {  # the DOM after the load event, alone on stdout
+    chrome --window-size=1400,1000 --virtual-time-budget=5000 --dump-dom \
+      "file://$work/measure.html" >"$work/dom.html"
+  }
+  check "chromium lays the page out" dump_dom
   height=$(grep -o 'data-height="[0-9]*"' "$work/dom.html" | grep -o '[0-9]*' || echo 0)
   assert "the page has a height ($height px)" test "${height:-0}" -gt 1000
   check "chromium screenshots the page" chrome --window-size=1400,"$height" \
@@ -169,8 +173,10 @@ for name, (x, y, w, h) in sorted(boxes.items(), key=lambda b: b[1][1]):
     print(f"  {name}: at ({x}, {y}), {w} x {h} px, variance {region.var():.4f}, ink {ink:.3f}")
 PY
   [ -z "${SPIKEVI_REPORT_SCREENSHOT:-}" ] || cp "$work/screenshot.png" "$SPIKEVI_REPORT_SCREENSHOT"
+elif [ -n "${CI:-}" ]; then
+  fail "no chromium in CI (.ci/install-deps installs Debian's chromium): the page was not rendered"
 else
-  echo "skip: no chromium (Debian's chromium package): the page was not rendered"
+  echo "note: no chromium (Debian's chromium package): the page was not rendered"
 fi
 
 # The fit alone: its two figures, and every other section says it was not given.
@@ -183,6 +189,29 @@ check "report with evaluation but no data" "$spikevi" report --fit "$work/fit.h5
   --evaluation "$work/eval.h5" --out "$work/nodata.html"
 assert "no data: coverage without rates" check_page "$work/nodata.html" fig-elbo fig-latents fig-coverage
 holds "no data: says how to get the rates" "$work/nodata.html" 'pass --data DATA.h5'
+"$python" - "$work" <<'PY'
+import sys, h5py
+w = sys.argv[1]
+with h5py.File(f"{w}/eval.h5") as src, h5py.File(f"{w}/old_eval.h5", "w") as dst:
+    for name in src:
+        if name != "coverage":
+            src.copy(name, dst)
+PY
+check "report of an evaluation file without /coverage" "$spikevi" report --fit "$work/fit.h5" \
+  --evaluation "$work/old_eval.h5" --data "$work/data.h5" --out "$work/old.html"
+assert "no /coverage: rates without the coverage figure" check_page "$work/old.html" fig-elbo \
+  fig-latents fig-rates
+holds "no /coverage: says so" "$work/old.html" 'id="absent-coverage"'
+
+# The installed layout: a binary in PREFIX/bin finds the script in PREFIX/share/spikevi (here a
+# copy that marks its pages), before the source tree's.
+mkdir -p "$work/prefix/bin" "$work/prefix/share/spikevi"
+cp "$spikevi" "$work/prefix/bin/spikevi"
+sed 's|<h1>{title}</h1>|<h1>{title}</h1><!-- installed copy -->|' "$repo/python/spikevi_report.py" \
+  >"$work/prefix/share/spikevi/spikevi_report.py"
+check "an installed binary" "$work/prefix/bin/spikevi" report --fit "$work/fit.h5" \
+  --out "$work/installed.html"
+holds "an installed binary uses the installed script" "$work/installed.html" "installed copy"
 
 # Refusals, one line each, naming the file or option; nothing written.
 echo "not hdf5" >"$work/text.h5"
