@@ -44,6 +44,10 @@ std::string documentation_of(const std::string& command) {
     return inputs +
            " and docs/output-files.md#fit-file; outputs: "
            "docs/output-files.md#decode-file; options: docs/commands.md#decode";
+  if (command == "report")
+    return "inputs: docs/output-files.md#fit-file, docs/output-files.md#evaluation-file, "
+           "docs/output-files.md#comparison-table; outputs: one HTML page, "
+           "docs/commands.md#report; options: docs/commands.md#report";
   return "docs/commands.md";
 }
 

@@ -6,11 +6,13 @@
 #include "cli/command.hpp"
 #include "spikevi/error.hpp"
 #include "spikevi/evaluation/cosmoothing.hpp"
+#include "spikevi/evaluation/decoding.hpp"
 #include "spikevi/evaluation/evaluation.hpp"
 #include "spikevi/evaluation/predictive_coverage.hpp"
 #include "spikevi/io/dataset.hpp"
 #include "spikevi/io/evaluation_file.hpp"
 #include "spikevi/io/fit_file.hpp"
+#include "spikevi/io/trial_counts.hpp"
 
 namespace spikevi::cli {
 namespace {
@@ -37,16 +39,51 @@ po::options_description evaluate_options(EvaluateOptions& o) {
   return options;
 }
 
-void print_coverage(const PredictiveCoverage& c) {
-  std::printf(
-      "posterior-predictive coverage of the held-out test counts (randomised PIT, %.0f "
-      "counts):",
-      c.scored);
+void print_coverage(const PredictiveCoverage& c, const std::string& what) {
+  std::printf("%s:", what.c_str());
   for (std::size_t l = 0; l < c.levels.size(); ++l)
     std::printf("%s %.0f%% interval %.3f", l ? "," : "", 100.0 * c.levels[l], c.pooled[l]);
   const bool narrow = c.pooled.back() < c.levels.back() - 0.02;
   const bool wide = c.pooled.back() > c.levels.back() + 0.02;
   std::printf("%s\n", narrow ? " (over-confident)" : wide ? " (too wide)" : "");
+}
+
+// The values of /continuous/NAME for the test trials, channels x T_k each.
+std::vector<Eigen::MatrixXd> test_values(const Dataset& data, const std::string& name) {
+  std::vector<Eigen::MatrixXd> values;
+  for (int k : data.split->test_trials)
+    values.push_back(data.continuous.at(name).at(static_cast<std::size_t>(k - data.first_trial)));
+  return values;
+}
+
+// Coverage of every Gaussian modality the fit learned and the data file has, as `decode`
+// predicts it (docs/output-files.md#decode-file): the test trials' latents inferred from all
+// their spikes, the modality not shown to the inference.
+std::vector<EvaluationRecord::ModalityCoverage> modality_coverage(const FitModel& fit,
+                                                                  const Dataset& data,
+                                                                  const std::string& data_path,
+                                                                  const LocalStepSettings& local) {
+  std::vector<const ContinuousReadout*> present;
+  for (const ContinuousReadout& modality : fit.globals.continuous)
+    if (data.continuous.count(modality.name)) present.push_back(&modality);
+  std::vector<EvaluationRecord::ModalityCoverage> result;
+  if (present.empty()) return result;
+  const std::vector<GaussMarkovState> states =
+      infer_latents(InferenceModel::of(fit.globals, fit.model),
+                    make_trial_counts(data, data.split->test_trials), local);
+  std::vector<GaussianMoments> latents;
+  for (const GaussMarkovState& state : states) latents.push_back(state.moments);
+  for (const ContinuousReadout* modality : present) {
+    const std::vector<Eigen::MatrixXd> values = test_values(data, modality->name);
+    if (values.front().rows() != modality->channels())
+      throw InputError(data_path + ": /continuous/" + modality->name + " has " +
+                       std::to_string(values.front().rows()) + " channels but the fit has " +
+                       std::to_string(modality->channels()));
+    const ModalityPredictive predictive = modality_predictive(*modality, latents);
+    result.push_back({modality->name,
+                      gaussian_predictive_coverage(predictive.mean, predictive.variance, values)});
+  }
+  return result;
 }
 
 }  // namespace
@@ -106,6 +143,7 @@ int run_evaluate(const CommandContext& context) {
   scores.coverage =
       predictive_coverage(*heldout.model.spikes, heldout.row_parameters, model.eta_mean,
                           model.eta_variance, heldout_counts(data), split.test_trials);
+  scores.continuous_coverage = modality_coverage(fit, data, o.data, o.local);
   scores.provenance = provenance(context);
   write_atomically(o.out, [&](const std::string& path) { write_evaluation(path, scores); });
 
@@ -128,7 +166,15 @@ int run_evaluate(const CommandContext& context) {
     std::printf("  true rates (ceiling nobody reaches)         %8.4f\n",
                 scores.true_rates_bits_per_spike);
   }
-  print_coverage(scores.coverage);
+  print_coverage(scores.coverage,
+                 "posterior-predictive coverage of the held-out test counts (randomised PIT, " +
+                     std::to_string(static_cast<long long>(scores.coverage.scored)) + " counts)");
+  for (const EvaluationRecord::ModalityCoverage& modality : scores.continuous_coverage)
+    print_coverage(modality.coverage,
+                   "posterior-predictive coverage of /continuous/" + modality.name +
+                       " from the test trials' spikes (Gaussian PIT, " +
+                       std::to_string(static_cast<long long>(modality.coverage.scored)) +
+                       " values)");
   std::printf("wrote %s\n", o.out.c_str());
   return 0;
 }

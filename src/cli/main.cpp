@@ -18,7 +18,8 @@ constexpr const char* kUsage =
     "  fit        fit a latent linear dynamical system to spikes (and behaviour) by VI\n"
     "  evaluate   co-smoothing score of a fit on the test trials, beside reference scores\n"
     "  compare    cross-validated comparison of spike models and variational families\n"
-    "  decode     predict a Gaussian modality (behaviour) of the test trials from spikes\n";
+    "  decode     predict a Gaussian modality (behaviour) of the test trials from spikes\n"
+    "  report     one self-contained HTML page of figures from a fit and its evaluations\n";
 
 int dispatch(const std::string& command, spikevi::cli::CommandContext& context) {
   if (command == "simulate") return spikevi::cli::run_simulate(context);
@@ -26,6 +27,7 @@ int dispatch(const std::string& command, spikevi::cli::CommandContext& context) 
   if (command == "evaluate") return spikevi::cli::run_evaluate(context);
   if (command == "compare") return spikevi::cli::run_compare(context);
   if (command == "decode") return spikevi::cli::run_decode(context);
+  if (command == "report") return spikevi::cli::run_report(context);
   throw spikevi::ConfigError("unknown command '" + command + "'\n" + kUsage);
 }
 

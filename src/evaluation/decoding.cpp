@@ -8,24 +8,33 @@
 
 namespace spikevi {
 
+ModalityPredictive modality_predictive(const ContinuousReadout& modality,
+                                       const std::vector<GaussianMoments>& latents) {
+  const Eigen::MatrixXd& W = modality.readout.C;
+  ModalityPredictive predictive;
+  for (const GaussianMoments& q : latents) {
+    Eigen::MatrixXd variance(W.rows(), q.bins());
+    for (int t = 0; t < q.bins(); ++t)
+      // w_j' S_t w_j for every channel: the row sums of (W S_t) .* W
+      variance.col(t) = (W * q.cov_block(t)).cwiseProduct(W).rowwise().sum() + modality.variances;
+    predictive.mean.push_back((W * q.mean).colwise() + modality.readout.d);
+    predictive.variance.push_back(std::move(variance));
+  }
+  return predictive;
+}
+
 DecodedModality predict_modality(const ContinuousReadout& modality,
                                  const std::vector<GaussianMoments>& latents, double level) {
   if (!(level > 0.0 && level < 1.0))
     throw ConfigError("--level must be in (0, 1) (got " + std::to_string(level) + ")");
   const double z = boost::math::quantile(boost::math::normal(), 0.5 + 0.5 * level);
-  const Eigen::MatrixXd& W = modality.readout.C;
+  ModalityPredictive predictive = modality_predictive(modality, latents);
   DecodedModality decoded;
-  for (const GaussianMoments& q : latents) {
-    Eigen::MatrixXd mean = (W * q.mean).colwise() + modality.readout.d;
-    Eigen::MatrixXd spread(mean.rows(), mean.cols());
-    for (int t = 0; t < q.bins(); ++t)
-      // w_j' S_t w_j for every channel: the row sums of (W S_t) .* W
-      spread.col(t) =
-          ((W * q.cov_block(t)).cwiseProduct(W).rowwise().sum() + modality.variances).cwiseSqrt() *
-          z;
-    decoded.lower.push_back(mean - spread);
-    decoded.upper.push_back(mean + spread);
-    decoded.mean.push_back(std::move(mean));
+  for (std::size_t k = 0; k < latents.size(); ++k) {
+    const Eigen::MatrixXd spread = predictive.variance[k].cwiseSqrt() * z;
+    decoded.lower.push_back(predictive.mean[k] - spread);
+    decoded.upper.push_back(predictive.mean[k] + spread);
+    decoded.mean.push_back(std::move(predictive.mean[k]));
   }
   return decoded;
 }

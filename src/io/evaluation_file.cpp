@@ -18,19 +18,22 @@ void write_provenance(Hdf5File& file, const std::map<std::string, std::string>& 
   for (const auto& [key, value] : provenance) file.write_string_attribute("/", key, value);
 }
 
-void write_coverage(Hdf5File& file, const PredictiveCoverage& c) {
+// The figures of one PredictiveCoverage under `group`: per_rows names the [rows, levels]
+// dataset (per_neuron, per_channel), scored the attribute counting what was scored.
+void write_coverage(Hdf5File& file, const std::string& group, const PredictiveCoverage& c,
+                    const std::string& per_rows, const std::string& scored) {
   const auto levels = static_cast<std::size_t>(c.levels.size());
-  file.write_doubles("/coverage/levels", c.levels, {levels});
-  file.write_doubles("/coverage/pooled", c.pooled, {levels});
-  // per_neuron is rows x levels, column-major: written row by row as [neurons, levels].
-  const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> per_neuron =
+  file.write_doubles(group + "/levels", c.levels, {levels});
+  file.write_doubles(group + "/pooled", c.pooled, {levels});
+  // per_neuron is rows x levels, column-major: written row by row as [rows, levels].
+  const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> per_row =
       c.per_neuron;
-  file.write_doubles("/coverage/per_neuron",
-                     std::vector<double>(per_neuron.data(), per_neuron.data() + per_neuron.size()),
-                     {static_cast<std::size_t>(per_neuron.rows()), levels});
-  file.write_doubles("/coverage/curve_levels", c.curve_levels, {c.curve_levels.size()});
-  file.write_doubles("/coverage/curve_coverage", c.curve_coverage, {c.curve_coverage.size()});
-  file.write_double_attribute("/coverage", "scored_counts", c.scored);
+  file.write_doubles(group + "/" + per_rows,
+                     std::vector<double>(per_row.data(), per_row.data() + per_row.size()),
+                     {static_cast<std::size_t>(per_row.rows()), levels});
+  file.write_doubles(group + "/curve_levels", c.curve_levels, {c.curve_levels.size()});
+  file.write_doubles(group + "/curve_coverage", c.curve_coverage, {c.curve_coverage.size()});
+  file.write_double_attribute(group, scored, c.scored);
 }
 
 }  // namespace
@@ -56,7 +59,10 @@ void write_evaluation(const std::string& path, const EvaluationRecord& r) {
   }
   if (!r.stronger_baseline.empty())
     file.write_string_attribute("/cosmoothing", "stronger_baseline", r.stronger_baseline);
-  write_coverage(file, r.coverage);
+  write_coverage(file, "/coverage", r.coverage, "per_neuron", "scored_counts");
+  for (const EvaluationRecord::ModalityCoverage& modality : r.continuous_coverage)
+    write_coverage(file, "/coverage/continuous/" + modality.name, modality.coverage, "per_channel",
+                   "scored_values");
   write_provenance(file, r.provenance);
   file.close();
 }

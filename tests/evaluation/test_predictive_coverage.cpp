@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <boost/math/distributions/normal.hpp>
 #include <cmath>
 #include <random>
 
@@ -86,6 +87,92 @@ TEST(PredictiveCoverage, IsReproducibleAndRefusesBadInput) {
   short_counts.pop_back();
   EXPECT_THROW(predictive_coverage(*poisson, {}, c.mean, c.variance, short_counts, c.trials),
                InputError);
+}
+
+// Gaussian modality: two trials of 2 channels x 100 bins whose values sit at the predictive
+// quantiles u_i = (i + 1/2) / 200, i = 0..199 (trial i / 100, bin i % 100): channel 0 at the
+// predicted sd, channel 1 at `wide` times it. Means and variances differ from bin to bin.
+struct GaussianCase {
+  Matrices mean, variance, values;
+};
+
+GaussianCase quantile_grid(double wide) {
+  const boost::math::normal standard;
+  GaussianCase c;
+  for (int k = 0; k < 2; ++k) {
+    Eigen::MatrixXd mu(2, 100), s2(2, 100), y(2, 100);
+    for (int t = 0; t < 100; ++t) {
+      const double z = boost::math::quantile(standard, (100.0 * k + t + 0.5) / 200.0);
+      for (int j = 0; j < 2; ++j) {
+        mu(j, t) = 3.0 * std::sin(0.3 * t) - j;
+        s2(j, t) = 0.2 + 0.01 * t + k;
+        y(j, t) = mu(j, t) + (j == 0 ? 1.0 : wide) * std::sqrt(s2(j, t)) * z;
+      }
+    }
+    c.mean.push_back(mu);
+    c.variance.push_back(s2);
+    c.values.push_back(y);
+  }
+  return c;
+}
+
+// A calibrated channel: the central level-a interval holds exactly the u_i with
+// |u_i - 1/2| <= a/2, which is a * 200 of them for every level that is a multiple of 1/200
+// (the boundaries fall halfway between grid points, so rounding cannot move one).
+TEST(GaussianPredictiveCoverage, CalibratedQuantilesGiveTheNominalLevelsExactly) {
+  const GaussianCase c = quantile_grid(1.0);
+  const PredictiveCoverage coverage = gaussian_predictive_coverage(c.mean, c.variance, c.values);
+  EXPECT_EQ(coverage.scored, 400.0);
+  ASSERT_EQ(coverage.levels.size(), 3u);
+  for (std::size_t l = 0; l < 3; ++l) {
+    EXPECT_NEAR(coverage.pooled[l], coverage.levels[l], 1e-12);
+    for (Eigen::Index j = 0; j < 2; ++j)
+      EXPECT_NEAR(coverage.per_neuron(j, static_cast<Eigen::Index>(l)), coverage.levels[l], 1e-12);
+  }
+  ASSERT_EQ(coverage.curve_levels.size(), 19u);
+  for (std::size_t i = 0; i < 19; ++i)
+    EXPECT_NEAR(coverage.curve_coverage[i], coverage.curve_levels[i], 1e-12);
+}
+
+// Values spread twice as wide as predicted: y = mu + 2 sd z, so the PIT is Phi(2 z) and the
+// level-a interval covers P(|Z| <= z_a / 2) = 2 Phi(z_a / 2) - 1 of a calibrated sample
+// (0.6729 for a = 0.95), up to the grid's resolution of 1/200 (one grid point either side).
+TEST(GaussianPredictiveCoverage, OverConfidentChannelIsUnderCoveredByTheKnownAmount) {
+  const GaussianCase c = quantile_grid(2.0);
+  const PredictiveCoverage coverage = gaussian_predictive_coverage(c.mean, c.variance, c.values);
+  const boost::math::normal standard;
+  for (std::size_t l = 0; l < 3; ++l) {
+    const double a = coverage.levels[l];
+    const double expected =
+        2.0 * boost::math::cdf(standard, 0.5 * boost::math::quantile(standard, 0.5 + 0.5 * a)) -
+        1.0;
+    const auto col = static_cast<Eigen::Index>(l);
+    EXPECT_NEAR(coverage.per_neuron(0, col), a, 1e-12);          // channel 0 stays calibrated
+    EXPECT_NEAR(coverage.per_neuron(1, col), expected, 0.0075);  // 1.5 grid points
+    EXPECT_NEAR(coverage.pooled[l], 0.5 * (a + coverage.per_neuron(1, col)), 1e-12);
+  }
+  EXPECT_NEAR(coverage.per_neuron(1, 2), 0.6729, 0.0075);
+}
+
+TEST(GaussianPredictiveCoverage, SkipsMissingValuesAndRefusesBadInput) {
+  GaussianCase c = quantile_grid(1.0);
+  c.values[1].col(7).setConstant(std::nan(""));
+  EXPECT_EQ(gaussian_predictive_coverage(c.mean, c.variance, c.values).scored, 398.0);
+  GaussianCase zero = quantile_grid(1.0);
+  zero.variance[0](1, 3) = 0.0;
+  EXPECT_THROW(gaussian_predictive_coverage(zero.mean, zero.variance, zero.values), NumericalError);
+  Matrices short_values = c.values;
+  short_values.pop_back();
+  EXPECT_THROW(gaussian_predictive_coverage(c.mean, c.variance, short_values), InputError);
+  Matrices narrow = c.values;
+  narrow[0] = narrow[0].leftCols(50).eval();
+  EXPECT_THROW(gaussian_predictive_coverage(c.mean, c.variance, narrow), InputError);
+  Matrices missing = c.values;
+  for (Eigen::MatrixXd& y : missing) y.setConstant(std::nan(""));
+  EXPECT_THROW(gaussian_predictive_coverage(c.mean, c.variance, missing), InputError);
+  PredictiveCoverageSettings bad;
+  bad.levels = {0.0};
+  EXPECT_THROW(gaussian_predictive_coverage(c.mean, c.variance, c.values, bad), ConfigError);
 }
 
 }  // namespace

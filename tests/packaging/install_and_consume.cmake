@@ -19,7 +19,8 @@ run("cmake --install" ${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${prefix}
 file(GLOB_RECURSE config ${prefix}/spikeviConfig.cmake)
 file(GLOB_RECURSE library ${prefix}/libspikevi_core.*)
 foreach(expected ${prefix}/bin/spikevi ${prefix}/include/spikevi/math/quadrature.hpp
-                 ${prefix}/include/spikevi/error.hpp "${config}" "${library}")
+                 ${prefix}/include/spikevi/error.hpp "${config}" "${library}"
+                 ${prefix}/share/spikevi/spikevi_report.py)
   if(NOT EXISTS "${expected}")
     message(FATAL_ERROR "FAIL: the install lacks ${expected}")
   endif()

@@ -6,8 +6,8 @@
 #include <Eigen/Dense>
 #include <vector>
 
-#include "spikevi/model/continuous_readout.hpp"
 #include "spikevi/math/gaussian_moments.hpp"
+#include "spikevi/model/continuous_readout.hpp"
 
 namespace spikevi {
 
@@ -15,6 +15,14 @@ struct DecodedModality {
   // per trial: channels x T_k
   std::vector<Eigen::MatrixXd> mean, lower, upper;
 };
+
+// The posterior-predictive mean w_j m_t + e_j and variance w_j' S_t w_j + R_j of every channel
+// of `modality` under each trial's q(z), per trial channels x T_k.
+struct ModalityPredictive {
+  std::vector<Eigen::MatrixXd> mean, variance;
+};
+ModalityPredictive modality_predictive(const ContinuousReadout& modality,
+                                       const std::vector<GaussianMoments>& latents);
 
 // The posterior-predictive mean and central `level` interval (mean -/+ z sd, z the normal
 // quantile of (1 + level) / 2) of every channel of `modality` under each trial's q(z).

@@ -28,9 +28,9 @@ struct PredictiveCoverageSettings {
 struct PredictiveCoverage {
   std::vector<double> levels;  // nominal
   std::vector<double> pooled;  // empirical, over every scored count
-  Eigen::MatrixXd per_neuron;  // rows x levels
+  Eigen::MatrixXd per_neuron;  // rows (neurons, or a modality's channels) x levels
   std::vector<double> curve_levels, curve_coverage;
-  double scored = 0.0;  // number of counts scored
+  double scored = 0.0;  // number of counts (values) scored
 };
 
 // eta_mean[k], eta_variance[k] and counts[k] are rows x T_k for trial k (the rows scored, e.g.
@@ -43,5 +43,15 @@ PredictiveCoverage predictive_coverage(const SpikeModel& model, const RowParamet
                                        const std::vector<Eigen::MatrixXd>& counts,
                                        const std::vector<int>& trial_ids,
                                        const PredictiveCoverageSettings& settings = {});
+
+// The same figures for a Gaussian modality, whose predictive distribution per value is
+// N(mean, variance) (evaluation/decoding.hpp): its PIT u = Phi((y - mean) / sd) is exact and
+// continuous, so no draws and no randomisation are needed (settings.draws and seed are unused).
+// mean[k], variance[k] and values[k] are channels x T_k for trial k; NaN values are skipped.
+// InputError for inconsistent shapes or no value to score; NumericalError for a variance <= 0.
+PredictiveCoverage gaussian_predictive_coverage(const std::vector<Eigen::MatrixXd>& mean,
+                                                const std::vector<Eigen::MatrixXd>& variance,
+                                                const std::vector<Eigen::MatrixXd>& values,
+                                                const PredictiveCoverageSettings& settings = {});
 
 }  // namespace spikevi

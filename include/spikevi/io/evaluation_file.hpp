@@ -31,6 +31,12 @@ struct EvaluationRecord {
   std::vector<Baseline> baselines;
   std::string stronger_baseline;  // the group of the higher-scoring one
   PredictiveCoverage coverage;    // of the held-out neurons' test counts
+  // Of each Gaussian modality's test values, predicted from the test trials' spikes alone.
+  struct ModalityCoverage {
+    std::string name;  // NAME of /continuous/NAME
+    PredictiveCoverage coverage;
+  };
+  std::vector<ModalityCoverage> continuous_coverage;
   std::map<std::string, std::string> provenance;
 };
 void write_evaluation(const std::string& path, const EvaluationRecord& record);
