@@ -44,6 +44,9 @@ std::string documentation_of(const std::string& command) {
     return inputs +
            " and docs/output-files.md#fit-file; outputs: "
            "docs/output-files.md#decode-file; options: docs/commands.md#decode";
+  if (command == "import-nwb")
+    return "inputs: an NWB 2.x file; outputs: the input format, docs/input-format.md; options "
+           "and refusals: docs/commands.md#import-nwb";
   return "docs/commands.md";
 }
 
