@@ -180,8 +180,9 @@ std::vector<TrialWindow> trial_windows(const ImportOptions& o, const po::variabl
     const double end = bin_edge(trial.window.start, o.bin_width_s, trial.bins);
     if (trial.window.start < span.start || end > span.stop)
       throw InputError(nwb.path() + ": " + source + ": trial " + std::to_string(k) + " " +
-                       window_text(trial.window) + " lies outside the recording " +
-                       window_text(span) + " (" + span_origin(units) + ")");
+                       window_text(trial.window) + " lies outside the recording [" +
+                       seconds(span.start) + ", " + seconds(span.stop) + "] (" +
+                       span_origin(units) + ")");
     trials.push_back(trial);
   }
   return trials;

@@ -94,6 +94,7 @@ NwbUnits NwbFile::read_units(const std::string& table) const {
     units.ids.resize(index.size());
     for (std::size_t i = 0; i < index.size(); ++i) units.ids[i] = static_cast<std::int64_t>(i);
   }
+  // The whole index first: a bad offset would otherwise show as unsorted spike times.
   std::int64_t begin = 0;
   for (std::size_t u = 0; u < index.size(); ++u) {
     if (index[u] < begin)
@@ -104,6 +105,10 @@ NwbUnits NwbFile::read_units(const std::string& table) const {
       refuse(index_path, element(index_path, u) + " = " + std::to_string(index[u]) +
                              " is beyond the " + std::to_string(times.size()) +
                              " values of spike_times");
+    begin = index[u];
+  }
+  begin = 0;
+  for (std::size_t u = 0; u < index.size(); ++u) {
     std::vector<double> unit_times(times.begin() + begin, times.begin() + index[u]);
     for (std::size_t i = 0; i < unit_times.size(); ++i) {
       const std::size_t at = static_cast<std::size_t>(begin) + i;

@@ -5,6 +5,15 @@
 #include <cstddef>
 #include <limits>
 
+// An edge is start + t * width with the product rounded before the sum, as numpy and any user
+// script compute it; a fused multiply-add (which -march=native lets GCC contract this into)
+// rounds once and moves some edges by one ulp, onto or off a spike stored at that time.
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
 namespace spikevi {
 
 int whole_bins(const TimeWindow& window, double width) {

@@ -31,6 +31,14 @@ TEST(SpikeBinning, EdgesAreStartPlusTTimesWidth) {
   EXPECT_EQ(counts[0] + counts[6], 0);
 }
 
+TEST(SpikeBinning, EdgesRoundTheProductThenTheSum) {
+  // 0.0085 + 3 * 0.05 is 0.15850000000000003 in two roundings (numpy's edges) but 0.1585 in
+  // one (a fused multiply-add): a spike stored at 0.1585 lies in bin 2, below edge 3.
+  EXPECT_EQ(bin_edge(0.0085, 0.05, 3), 0.15850000000000003);
+  EXPECT_EQ(bin_spike_times(std::vector<double>{0.1585}, 0.0085, 0.05, 4),
+            (std::vector<int>{0, 0, 1, 0}));
+}
+
 TEST(SpikeBinning, WholeBinsDropThePartialLastBin) {
   EXPECT_EQ(whole_bins({0.0, 1.0}, 0.3), 3);   // 0.1 s left over is dropped
   EXPECT_EQ(whole_bins({0.0, 0.29}, 0.3), 0);  // shorter than one bin
