@@ -365,7 +365,9 @@ int import_file(const CommandContext& context, const ImportOptions& o,
   attributes["nwb_identifier"] = nwb.text_or_empty("/identifier");
   attributes["nwb_session_description"] = nwb.text_or_empty("/session_description");
   attributes["nwb_session_start_time"] = nwb.text_or_empty("/session_start_time");
-  const std::map<std::string, std::string> options = option_values(values);
+  std::map<std::string, std::string> options = option_values(values);
+  for (const std::string& path : o.behavior)  // a list, which option_values leaves out
+    options["behavior"] += (options["behavior"].empty() ? "" : " ") + path;
   write_atomically(o.out, [&](const std::string& path) {
     write_import(path, data, record, attributes, options);
   });

@@ -71,8 +71,9 @@ def write_nwb(path, variant="ok"):
             t["stop_time"] = stops
         t["go_time"] = starts + 0.8
         t["id"] = np.arange(trials, dtype=np.int64)
-        t["split"] = np.array(["train", "train", "test", "val", "none"] * (trials // 5),
-                              dtype=h5py.string_dtype())
+        labels = ["train", "train", "test", "val", "none"] * (trials // 5)
+        # variable-length text as pynwb writes it; fixed-length bytes in the obs_ok variant
+        t["split"] = np.array(labels, dtype="S5" if variant == "obs_ok" else h5py.string_dtype())
         pos = f.create_group("processing/behavior/Position/position")
         ts = np.sort(rng.uniform(0.0, end, 3000))
         pos["timestamps"] = ts
@@ -229,6 +230,17 @@ assert "counts of the kept units" nwbtool counts "$nwb" "$work/u.h5"
 check -v "behaviour: timestamps and starting_time + rate" import_nwb "$nwb" --out "$work/b.h5" \
   --behavior /processing/behavior/Position/position --behavior /processing/behavior/speed
 assert -v "behaviour = np.interp at the bin centres" nwbtool behavior "$nwb" "$work/b.h5"
+assert "the behaviour paths are in /config" nwbtool exec '
+b = h5py.File(sys.argv[3])["config"].attrs["behavior"]
+assert b == "/processing/behavior/Position/position /processing/behavior/speed", b
+' "$work/b.h5"
+check "import-nwb under mpirun -np 2 (rank 0 imports)" timeout -k 10 120 mpirun -np 2 \
+  "$spikevi" import-nwb --nwb "$nwb" --out "$work/mpi.h5"
+assert "the same file as one process" nwbtool exec '
+a, b = h5py.File(sys.argv[3]), h5py.File(sys.argv[4])
+for k in ("counts", "trial_lengths", "split/test_trials", "split/heldout_neurons"):
+    assert (a[k][:] == b[k][:]).all(), k
+' "$work/t.h5" "$work/mpi.h5"
 
 check "split from a label column" import_nwb "$nwb" --out "$work/s.h5" --split-column split
 assert "train / test(val) / neither from the labels" nwbtool exec '
@@ -243,7 +255,12 @@ for width in uint8 uint16 uint64; do
   assert "counts with a $width index" nwbtool counts "$work/index_$width.nwb" "$work/i_$width.h5"
 done
 
-check "obs_intervals covering every trial" import_nwb "$work/obs_ok.nwb" --out "$work/o.h5"
+check "obs_intervals covering every trial" import_nwb "$work/obs_ok.nwb" --out "$work/o.h5" \
+  --split-column split
+assert "fixed-length labels give the same split" nwbtool exec '
+a, b = h5py.File(sys.argv[3]), h5py.File(sys.argv[4])
+for k in ("split/train_trials", "split/test_trials"): assert (a[k][:] == b[k][:]).all(), k
+' "$work/o.h5" "$work/s.h5"
 assert "counts with obs_intervals" nwbtool counts "$work/obs_ok.nwb" "$work/o.h5"
 
 # ---- refusals: exit 3, one line naming the file and the object
