@@ -48,6 +48,9 @@ std::string documentation_of(const std::string& command) {
     return "inputs: docs/output-files.md#fit-file, docs/output-files.md#evaluation-file, "
            "docs/output-files.md#comparison-table; outputs: one HTML page, "
            "docs/commands.md#report; options: docs/commands.md#report";
+  if (command == "import-nwb")
+    return "inputs: an NWB 2.x file; outputs: the input format, docs/input-format.md; options "
+           "and refusals: docs/commands.md#import-nwb";
   return "docs/commands.md";
 }
 

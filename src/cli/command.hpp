@@ -54,5 +54,6 @@ int run_evaluate(const CommandContext& context);
 int run_compare(const CommandContext& context);
 int run_decode(const CommandContext& context);
 int run_report(const CommandContext& context);
+int run_import_nwb(const CommandContext& context);
 
 }  // namespace spikevi::cli

@@ -19,7 +19,8 @@ constexpr const char* kUsage =
     "  evaluate   co-smoothing score of a fit on the test trials, beside reference scores\n"
     "  compare    cross-validated comparison of spike models and variational families\n"
     "  decode     predict a Gaussian modality (behaviour) of the test trials from spikes\n"
-    "  report     one self-contained HTML page of figures from a fit and its evaluations\n";
+    "  report     one self-contained HTML page of figures from a fit and its evaluations\n"
+    "  import-nwb bin the sorted units of an NWB file into an input file (trials, split)\n";
 
 int dispatch(const std::string& command, spikevi::cli::CommandContext& context) {
   if (command == "simulate") return spikevi::cli::run_simulate(context);
@@ -28,6 +29,7 @@ int dispatch(const std::string& command, spikevi::cli::CommandContext& context) 
   if (command == "compare") return spikevi::cli::run_compare(context);
   if (command == "decode") return spikevi::cli::run_decode(context);
   if (command == "report") return spikevi::cli::run_report(context);
+  if (command == "import-nwb") return spikevi::cli::run_import_nwb(context);
   throw spikevi::ConfigError("unknown command '" + command + "'\n" + kUsage);
 }
 

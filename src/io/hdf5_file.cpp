@@ -555,6 +555,63 @@ std::vector<std::int64_t> Hdf5File::read_integers(const std::string& dataset, st
   return read_rows<std::int64_t>(dataset, false, first, count);
 }
 
+std::vector<std::int64_t> Hdf5File::read_integers_or_enum(const std::string& dataset) const {
+  const Handle opened = open_dataset(id(), path_, dataset);
+  const Handle type(H5Dget_type(opened.get()), H5Tclose);
+  if (H5Tget_class(type.get()) != H5T_ENUM) return read_integers(dataset);
+  const Handle base(H5Tget_super(type.get()), H5Tclose);
+  if (H5Tget_class(base.get()) != H5T_INTEGER)
+    fail(path_, dataset, "is an enumerated type over a non-integer base");
+  // Read in the enum's native form, then convert its integer base to std::int64_t in place.
+  const Handle native(H5Tget_native_type(type.get(), H5T_DIR_ASCEND), H5Tclose);
+  const Handle native_base(H5Tget_super(native.get()), H5Tclose);
+  const Handle space(H5Dget_space(opened.get()), H5Sclose);
+  const auto size = static_cast<std::size_t>(H5Sget_simple_extent_npoints(space.get()));
+  std::vector<std::int64_t> out(std::max<std::size_t>(size, 1));
+  if (size == 0) return {};
+  check(H5Dread(opened.get(), native.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()), path_,
+        dataset, "cannot read");
+  check(H5Tconvert(native_base.get(), H5T_NATIVE_INT64, size, out.data(), nullptr, H5P_DEFAULT),
+        path_, dataset, "cannot convert the values read");
+  return out;
+}
+
+std::vector<std::string> Hdf5File::read_strings(const std::string& dataset) const {
+  const Handle opened = open_dataset(id(), path_, dataset);
+  const Handle type(H5Dget_type(opened.get()), H5Tclose);
+  if (element_class_of(type.get()) != ElementClass::kString)
+    fail(path_, dataset, "does not hold strings");
+  const Handle space(H5Dget_space(opened.get()), H5Sclose);
+  if (H5Sget_simple_extent_ndims(space.get()) > 1)
+    fail(path_, dataset, "has shape " + format_dims(extent(space.get())) + "; expected 1-D text");
+  const auto size = static_cast<std::size_t>(H5Sget_simple_extent_npoints(space.get()));
+  std::vector<std::string> out;
+  if (size == 0) return out;
+  if (H5Tis_variable_str(type.get()) > 0) {
+    const Handle memory(H5Tcopy(H5T_C_S1), H5Tclose);
+    H5Tset_size(memory.get(), H5T_VARIABLE);
+    H5Tset_cset(memory.get(), H5Tget_cset(type.get()));
+    std::vector<char*> texts(size, nullptr);
+    check(H5Dread(opened.get(), memory.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, texts.data()), path_,
+          dataset, "cannot read");
+    for (char* text : texts) out.emplace_back(text != nullptr ? text : "");
+    H5Dvlen_reclaim(memory.get(), space.get(), H5P_DEFAULT, texts.data());
+    return out;
+  }
+  const std::size_t width = H5Tget_size(type.get());
+  std::string buffer(size * width, '\0');
+  check(H5Dread(opened.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, buffer.data()), path_,
+        dataset, "cannot read");
+  const bool space_padded = H5Tget_strpad(type.get()) == H5T_STR_SPACEPAD;
+  for (std::size_t i = 0; i < size; ++i) {
+    std::string text = buffer.substr(i * width, width);
+    text.resize(std::min(text.size(), text.find('\0')));
+    if (space_padded) text.erase(text.find_last_not_of(' ') + 1);
+    out.push_back(std::move(text));
+  }
+  return out;
+}
+
 template <class T>
 std::vector<T> Hdf5File::read_rows_collective(const std::string& dataset, std::size_t first,
                                               std::size_t count) {

@@ -90,6 +90,12 @@ class Hdf5File {
   std::vector<std::int64_t> read_integers(const std::string& dataset) const;
   std::vector<std::int64_t> read_integers(const std::string& dataset, std::size_t first,
                                           std::size_t count) const;
+  // The values of a dataset of integers or of an enumerated type over an integer base (h5py
+  // stores bool as the enum FALSE = 0, TRUE = 1 over int8), as the enum's integer values.
+  std::vector<std::int64_t> read_integers_or_enum(const std::string& dataset) const;
+  // The text of a scalar or 1-D dataset of strings (fixed- or variable-length, as h5py and pynwb
+  // write text), one string per element in row order; a scalar dataset gives one string.
+  std::vector<std::string> read_strings(const std::string& dataset) const;
 
   // As read_integers / read_doubles of rows, in one collective MPI-IO read (H5FD_MPIO_COLLECTIVE)
   // when the file was opened with mpi_io: every rank calls it, in the same order relative to
