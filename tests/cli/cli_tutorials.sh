@@ -55,4 +55,23 @@ run_tutorial g_cluster_restart
 expect g_cluster_restart interrupted_status "x == '75'" "stopped with a checkpoint"
 expect g_cluster_restart bitwise_equal "x == 'yes'" "the resumed fit equals the uninterrupted one"
 
+# (f) needs a real recording: SPIKEVI_REAL_DATA, else w_maze.h5 of the development data folder
+# beside the repository; without either this part is skipped with a note (as cli_import_nwb).
+real=${SPIKEVI_REAL_DATA:-$(dirname "$repo")/shared/data/w_maze.h5}
+if [[ -r "$real" ]]; then
+  DATA=$real run_tutorial f_real_recording
+  # Quick mode (D = 2, 4; 2 folds; 10 iterations) scored 0.55 bits/spike on w_maze, whose
+  # stronger baseline scores 0.559: the tutorial must reach well above zero, be calibrated at
+  # 95 % within the binomial noise of ~30,000 counts and a few points of model error, and draw.
+  expect f_real_recording winner_cobps "float(x) > 0.3" "the winner co-smooths"
+  expect f_real_recording coverage95 "0.9 < float(x) < 0.99" "calibrated 95 % intervals"
+  page=$(value f_real_recording report)
+  for figure_id in fig-elbo fig-latents fig-rates fig-coverage fig-comparison; do
+    if grep -q "id=\"$figure_id\"" "$page" 2>/dev/null; then ok "f_real_recording: $figure_id in the report"
+    else fail "f_real_recording: no $figure_id in $page" f_real_recording.log; fi
+  done
+else
+  echo "note: no real recording at $real (set SPIKEVI_REAL_DATA): tutorial (f) not run"
+fi
+
 finish "tutorials"
