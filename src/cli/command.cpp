@@ -44,6 +44,14 @@ std::string documentation_of(const std::string& command) {
     return inputs +
            " and docs/output-files.md#fit-file; outputs: "
            "docs/output-files.md#decode-file; options: docs/commands.md#decode";
+  if (command == "sbc")
+    return inputs +
+           " and docs/output-files.md#fit-file; outputs: docs/output-files.md#sbc-file; "
+           "options: docs/commands.md#sbc";
+  if (command == "family-check")
+    return inputs +
+           " and docs/output-files.md#fit-file; outputs: "
+           "docs/output-files.md#family-check-file; options: docs/commands.md#family-check";
   return "docs/commands.md";
 }
 

@@ -53,5 +53,7 @@ int run_fit(const CommandContext& context);
 int run_evaluate(const CommandContext& context);
 int run_compare(const CommandContext& context);
 int run_decode(const CommandContext& context);
+int run_sbc(const CommandContext& context);
+int run_family_check(const CommandContext& context);
 
 }  // namespace spikevi::cli

@@ -18,7 +18,9 @@ constexpr const char* kUsage =
     "  fit        fit a latent linear dynamical system to spikes (and behaviour) by VI\n"
     "  evaluate   co-smoothing score of a fit on the test trials, beside reference scores\n"
     "  compare    cross-validated comparison of spike models and variational families\n"
-    "  decode     predict a Gaussian modality (behaviour) of the test trials from spikes\n";
+    "  decode     predict a Gaussian modality (behaviour) of the test trials from spikes\n"
+    "  sbc        simulation-based calibration of the latent posterior at fixed globals\n"
+    "  family-check  Gauss-Markov against mean-field: ELBO gain, variance ratios, SBC\n";
 
 int dispatch(const std::string& command, spikevi::cli::CommandContext& context) {
   if (command == "simulate") return spikevi::cli::run_simulate(context);
@@ -26,6 +28,8 @@ int dispatch(const std::string& command, spikevi::cli::CommandContext& context) 
   if (command == "evaluate") return spikevi::cli::run_evaluate(context);
   if (command == "compare") return spikevi::cli::run_compare(context);
   if (command == "decode") return spikevi::cli::run_decode(context);
+  if (command == "sbc") return spikevi::cli::run_sbc(context);
+  if (command == "family-check") return spikevi::cli::run_family_check(context);
   throw spikevi::ConfigError("unknown command '" + command + "'\n" + kUsage);
 }
 
