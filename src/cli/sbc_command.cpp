@@ -79,8 +79,11 @@ int run_sbc(const CommandContext& context) {
       std::printf("warning: %d replicates' local steps stopped at --local-max-iterations\n",
                   result.unconverged_local_steps);
     print_sbc_table(record.groups);
-    std::printf("%.2f s (replicates %.2f s, rank tests %.2f s); wrote %s\n", record.seconds,
-                replicate_seconds, test_seconds, o.out.c_str());
+    std::printf(
+        "%.2f s (replicates %.2f s, rank tests %.2f s); replicates' CPU time %.2f s, at most "
+        "%.2f s on one rank; wrote %s\n",
+        record.seconds, replicate_seconds, test_seconds, result.cpu_seconds_total,
+        result.cpu_seconds_max, o.out.c_str());
     std::fflush(stdout);
   });
   return 0;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <ctime>
 #include <set>
 
 #include "spikevi/error.hpp"
@@ -211,6 +212,7 @@ CalibrationResult run_calibration(const CalibrationModel& m, const CalibrationSe
   const int share = (s.replicates - comm.rank() + comm.size() - 1) / comm.size();
   int done = 0;
   std::string failure;  // this rank's first failed replicate, if any
+  const std::clock_t cpu_start = std::clock();
   for (int r = comm.rank(); r < s.replicates && failure.empty(); r += comm.size()) {
     try {
       const Replicate data = simulate_replicate(m, s, r);
@@ -237,6 +239,11 @@ CalibrationResult run_calibration(const CalibrationModel& m, const CalibrationSe
     }
     if (progress) progress(++done, share);
   }
+  // This rank's processor time in its replicates, before any wait for the others.
+  const double cpu = static_cast<double>(std::clock() - cpu_start) / CLOCKS_PER_SEC;
+  std::vector<double> cpu_max{cpu};
+  comm.allreduce_max(cpu_max);
+  totals.push_back(cpu);
   comm.allreduce_sum(std::span<double>(table.data(), static_cast<std::size_t>(table.size())));
   comm.allreduce_sum(totals);
   // Every rank throws when any failed, so none waits in a later collective.
@@ -252,6 +259,8 @@ CalibrationResult run_calibration(const CalibrationModel& m, const CalibrationSe
   result.elbo = totals[0];
   result.spikes = totals[1];
   result.unconverged_local_steps = static_cast<int>(totals[2]);
+  result.cpu_seconds_max = cpu_max[0];
+  result.cpu_seconds_total = totals[4];
   return result;
 }
 

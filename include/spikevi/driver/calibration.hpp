@@ -78,6 +78,10 @@ struct CalibrationResult {
   double elbo = 0.0;                      // sum over replicates of ELBO_k at convergence
   double spikes = 0.0;                    // spikes simulated over all replicates
   int unconverged_local_steps = 0;        // replicates whose local step hit its limit
+  // Processor time of the replicates (std::clock, before the ranks wait for each other): the
+  // most any rank spent, and the sum over ranks. On an idle machine with a core per rank the
+  // replicates' wall time is about cpu_seconds_max.
+  double cpu_seconds_max = 0.0, cpu_seconds_total = 0.0;
 };
 
 // Called on every rank after each of its replicates: (done here, this rank's share).
