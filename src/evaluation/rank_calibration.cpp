@@ -76,9 +76,14 @@ std::vector<BinomialTails> grid_tails(int count, int draws) {
 double simultaneous_gamma(int count, int draws, const std::vector<BinomialTails>& tails,
                           const RankTestSettings& settings) {
   const int values = draws + 1;
+  // At most ~2e8 null draws in all: a very large table (R K in the millions) uses fewer null
+  // samples (at least 200), so the band's level is then a little less precise.
+  const int samples =
+      std::max(std::min(settings.band_simulations, 200),
+               static_cast<int>(std::min<double>(settings.band_simulations, 2e8 / count)));
   std::vector<double> minima;
   std::vector<int> cells(static_cast<std::size_t>(values));
-  for (int s = 0; s < settings.band_simulations; ++s) {
+  for (int s = 0; s < samples; ++s) {
     RandomStream stream({settings.seed, RandomPurpose::kCalibration},
                         {0, static_cast<std::uint64_t>(s), 0});
     std::fill(cells.begin(), cells.end(), 0);
