@@ -51,6 +51,14 @@ std::string documentation_of(const std::string& command) {
   if (command == "import-nwb")
     return "inputs: an NWB 2.x file; outputs: the input format, docs/input-format.md; options "
            "and refusals: docs/commands.md#import-nwb";
+  if (command == "sbc")
+    return inputs +
+           " and docs/output-files.md#fit-file; outputs: docs/output-files.md#sbc-file; "
+           "options: docs/commands.md#sbc";
+  if (command == "family-check")
+    return inputs +
+           " and docs/output-files.md#fit-file; outputs: "
+           "docs/output-files.md#family-check-file; options: docs/commands.md#family-check";
   return "docs/commands.md";
 }
 

@@ -55,5 +55,7 @@ int run_compare(const CommandContext& context);
 int run_decode(const CommandContext& context);
 int run_report(const CommandContext& context);
 int run_import_nwb(const CommandContext& context);
+int run_sbc(const CommandContext& context);
+int run_family_check(const CommandContext& context);
 
 }  // namespace spikevi::cli

@@ -20,7 +20,9 @@ constexpr const char* kUsage =
     "  compare    cross-validated comparison of spike models and variational families\n"
     "  decode     predict a Gaussian modality (behaviour) of the test trials from spikes\n"
     "  report     one self-contained HTML page of figures from a fit and its evaluations\n"
-    "  import-nwb bin the sorted units of an NWB file into an input file (trials, split)\n";
+    "  import-nwb bin the sorted units of an NWB file into an input file (trials, split)\n"
+    "  sbc        simulation-based calibration of the latent posterior at fixed globals\n"
+    "  family-check Gauss-Markov against mean-field: ELBO gain, variance ratios, SBC\n";
 
 int dispatch(const std::string& command, spikevi::cli::CommandContext& context) {
   if (command == "simulate") return spikevi::cli::run_simulate(context);
@@ -30,6 +32,8 @@ int dispatch(const std::string& command, spikevi::cli::CommandContext& context) 
   if (command == "decode") return spikevi::cli::run_decode(context);
   if (command == "report") return spikevi::cli::run_report(context);
   if (command == "import-nwb") return spikevi::cli::run_import_nwb(context);
+  if (command == "sbc") return spikevi::cli::run_sbc(context);
+  if (command == "family-check") return spikevi::cli::run_family_check(context);
   throw spikevi::ConfigError("unknown command '" + command + "'\n" + kUsage);
 }
 

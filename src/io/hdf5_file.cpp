@@ -700,6 +700,26 @@ void Hdf5File::write_raw(const std::string& dataset, const void* data, std::size
         dataset, "cannot write");
 }
 
+void Hdf5File::write_strings(const std::string& dataset, std::span<const std::string> values) {
+  const Handle type(H5Tcopy(H5T_C_S1), H5Tclose);  // variable-length UTF-8, as h5py writes str
+  H5Tset_size(type.get(), H5T_VARIABLE);
+  H5Tset_cset(type.get(), H5T_CSET_UTF8);
+  if (H5Lexists(id(), dataset.c_str(), H5P_DEFAULT) > 0) fail(path_, dataset, "already exists");
+  const hsize_t extent = values.size();
+  const Handle space(H5Screate_simple(1, &extent, nullptr), H5Sclose);
+  const Handle links(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
+  H5Pset_create_intermediate_group(links.get(), 1);
+  const Handle created(check(H5Dcreate2(id(), dataset.c_str(), type.get(), space.get(), links.get(),
+                                        H5P_DEFAULT, H5P_DEFAULT),
+                             path_, dataset, "cannot create"),
+                       H5Dclose);
+  if (values.empty()) return;
+  std::vector<const char*> texts;
+  for (const std::string& value : values) texts.push_back(value.c_str());
+  check(H5Dwrite(created.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, texts.data()), path_,
+        dataset, "cannot write");
+}
+
 void Hdf5File::create_dataset(const std::string& dataset, const Dims& dims, ElementType stored,
                               const Dims& chunk) {
   create_dataset_handle(id(), path_, dataset, stored, dims, chunk);

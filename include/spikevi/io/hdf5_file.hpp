@@ -130,6 +130,9 @@ class Hdf5File {
   void write_int64(const std::string& dataset, std::span<const std::int64_t> data, const Dims& dims,
                    const Dims& chunk = {}, ElementType stored = ElementType::kInt64);
 
+  // Creates a one-dimensional dataset of variable-length UTF-8 strings (as h5py writes a list
+  // of str), one per element of `values`.
+  void write_strings(const std::string& dataset, std::span<const std::string> values);
   // Creates a dataset without writing it (collective on an MPI-IO file), for write_rows.
   void create_dataset(const std::string& dataset, const Dims& dims, ElementType stored,
                       const Dims& chunk = {});

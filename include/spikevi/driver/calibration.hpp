@@ -1,0 +1,95 @@
+#pragma once
+// Simulation-based calibration of the local posterior q(z) (DESIGN.md §8; Talts et al. 2018,
+// Modrák et al. 2023): with the globals theta held fixed, replicate r draws a trial's latents
+// from p(z | theta) and its spikes (and Gaussian modalities) from the observation model,
+// infers q(z) with the chosen family (the local steps of `evaluate`, from zero sites), draws L
+// paths from q and ranks every monitored true latent coordinate among them. Under exact
+// inference every rank is uniform on 0..L (rank_calibration.hpp tests that).
+//
+// Every draw of replicate r comes from the counter-based stream (seed, kCalibration) at
+// counter (code, r, bin or draw), so a replicate is the same whichever rank runs it. The
+// replicates are dealt round-robin to the ranks and the rank table is summed over them
+// (integers, exact in doubles): the table is bitwise the same on any rank count.
+#include <Eigen/Dense>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "spikevi/evaluation/rank_calibration.hpp"
+#include "spikevi/inference/local_step.hpp"
+#include "spikevi/inference/model_settings.hpp"
+#include "spikevi/io/dataset.hpp"
+#include "spikevi/model/global_state.hpp"
+#include "spikevi/model/readout.hpp"
+#include "spikevi/model/row_parameters.hpp"
+#include "spikevi/parallel/communicator.hpp"
+
+namespace spikevi {
+
+// A Gaussian modality y_t = W z_t + e + N(0, diag(R)) (continuous_readout.hpp).
+struct GaussianModality {
+  std::string name;
+  Readout readout;  // C = W, d = e
+  Eigen::VectorXd variances;
+};
+
+// theta at point values: z_1 ~ N(mu0, Sigma0), z_t = A z_{t-1} + b + N(0, Q), spikes from
+// `spike_model` with eta = C z + d and its row parameters, and the Gaussian modalities.
+// Known inputs are not simulated (u = 0).
+struct CalibrationModel {
+  Eigen::MatrixXd A, Q, Sigma0;
+  Eigen::VectorXd b, mu0;
+  Readout spikes;
+  std::shared_ptr<const SpikeModel> spike_model;
+  RowParameters row_parameters;
+  std::vector<GaussianModality> continuous;
+
+  int dim() const { return static_cast<int>(mu0.size()); }
+  // The true parameters of a simulated data set (/truth).
+  static CalibrationModel from_truth(const Truth& truth,
+                                     const SpikeModelCatalogue& models = builtin_spike_models());
+  // A fit's globals: the dynamics at their posterior means, the point-valued readouts.
+  static CalibrationModel from_fit(const GlobalState& globals, const ModelSettings& model);
+};
+
+struct CalibrationSettings {
+  int replicates = 200;  // R
+  int draws = 99;        // L
+  int bins = 100;        // T, the length of each replicate's trial
+  // Bins whose latent coordinates (all D) are ranked; empty: 5 bins spread evenly,
+  // round((j + 1/2) T / 5).
+  std::vector<int> monitored_bins;
+  FamilyKind family = FamilyKind::kGaussMarkov;
+  // The draws are m + sqrt(variance_inflation) (z - m): 1 is q itself; above 1 a deliberately
+  // widened posterior (a check that the test sees it).
+  double variance_inflation = 1.0;
+  std::uint64_t seed = 1;
+  LocalStepSettings local{.tolerance = 1e-6, .max_iterations = 200};
+};
+
+// The bins ranked under `settings` (its monitored_bins, or the default spread); ConfigError
+// for a bin outside 0..T-1 or a repeated one.
+std::vector<int> monitored_bins(const CalibrationSettings& settings);
+
+struct CalibrationResult {
+  RankTable latent_ranks;                 // R x K, K = monitored bins x D, bin-major
+  std::vector<std::string> latent_names;  // "z[trial 0, bin 10, dim 1]"
+  double elbo = 0.0;                      // sum over replicates of ELBO_k at convergence
+  double spikes = 0.0;                    // spikes simulated over all replicates
+  int unconverged_local_steps = 0;        // replicates whose local step hit its limit
+  // Processor time of the replicates (std::clock, before the ranks wait for each other): the
+  // most any rank spent, and the sum over ranks. On an idle machine with a core per rank the
+  // replicates' wall time is about cpu_seconds_max.
+  double cpu_seconds_max = 0.0, cpu_seconds_total = 0.0;
+};
+
+// Called on every rank after each of its replicates: (done here, this rank's share).
+using CalibrationProgress = std::function<void(int done, int share)>;
+
+// Runs the replicates over the ranks of `comm` (collective). ConfigError for bad settings.
+CalibrationResult run_calibration(const CalibrationModel& model,
+                                  const CalibrationSettings& settings, Communicator& comm,
+                                  const CalibrationProgress& progress = {});
+
+}  // namespace spikevi

@@ -1,0 +1,267 @@
+#include "spikevi/driver/calibration.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <ctime>
+#include <set>
+
+#include "spikevi/error.hpp"
+#include "spikevi/inference/estimator.hpp"
+#include "spikevi/inference/likelihood.hpp"
+#include "spikevi/inference/variational_family.hpp"
+#include "spikevi/math/random_stream.hpp"
+#include "spikevi/model/dynamics.hpp"
+
+namespace spikevi {
+namespace {
+
+// RandomCounter::iteration of each draw of a replicate (purpose kCalibration; iteration 0 is
+// the null samples of the rank test's band). `trial` is the replicate, `inner` the bin or draw.
+enum CalibrationCode : std::uint64_t {
+  kLatentCode = 1,      // inner 0: the latent path, sequentially
+  kCountCode = 2,       // inner = bin: the spike counts of that bin
+  kContinuousCode = 3,  // inner = bin: the Gaussian modalities' noise of that bin
+  kPosteriorCode = 4,   // inner = draw l: the standard normals of posterior draw l
+};
+
+RandomStream replicate_stream(const CalibrationSettings& s, CalibrationCode code, int replicate,
+                              std::uint64_t inner = 0) {
+  return RandomStream({s.seed, RandomPurpose::kCalibration},
+                      {code, static_cast<std::uint64_t>(replicate), inner});
+}
+
+Eigen::MatrixXd lower_factor(const Eigen::MatrixXd& covariance, const char* what) {
+  Eigen::LLT<Eigen::MatrixXd> llt(covariance);
+  if (llt.info() != Eigen::Success)
+    throw NumericalError(std::string("sbc: ") + what + " is not positive definite");
+  return llt.matrixL();
+}
+
+struct Replicate {
+  Eigen::MatrixXd latents;                  // D x T
+  Eigen::ArrayXXd counts;                   // N x T
+  std::vector<Eigen::ArrayXXd> continuous;  // channels x T each
+};
+
+Replicate simulate_replicate(const CalibrationModel& m, const CalibrationSettings& s, int r) {
+  const int dim = m.dim(), bins = s.bins;
+  Replicate out;
+  RandomStream latent_stream = replicate_stream(s, kLatentCode, r);
+  auto normals = [&](RandomStream& stream, Eigen::Index size) {
+    Eigen::VectorXd v(size);
+    for (Eigen::Index i = 0; i < size; ++i) v(i) = stream.next_normal();
+    return v;
+  };
+  const Eigen::MatrixXd initial = lower_factor(m.Sigma0, "Sigma0");
+  const Eigen::MatrixXd noise = lower_factor(m.Q, "Q");
+  out.latents.resize(dim, bins);
+  out.latents.col(0) = m.mu0 + initial * normals(latent_stream, dim);
+  for (int t = 1; t < bins; ++t)
+    out.latents.col(t) = m.A * out.latents.col(t - 1) + m.b + noise * normals(latent_stream, dim);
+
+  Eigen::MatrixXd eta = m.spikes.C * out.latents;
+  eta.colwise() += m.spikes.d;
+  const Eigen::ArrayXXd means = m.spike_model->mean_of(eta.array());
+  out.counts.resize(means.rows(), bins);
+  std::vector<double> row_values(m.row_parameters.parameters.size());
+  for (int t = 0; t < bins; ++t) {
+    RandomStream stream = replicate_stream(s, kCountCode, r, static_cast<std::uint64_t>(t));
+    for (Eigen::Index n = 0; n < means.rows(); ++n) {
+      for (std::size_t p = 0; p < row_values.size(); ++p)
+        row_values[p] = m.row_parameters.parameters[p].values(n);
+      out.counts(n, t) = m.spike_model->draw(means(n, t), row_values, stream);
+    }
+  }
+  for (const GaussianModality& modality : m.continuous) {
+    Eigen::MatrixXd y = modality.readout.C * out.latents;
+    y.colwise() += modality.readout.d;
+    out.continuous.push_back(y.array());
+  }
+  for (int t = 0; t < bins && !m.continuous.empty(); ++t) {
+    RandomStream stream = replicate_stream(s, kContinuousCode, r, static_cast<std::uint64_t>(t));
+    for (std::size_t k = 0; k < m.continuous.size(); ++k)
+      for (Eigen::Index j = 0; j < out.continuous[k].rows(); ++j)
+        out.continuous[k](j, t) += std::sqrt(m.continuous[k].variances(j)) * stream.next_normal();
+  }
+  return out;
+}
+
+// The number of the L draws below each monitored truth: z_l = m + sqrt(inflation) L^-T eps_l
+// (Gauss-Markov) or m + sqrt(inflation s2) eps_l (mean-field), offsets from `family`'s last
+// factorisation.
+void rank_replicate(const CalibrationSettings& s, const std::vector<int>& bins, int r,
+                    const Eigen::MatrixXd& truth, const Eigen::MatrixXd& mean,
+                    const FamilyEvaluator& family, std::int64_t* ranks) {
+  const auto dim = truth.rows();
+  const double scale = std::sqrt(s.variance_inflation);
+  Eigen::MatrixXd eps(dim, truth.cols());
+  std::fill(ranks, ranks + bins.size() * static_cast<std::size_t>(dim), 0);
+  for (int l = 0; l < s.draws; ++l) {
+    RandomStream stream = replicate_stream(s, kPosteriorCode, r, static_cast<std::uint64_t>(l));
+    for (Eigen::Index i = 0; i < eps.size(); ++i) eps.data()[i] = stream.next_normal();
+    const Eigen::MatrixXd offsets = family.sample_offsets(eps);
+    std::size_t k = 0;
+    for (int t : bins)
+      for (Eigen::Index i = 0; i < dim; ++i, ++k)
+        if (mean(i, t) + scale * offsets(i, t) < truth(i, t)) ++ranks[k];
+  }
+}
+
+void validate(const CalibrationModel& m, const CalibrationSettings& s) {
+  auto require = [](bool ok, const std::string& message) {
+    if (!ok) throw ConfigError(message);
+  };
+  require(s.replicates >= 1,
+          "--replicates must be >= 1 (got " + std::to_string(s.replicates) + ")");
+  require(s.draws >= 1, "--draws must be >= 1 (got " + std::to_string(s.draws) + ")");
+  require(s.bins >= 2, "--trial-bins must be >= 2 (got " + std::to_string(s.bins) + ")");
+  require(std::isfinite(s.variance_inflation) && s.variance_inflation > 0,
+          "--widen must be finite and > 0 (got " + std::to_string(s.variance_inflation) + ")");
+  require(m.dim() >= 1 && m.spike_model != nullptr, "sbc: the model has no latents or spike model");
+}
+
+}  // namespace
+
+CalibrationModel CalibrationModel::from_truth(const Truth& truth,
+                                              const SpikeModelCatalogue& models) {
+  CalibrationModel m;
+  m.A = truth.A;
+  m.b = truth.b;
+  m.Q = truth.Q;
+  m.mu0 = truth.mu0;
+  m.Sigma0 = truth.Sigma0;
+  m.spikes.C = truth.C;
+  m.spikes.d = truth.d;
+  m.spike_model = models.get(truth.observation);
+  m.row_parameters =
+      RowParameters::at_prior(m.spike_model->row_parameters(), static_cast<int>(truth.C.rows()));
+  for (RowParameter& parameter : m.row_parameters.parameters)
+    parameter.values = truth.row_parameters.at(parameter.spec.name);
+  for (const auto& [name, readout] : truth.continuous) {
+    GaussianModality modality{name, {}, readout.R};
+    modality.readout.C = readout.W;
+    modality.readout.d = readout.e;
+    m.continuous.push_back(std::move(modality));
+  }
+  return m;
+}
+
+CalibrationModel CalibrationModel::from_fit(const GlobalState& globals,
+                                            const ModelSettings& model) {
+  CalibrationModel m;
+  const int dim = globals.dim();
+  m.A = globals.dynamics.mean_A();
+  m.b = globals.dynamics.mean_b();
+  m.Q = globals.dynamics.mean_Q();
+  m.mu0 = globals.mu0;
+  m.Sigma0 = globals.Sigma0;
+  m.spikes = globals.spikes;
+  m.spike_model = model.spikes;
+  m.row_parameters = globals.spike_parameters;
+  for (const ContinuousReadout& readout : globals.continuous)
+    m.continuous.push_back({readout.name, readout.readout, readout.variances});
+  if (m.A.rows() != dim) throw InputError("sbc: the fit's dynamics do not match its latents");
+  return m;
+}
+
+std::vector<int> monitored_bins(const CalibrationSettings& s) {
+  std::vector<int> bins = s.monitored_bins;
+  if (bins.empty())
+    for (int j = 0; j < 5; ++j)
+      bins.push_back(std::min(s.bins - 1, static_cast<int>(std::lround((j + 0.5) * s.bins / 5.0))));
+  std::set<int> seen;
+  for (int t : bins) {
+    if (t < 0 || t >= s.bins)
+      throw ConfigError("--monitor-bins: bin " + std::to_string(t) + " is outside 0.." +
+                        std::to_string(s.bins - 1) + " (--trial-bins " + std::to_string(s.bins) +
+                        ")");
+    if (!seen.insert(t).second)
+      throw ConfigError("--monitor-bins names bin " + std::to_string(t) + " twice");
+  }
+  return bins;
+}
+
+CalibrationResult run_calibration(const CalibrationModel& m, const CalibrationSettings& s,
+                                  Communicator& comm, const CalibrationProgress& progress) {
+  validate(m, s);
+  const std::vector<int> bins = monitored_bins(s);
+  const int dim = m.dim();
+  const auto scalars = static_cast<Eigen::Index>(bins.size()) * dim;
+
+  // The inference model: the dynamics at point values, the spike model's deterministic
+  // expectations, the chosen family.
+  const ModelSettings model = ModelSettings::for_model(m.spike_model, s.family);
+  const std::unique_ptr<ObservationModel> spike_likelihood =
+      model.spike_observation(m.row_parameters);
+  const ReadoutKernels spike_kernels(m.spikes);
+  std::vector<GaussianObservation> gaussian;
+  std::vector<std::unique_ptr<ReadoutKernels>> gaussian_kernels;
+  for (const GaussianModality& modality : m.continuous) {
+    gaussian.emplace_back(modality.variances);
+    gaussian_kernels.push_back(std::make_unique<ReadoutKernels>(modality.readout));
+  }
+  const PriorBlocks prior =
+      prior_blocks(DynamicsExpectations::point(m.A, m.b, m.Q), m.mu0, m.Sigma0, s.bins);
+  const std::unique_ptr<FamilyEvaluator> family = make_family_evaluator(s.family);
+  DeterministicEstimator estimator(model.expectations);
+
+  // Replicate r on rank r mod P; the rest of the table stays zero here.
+  Eigen::MatrixXd table = Eigen::MatrixXd::Zero(s.replicates, scalars);
+  std::vector<double> totals(4, 0.0);  // elbo, spikes, unconverged, failed ranks
+  std::vector<std::int64_t> ranks(static_cast<std::size_t>(scalars));
+  const int share = (s.replicates - comm.rank() + comm.size() - 1) / comm.size();
+  int done = 0;
+  std::string failure;  // this rank's first failed replicate, if any
+  const std::clock_t cpu_start = std::clock();
+  for (int r = comm.rank(); r < s.replicates && failure.empty(); r += comm.size()) {
+    try {
+      const Replicate data = simulate_replicate(m, s, r);
+      std::vector<ModalityView> modalities{
+          ModalityView{spike_likelihood.get(), &spike_kernels, &data.counts,
+                       spike_likelihood->log_base_measure(data.counts)}};
+      for (std::size_t k = 0; k < gaussian.size(); ++k)
+        modalities.push_back(
+            ModalityView{&gaussian[k], gaussian_kernels[k].get(), &data.continuous[k], 0.0});
+      const LocalProblem problem{prior, modalities, *family, estimator};
+      GaussMarkovState state;
+      problem.evaluate(Sites::zero(dim, s.bins), state);
+      const LocalStepReport report = cvi_local_step(problem, state, s.local);
+      problem.evaluate(state.sites, state);  // the factor of the final sites, for the draws
+      rank_replicate(s, bins, r, data.latents, state.moments.mean, *family, ranks.data());
+      for (Eigen::Index k = 0; k < scalars; ++k)
+        table(r, k) = static_cast<double>(ranks[static_cast<std::size_t>(k)]);
+      totals[0] += state.elbo;
+      totals[1] += data.counts.sum();
+      totals[2] += report.converged ? 0.0 : 1.0;
+    } catch (const Error& error) {
+      failure = "sbc: replicate " + std::to_string(r) + ": " + error.what();
+      totals[3] += 1.0;
+    }
+    if (progress) progress(++done, share);
+  }
+  // This rank's processor time in its replicates, before any wait for the others.
+  const double cpu = static_cast<double>(std::clock() - cpu_start) / CLOCKS_PER_SEC;
+  std::vector<double> cpu_max{cpu};
+  comm.allreduce_max(cpu_max);
+  totals.push_back(cpu);
+  comm.allreduce_sum(std::span<double>(table.data(), static_cast<std::size_t>(table.size())));
+  comm.allreduce_sum(totals);
+  // Every rank throws when any failed, so none waits in a later collective.
+  if (totals[3] > 0)
+    throw NumericalError(failure.empty() ? "sbc: a replicate failed on another rank" : failure);
+
+  CalibrationResult result;
+  result.latent_ranks = table.cast<std::int64_t>();
+  for (int t : bins)
+    for (int i = 0; i < dim; ++i)
+      result.latent_names.push_back("z[trial 0, bin " + std::to_string(t) + ", dim " +
+                                    std::to_string(i) + "]");
+  result.elbo = totals[0];
+  result.spikes = totals[1];
+  result.unconverged_local_steps = static_cast<int>(totals[2]);
+  result.cpu_seconds_max = cpu_max[0];
+  result.cpu_seconds_total = totals[4];
+  return result;
+}
+
+}  // namespace spikevi
