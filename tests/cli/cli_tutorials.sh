@@ -36,6 +36,15 @@ expect a_elbo_bound mean_field_gap_error "float(x) < 1e-8" "the mean-field gap i
 expect a_elbo_bound mean_field_variance_ratio_median "float(x) < 0.95" \
   "mean-field variances too small"
 
+run_tutorial b_mean_field_cost
+expect b_mean_field_cost variance_ratio_median "float(x) > 1.5" "mean-field variances too small"
+# 100 replicates x 20 scalars: the binomial sd of a 0.94 coverage is ~0.005 (design effect ~1).
+expect b_mean_field_cost coverage95_gauss_markov "abs(float(x) - 0.94) < 0.02" \
+  "Gauss-Markov intervals cover what they claim"
+expect b_mean_field_cost coverage95_mean_field "float(x) < 0.85" "mean-field intervals miss"
+expect b_mean_field_cost verdict_gauss_markov "x == 'uniform'" "Gauss-Markov SBC uniform"
+expect b_mean_field_cost verdict_mean_field "x == 'too_narrow'" "mean-field SBC U-shaped"
+
 run_tutorial c_poisson_vs_negbin
 expect c_poisson_vs_negbin nb_heldout_gain_overdispersed "float(x) > 0.02" \
   "the negative binomial wins clearly on over-dispersed counts"
