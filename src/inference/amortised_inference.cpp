@@ -30,6 +30,15 @@ double amortised_trial(const LocalProblem& problem, const SiteEncoder& encoder,
   return beta * state.elbo + (1.0 - beta) * state.expected_log_lik;
 }
 
+void posterior_moments(const PriorBlocks& prior, const Sites& sites, GaussianMoments& q) {
+  BlockTridiagonal precision{prior.precision.diagonal + sites.precision, prior.precision.lower};
+  BlockCholesky factor;
+  factor.factor(precision);
+  q.mean = factor.solve(prior.shift + sites.shift);
+  factor.selected_inverse(q.cov, q.lag_cov);
+  q.log_det_precision = factor.log_determinant();
+}
+
 CollapseSums CollapseSums::zero(int dim) {
   return CollapseSums{Eigen::VectorXd::Zero(dim), Eigen::VectorXd::Zero(dim),
                       Eigen::VectorXd::Zero(dim), 0.0};

@@ -24,9 +24,9 @@ TEST(EncoderFile, GaugedSitesUnderTheGaugedPriorGiveTheGaugedPosterior) {
   const Eigen::VectorXd b = gauge.M * m.b + gauge.v - A * gauge.v;
   const PriorBlocks prior =
       prior_blocks(DynamicsExpectations::point(m.A, m.b, m.Q), m.mu0, m.Sigma0, T);
-  const PriorBlocks gauged_prior = prior_blocks(
-      DynamicsExpectations::point(A, b, gauge.M * m.Q * gauge.M.transpose()),
-      gauge.M * m.mu0 + gauge.v, gauge.M * m.Sigma0 * gauge.M.transpose(), T);
+  const PriorBlocks gauged_prior =
+      prior_blocks(DynamicsExpectations::point(A, b, gauge.M * m.Q * gauge.M.transpose()),
+                   gauge.M * m.mu0 + gauge.v, gauge.M * m.Sigma0 * gauge.M.transpose(), T);
   const Sites sites = testing::random_sites(D, T, rng, 1.0);
   GaussMarkovEvaluator family;
   GaussMarkovState q, gauged_q;
@@ -43,7 +43,8 @@ TEST(EncoderFile, TheSectionRoundTrips) {
   const std::string path = dir.file("fit.h5");
   Hdf5File::create(path).close();
   EncoderRecord record;
-  record.encoder = SiteEncoder(EncoderShape{.inputs = 3, .hidden = 4, .window = 3, .latents = 2}, 9);
+  record.encoder =
+      SiteEncoder(EncoderShape{.inputs = 3, .hidden = 4, .window = 3, .latents = 2}, 9);
   record.input_neurons = {0, 2, 5};
   record.gauge.M = Eigen::MatrixXd::Identity(2, 2) * 2.0;
   record.gauge.v = Eigen::VectorXd::Ones(2);

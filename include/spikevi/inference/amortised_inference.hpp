@@ -26,6 +26,11 @@ double amortised_trial(const LocalProblem& problem, const SiteEncoder& encoder,
                        const Eigen::ArrayXXd& encoder_input, double beta, GaussMarkovState& state,
                        Eigen::VectorXd& gradient, EncoderPass& pass);
 
+// q's moments (mean, marginal and lag-one covariances, log|J|) at `sites` under `prior`, without
+// the likelihood: what inferring a new trial with a trained encoder needs. NumericalError if J
+// is not SPD.
+void posterior_moments(const PriorBlocks& prior, const Sites& sites, GaussianMoments& q);
+
 // The sites' gradient of ELBO_beta at `state` (evaluated last by problem.family).
 void annealed_site_gradient(const LocalProblem& problem, const GaussMarkovState& state, double beta,
                             Sites& gradient);
