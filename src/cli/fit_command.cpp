@@ -210,6 +210,12 @@ std::map<std::string, std::string> checkpoint_identity(const po::variables_map& 
                           "prior-dynamics-variance",
                           "prior-process-noise"})
     if (options.count(key)) identity[key] = options.at(key);
+  // An amortised fit's checkpoint also holds its encoder and per-iteration diagnostics (sized
+  // by --iterations); an iterative fit's identity stays as it was.
+  if (options.count("inference") && options.at("inference") == "amortised")
+    for (const char* key : {"inference", "encoder-hidden", "encoder-window", "encoder-rate",
+                            "kl-warmup", "kl-beta0", "free-bits", "iterations"})
+      if (options.count(key)) identity[key] = options.at(key);
   return identity;
 }
 

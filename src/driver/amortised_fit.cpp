@@ -51,24 +51,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// The boundary the callbacks see (no checkpoint: FitState holds no encoder).
-class AmortisedProgress final : public FitProgress {
- public:
-  int completed = 0;
-  bool is_last = false;
-  const FitOutcome* outcome = nullptr;
-  int iteration() const override { return completed; }
-  bool last() const override { return is_last; }
-  FitState state() const override {
-    FitState state;
-    state.iteration = completed;
-    state.globals = outcome->globals;
-    state.trace = outcome->trace;
-    return state;
-  }
-};
-
-class AmortisedFit {
+class AmortisedFit final : private FitProgress {
  public:
   AmortisedFit(const std::vector<TrialCounts>& trials, const FitSettings& settings,
                const AmortisedSettings& amortised, Communicator& comm,
@@ -79,9 +62,14 @@ class AmortisedFit {
         comm_(comm),
         callbacks_(callbacks) {}
 
-  AmortisedOutcome run();
+  AmortisedOutcome run(const FitState* resume);
 
  private:
+  // FitProgress: the fit after `completed_` iterations.
+  int iteration() const override { return completed_; }
+  bool last() const override { return last_; }
+  FitState state() const override;
+  void resume(const FitState& state);
   int dim() const { return settings_.latents; }
   int neurons() const { return static_cast<int>(trials_.front().counts.rows()); }
   void phase(FitPhase which, Clock::time_point since) {
@@ -119,7 +107,7 @@ class AmortisedFit {
   std::vector<Eigen::ArrayXXd> inputs_;  // encoder inputs per local trial
   int population_ = 0;
   std::size_t stats_size_ = 0;
-  AmortisedProgress progress_;
+  int completed_ = 0;
   bool last_ = false;
 };
 
@@ -249,8 +237,7 @@ void AmortisedFit::fail(const std::string& message) {
   out_.fit.termination = Termination::kNumericalFailure;
   out_.fit.message = message;
   last_ = true;
-  progress_.is_last = true;
-  for (FitCallback* callback : callbacks_) callback->on_failure(message, progress_);
+  for (FitCallback* callback : callbacks_) callback->on_failure(message, *this);
 }
 
 bool AmortisedFit::iterate(int iteration) {
@@ -314,9 +301,8 @@ bool AmortisedFit::iterate(int iteration) {
     out_.fit.termination = Termination::kIterationLimit;
     out_.fit.message = "reached the iteration limit (" + std::to_string(iteration) + ")";
   }
-  progress_.completed = iteration;
-  progress_.is_last = last_;
-  for (FitCallback* callback : callbacks_) callback->on_iteration(record, progress_);
+  completed_ = iteration;
+  for (FitCallback* callback : callbacks_) callback->on_iteration(record, *this);
   if (amortised_.on_diagnostics)
     amortised_.on_diagnostics(iteration, beta, kl, out_.active_units.back());
   return !last_;
@@ -350,7 +336,7 @@ void AmortisedFit::finish() {
   for (FitCallback* callback : callbacks_) callback->on_end(out_.fit);
 }
 
-AmortisedOutcome AmortisedFit::run() {
+AmortisedOutcome AmortisedFit::run(const FitState* resume_from) {
   amortised_.validate();
   if (trials_.empty()) throw ConfigError("fit: no trials to fit on this rank");
   if (settings_.model.family != FamilyKind::kGaussMarkov)
@@ -367,7 +353,6 @@ AmortisedOutcome AmortisedFit::run() {
   population_ = static_cast<int>(local_trials);
   settings_.minibatch.validate(population_);
 
-  initialise();
   layout_.row_parameters = settings_.model.spikes->row_parameters();
   layout_.continuous_names = settings_.continuous_names;
   layout_.inputs = static_cast<int>(trials_.front().inputs.rows());
@@ -378,33 +363,125 @@ AmortisedOutcome AmortisedFit::run() {
   estimator_ = make_estimator(settings_.model);
   optimizer_ = make_optimizer(settings_.model, dim(), neurons(),
                               static_cast<int>(layout_.row_parameters.size()));
-  for (const TrialCounts& trial : trials_) {
-    base_measures_.push_back(model_->log_base_measure(trial.counts));
+  out_.input_neurons = amortised_.encoder_rows;
+  if (out_.input_neurons.empty())
+    for (int n = 0; n < neurons(); ++n) out_.input_neurons.push_back(n);
+  for (const TrialCounts& trial : trials_)
     inputs_.push_back(encoder_input(trial.counts, amortised_.encoder_rows));
-  }
   const EncoderShape shape{.inputs = static_cast<int>(inputs_.front().rows()),
                            .hidden = amortised_.hidden,
                            .window = amortised_.window,
                            .latents = dim()};
   out_.encoder = SiteEncoder(shape, settings_.minibatch.seed);
-  out_.input_neurons = amortised_.encoder_rows;
-  if (out_.input_neurons.empty())
-    for (int n = 0; n < neurons(); ++n) out_.input_neurons.push_back(n);
   out_.fit.posteriors.assign(trials_.size(), GaussMarkovState{});
   out_.fit.termination = Termination::kIterationLimit;
-  progress_.outcome = &out_.fit;
-  for (int iteration = 1; iteration <= settings_.iterations && !last_; ++iteration)
+  if (resume_from) {
+    const auto start = Clock::now();
+    resume(*resume_from);
+    phase(FitPhase::kInitialisation, start);
+  } else {
+    initialise();
+  }
+  for (const TrialCounts& trial : trials_)
+    base_measures_.push_back(model_->log_base_measure(trial.counts));
+  for (int iteration = completed_ + 1; iteration <= settings_.iterations && !last_; ++iteration)
     if (!iterate(iteration)) break;
   finish();
   return std::move(out_);
+}
+
+// The state at this boundary: what resume() needs, in the checkpoint's FitState.
+FitState AmortisedFit::state() const {
+  FitState s;
+  s.iteration = completed_;
+  s.globals = out_.fit.globals;
+  s.statistics = GlobalStatistics::zero(dim(), neurons(), layout_).pack();
+  s.row_damping = Eigen::VectorXd::Ones(neurons());
+  s.optimizer_state = optimizer_->state();
+  const Eigen::Index weights = out_.encoder.parameters().size();
+  s.optimizer_state["encoder_weights"] = out_.encoder.parameters().array();
+  const bool moments = out_.encoder_moments.first.size() == weights;
+  s.optimizer_state["encoder_adam_first"] =
+      moments ? out_.encoder_moments.first : Eigen::ArrayXXd::Zero(weights, 1);
+  s.optimizer_state["encoder_adam_second"] =
+      moments ? out_.encoder_moments.second : Eigen::ArrayXXd::Zero(weights, 1);
+  s.optimizer_state["encoder_adam_steps"] =
+      Eigen::ArrayXXd::Constant(1, 1, out_.encoder_moments.steps);
+  Eigen::ArrayXXd diagnostics = Eigen::ArrayXXd::Zero(settings_.iterations, dim() + 2);
+  for (int i = 0; i < completed_ && i < settings_.iterations; ++i) {
+    diagnostics(i, 0) = out_.beta[static_cast<std::size_t>(i)];
+    diagnostics(i, 1) = out_.active_units[static_cast<std::size_t>(i)];
+    diagnostics.row(i).tail(dim()) = out_.kl_per_dimension.row(i).array();
+  }
+  s.optimizer_state["encoder_diagnostics"] = diagnostics;
+  s.previous_elbo = out_.fit.trace.empty() ? 0.0 : out_.fit.trace.back().elbo;
+  s.trace = out_.fit.trace;
+  for (std::size_t k = 0; k < trials_.size(); ++k) {
+    const auto bins = static_cast<int>(trials_[k].counts.cols());
+    const Sites& sites = out_.fit.posteriors[k].sites;
+    s.sites.push_back(sites.bins() == bins ? sites : Sites::zero(dim(), bins));
+  }
+  return s;
+}
+
+// Continues from a checkpoint: globals (priors from this fit's settings, as the iterative
+// fit does), encoder, Adam's moments and the diagnostics so far.
+void AmortisedFit::resume(const FitState& state) {
+  const auto entry = [&](const char* name) -> const Eigen::ArrayXXd& {
+    const auto found = state.optimizer_state.find(name);
+    if (found == state.optimizer_state.end())
+      throw InputError(std::string("checkpoint: no amortised state ") + name +
+                       " (not written by an amortised fit)");
+    return found->second;
+  };
+  out_.fit.globals = state.globals;
+  const GlobalState priors = make_prior_state(dim(), neurons(), settings_.priors, layout_);
+  out_.fit.globals.continuous_prior = priors.continuous_prior;
+  out_.fit.globals.noise_prior = priors.noise_prior;
+  for (std::size_t p = 0; p < out_.fit.globals.spike_parameters.count(); ++p)
+    out_.fit.globals.spike_parameters.parameters[p].spec =
+        priors.spike_parameters.parameters[p].spec;
+  refresh_models();
+  out_.encoder.set_parameters(entry("encoder_weights").matrix().reshaped());
+  out_.encoder_moments.steps = static_cast<int>(entry("encoder_adam_steps")(0, 0));
+  if (out_.encoder_moments.steps > 0) {
+    out_.encoder_moments.first = entry("encoder_adam_first");
+    out_.encoder_moments.second = entry("encoder_adam_second");
+  }
+  const Eigen::ArrayXXd& diagnostics = entry("encoder_diagnostics");
+  if (diagnostics.rows() < state.iteration || diagnostics.cols() != dim() + 2)
+    throw InputError("checkpoint: the amortised diagnostics do not cover its iterations");
+  completed_ = state.iteration;
+  out_.fit.trace = state.trace;
+  out_.kl_per_dimension.resize(completed_, dim());
+  for (int i = 0; i < completed_; ++i) {
+    out_.beta.push_back(diagnostics(i, 0));
+    out_.active_units.push_back(static_cast<int>(diagnostics(i, 1)));
+    out_.kl_per_dimension.row(i) = diagnostics.row(i).tail(dim()).matrix();
+  }
+  if (completed_ >= settings_.iterations) last_ = true;
 }
 
 }  // namespace
 
 AmortisedOutcome fit_amortised(const std::vector<TrialCounts>& trials, const FitSettings& settings,
                                const AmortisedSettings& amortised, Communicator& comm,
-                               const std::vector<FitCallback*>& callbacks) {
-  return AmortisedFit(trials, settings, amortised, comm, callbacks).run();
+                               const std::vector<FitCallback*>& callbacks, const FitState* resume) {
+  return AmortisedFit(trials, settings, amortised, comm, callbacks).run(resume);
+}
+
+OptimizerState amortised_state_template(const AmortisedSettings& amortised, int inputs, int latents,
+                                        int iterations) {
+  const Eigen::Index weights = EncoderShape{.inputs = inputs,
+                                            .hidden = amortised.hidden,
+                                            .window = amortised.window,
+                                            .latents = latents}
+                                   .parameter_count();
+  return {{"encoder_weights", Eigen::ArrayXXd::Zero(weights, 1)},
+          {"encoder_adam_first", Eigen::ArrayXXd::Zero(weights, 1)},
+          {"encoder_adam_second", Eigen::ArrayXXd::Zero(weights, 1)},
+          {"encoder_adam_steps", Eigen::ArrayXXd::Zero(1, 1)},
+          {"encoder_diagnostics", Eigen::ArrayXXd::Zero(iterations, latents + 2)}};
 }
 
 }  // namespace spikevi

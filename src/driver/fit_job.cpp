@@ -159,6 +159,7 @@ CheckpointLayout FitJob::checkpoint_layout(const std::vector<TrialCounts>& count
                           {},
                           settings_.latents,
                           metadata_.neurons,
+                          {},
                           {}};
   layout.model.row_parameters = settings_.model.spikes->row_parameters();
   layout.model.continuous_names = settings_.continuous_names;
@@ -168,6 +169,13 @@ CheckpointLayout FitJob::checkpoint_layout(const std::vector<TrialCounts>& count
   layout.model.adam = settings_.model.optimizer == OptimizerKind::kAdam;
   for (const TrialCounts& trial : counts)
     layout.bins.push_back(static_cast<int>(trial.counts.cols()));
+  if (const std::optional<AmortisedSettings> amortised = amortised_settings()) {
+    const int inputs = amortised->encoder_rows.empty()
+                           ? metadata_.neurons
+                           : static_cast<int>(amortised->encoder_rows.size());
+    layout.extra_state =
+        amortised_state_template(*amortised, inputs, settings_.latents, settings_.iterations);
+  }
   return layout;
 }
 
@@ -218,7 +226,7 @@ void FitJob::iterate(const std::vector<TrialCounts>& counts, const FitState* res
   callbacks.push_back(&timer);
   if (job_.amortised) {
     auto amortised = std::make_shared<AmortisedOutcome>(
-        fit_amortised(counts, settings_, *amortised_settings(), comm_, callbacks));
+        fit_amortised(counts, settings_, *amortised_settings(), comm_, callbacks, resume));
     result.outcome = amortised->fit;
     result.amortised = std::move(amortised);
   } else {
@@ -262,13 +270,7 @@ FitJobResult FitJob::from_file(const std::vector<FitCallback*>& callbacks) {
   const CheckpointIdentity identity = checkpoint_identity(counts);
   result.checkpoint = checkpoint_path(job_.out);
   const auto checkpoint_start = Clock::now();
-  if (job_.amortised && job_.restart)
-    throw ConfigError(
-        "--restart: an amortised fit (--inference amortised) writes no "
-        "checkpoint to continue from; run it again with --overwrite");
-  if (job_.amortised) check_output_path("--out", job_.out, job_.overwrite);
-  const std::optional<LoadedCheckpoint> loaded =
-      job_.amortised ? std::nullopt : find_checkpoint(layout, identity);
+  const std::optional<LoadedCheckpoint> loaded = find_checkpoint(layout, identity);
   result.io_seconds += seconds_since(checkpoint_start);
 
   // Until this fit has written one, a file at the checkpoint's name is valid only if loaded.
@@ -280,7 +282,7 @@ FitJobResult FitJob::from_file(const std::vector<FitCallback*>& callbacks) {
     result.io_seconds += seconds_since(write_start);
   });
   std::vector<FitCallback*> all = callbacks;
-  if (!job_.amortised) all.push_back(&schedule);
+  all.push_back(&schedule);
   iterate(counts, loaded ? &loaded->state : nullptr, all, result);
   const Termination ended = result.outcome.termination;
   if (ended == Termination::kStopped || ended == Termination::kNumericalFailure) {

@@ -1,12 +1,18 @@
 // The amortised fit (encoder + decoder by stochastic gradient on the ELBO) on a simulation.
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
+#include <cstdint>
+#include <optional>
 
 #include "spikevi/driver/amortised_fit.hpp"
+#include "spikevi/driver/fit_callbacks.hpp"
 #include "spikevi/error.hpp"
+#include "spikevi/io/checkpoint.hpp"
 #include "spikevi/io/trial_counts.hpp"
 #include "spikevi/model/simulation.hpp"
+#include "support/test_support.hpp"
 
 namespace spikevi {
 namespace {
@@ -57,6 +63,82 @@ TEST(AmortisedFit, TrainingRaisesTheElboAndRecordsTheSchedule) {
   EXPECT_EQ(out.fit.posteriors.size(), p.trials.size());
   EXPECT_EQ(out.final_kl_per_dimension.size(), 2);
   EXPECT_GE(out.final_active_units, 0);
+}
+
+// Keeps the state the fit reports after iteration `at` (what a checkpoint writes).
+class StateAt final : public FitCallback {
+ public:
+  explicit StateAt(int at) : at_(at) {}
+  void on_iteration(const IterationRecord&, const FitProgress& fit) override {
+    if (fit.iteration() == at_) saved = fit.state();
+  }
+  std::optional<FitState> saved;
+
+ private:
+  int at_;
+};
+
+bool same_bits(const Eigen::MatrixXd& a, const Eigen::MatrixXd& b) {
+  if (a.rows() != b.rows() || a.cols() != b.cols()) return false;
+  for (Eigen::Index i = 0; i < a.size(); ++i)
+    if (std::bit_cast<std::uint64_t>(a.data()[i]) != std::bit_cast<std::uint64_t>(b.data()[i]))
+      return false;
+  return true;
+}
+
+// A fit continued from the checkpoint of its iteration 5 (written to and read back from a file)
+// is bitwise the uninterrupted fit: globals, encoder, Adam's moments, traces and the final pass.
+TEST(AmortisedFit, ContinuedFromACheckpointIsBitwiseTheUninterruptedFit) {
+  Small p = small_problem(12);
+  p.settings.minibatch = MinibatchSettings{.size = 5, .tau = 1.0, .kappa = 0.7, .seed = 3};
+  SerialCommunicator comm;
+  AmortisedSettings amortised;
+  amortised.hidden = 6;
+  amortised.window = 3;
+  amortised.kl_warmup = 8;
+  amortised.encoder_rows = p.data.split->heldin_neurons();
+  StateAt at(5);
+  const std::vector<FitCallback*> callbacks{&at};
+  const AmortisedOutcome whole = fit_amortised(p.trials, p.settings, amortised, comm, callbacks);
+  ASSERT_TRUE(at.saved.has_value());
+
+  CheckpointLayout layout;
+  layout.population = static_cast<int>(p.trials.size());
+  layout.padded_bins = p.data.bins;
+  for (const TrialCounts& trial : p.trials)
+    layout.bins.push_back(static_cast<int>(trial.counts.cols()));
+  layout.dim = 2;
+  layout.neurons = p.data.neurons;
+  layout.extra_state = amortised_state_template(
+      amortised, static_cast<int>(amortised.encoder_rows.size()), 2, p.settings.iterations);
+  testing::TempDir dir;
+  const std::string path = dir.file("c.h5");
+  write_checkpoint(path, *at.saved, layout, {{"inference", "amortised"}}, comm, false);
+  const std::optional<LoadedCheckpoint> loaded =
+      read_checkpoint(path, layout, {{"inference", "amortised"}}, comm);
+  ASSERT_TRUE(loaded.has_value());
+  const AmortisedOutcome continued =
+      fit_amortised(p.trials, p.settings, amortised, comm, {}, &loaded->state);
+
+  ASSERT_EQ(continued.fit.trace.size(), whole.fit.trace.size());
+  for (std::size_t i = 0; i < whole.fit.trace.size(); ++i)
+    EXPECT_EQ(std::bit_cast<std::uint64_t>(continued.fit.trace[i].elbo),
+              std::bit_cast<std::uint64_t>(whole.fit.trace[i].elbo))
+        << "iteration " << i + 1;
+  EXPECT_EQ(std::bit_cast<std::uint64_t>(continued.fit.elbo),
+            std::bit_cast<std::uint64_t>(whole.fit.elbo));
+  EXPECT_TRUE(same_bits(continued.encoder.parameters(), whole.encoder.parameters()));
+  EXPECT_TRUE(
+      same_bits(continued.encoder_moments.first.matrix(), whole.encoder_moments.first.matrix()));
+  EXPECT_EQ(continued.encoder_moments.steps, whole.encoder_moments.steps);
+  EXPECT_TRUE(same_bits(continued.fit.globals.spikes.C, whole.fit.globals.spikes.C));
+  EXPECT_TRUE(same_bits(continued.fit.globals.dynamics.M, whole.fit.globals.dynamics.M));
+  EXPECT_TRUE(same_bits(continued.kl_per_dimension, whole.kl_per_dimension));
+  EXPECT_EQ(continued.beta, whole.beta);
+  EXPECT_EQ(continued.active_units, whole.active_units);
+  for (std::size_t k = 0; k < p.trials.size(); ++k)
+    EXPECT_TRUE(
+        same_bits(continued.fit.posteriors[k].moments.mean, whole.fit.posteriors[k].moments.mean));
 }
 
 TEST(AmortisedFit, RefusesWhatItDoesNotImplement) {

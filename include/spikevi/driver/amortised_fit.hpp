@@ -18,6 +18,7 @@
 
 #include "spikevi/driver/variational_fit.hpp"
 #include "spikevi/inference/adam.hpp"
+#include "spikevi/inference/optimizer.hpp"
 #include "spikevi/inference/site_encoder.hpp"
 
 namespace spikevi {
@@ -57,10 +58,21 @@ struct AmortisedOutcome {
 };
 
 // Fits encoder and decoder on this rank's trials (as fit_variational). A numerical failure ends
-// the fit (kNumericalFailure) with the state before the failed iteration.
+// the fit (kNumericalFailure) with the state before the failed iteration. The FitState its
+// callbacks see (checkpoints) holds the globals, the trace, the encoder's last sites and, in
+// optimizer_state (names of amortised_state_template), the encoder's weights, Adam's moments
+// and the per-iteration diagnostics; with `resume` the fit continues from such a state, bit
+// for bit as if it had not stopped (at the same --iterations: the diagnostics are sized by it).
 AmortisedOutcome fit_amortised(const std::vector<TrialCounts>& trials, const FitSettings& settings,
                                const AmortisedSettings& amortised, Communicator& comm,
-                               const std::vector<FitCallback*>& callbacks = {});
+                               const std::vector<FitCallback*>& callbacks = {},
+                               const FitState* resume = nullptr);
+
+// The names and shapes of the amortised state in FitState::optimizer_state for an encoder of
+// `inputs` neurons and `latents` latents over `iterations` iterations (CheckpointLayout's
+// extra_state).
+OptimizerState amortised_state_template(const AmortisedSettings& amortised, int inputs, int latents,
+                                        int iterations);
 
 // The encoder's input of a trial: its counts on `rows` (all rows when empty).
 Eigen::ArrayXXd encoder_input(const Eigen::ArrayXXd& counts, const std::vector<int>& rows);

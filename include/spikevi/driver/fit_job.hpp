@@ -38,7 +38,7 @@ struct FitJobSettings {
   std::map<std::string, std::string> configuration;  // /config of the fit file
   std::map<std::string, std::string> provenance;     // root attributes of the fit file
   // `fit --inference amortised` (amortised_fit.hpp): train an encoder instead of local steps.
-  // No checkpoints (refused with --restart); the encoder reads the held-in neurons.
+  // The encoder reads the held-in neurons; its checkpoints hold the encoder's state too.
   std::optional<AmortisedSettings> amortised;
 };
 
