@@ -55,6 +55,14 @@ for name in ["elbo", "encoder/weights", "encoder/adam_second", "trace/kl_per_dim
 assert a.attrs["elbo"] == b.attrs["elbo"] and a.attrs["active_units"] == b.attrs["active_units"]
 print(f"elbo {a.attrs['elbo']:.10e} in both")
 PY
+# decode with an amortised fit: the encoder's q from the spikes, then the behaviour.
+"$spikevi" simulate --out "$work/behaviour.h5" --trials 20 --bins 50 --neurons 24 --latents 2 \
+  --seed 5 --behavior 2 >/dev/null
+check "an amortised fit with a behaviour modality" "$spikevi" fit --data "$work/behaviour.h5" \
+  --out "$work/amb.h5" --inference amortised --latents 2 --iterations 30 --encoder-hidden 8 \
+  --encoder-window 3 --quiet
+check -v "decode an amortised fit (--refine 2)" "$spikevi" decode --data "$work/behaviour.h5" \
+  --fit "$work/amb.h5" --target behavior --out "$work/decoded.h5" --refine 2
 "$spikevi" fit --data "$work/sim.h5" --out "$work/it.h5" --latents 2 --iterations 5 --quiet \
   >/dev/null
 fails_with 2 "--refine refused for an iterative fit" "amortised fits only" \
