@@ -119,7 +119,11 @@ BENCHMARK(BM_EncoderPosteriorMoments)
     ->Args({8, 1})
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_IterativeLocalStep)->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_EncoderInference)->Args({32, 5})->Args({8, 5})->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_EncoderInference)
+    ->Args({32, 9})
+    ->Args({32, 5})
+    ->Args({8, 5})
+    ->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 }  // namespace spikevi
