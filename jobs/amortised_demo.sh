@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Amortised inference against the iterative engine (issue 14): on the default simulation and
-# on a real recording (shared/data/w_maze.h5 when present, or SPIKEVI_REAL_DATA), fits
+# on a real recording named by SPIKEVI_REAL_DATA (spikes only, --ignore-continuous), fits
 #   * the iterative engine (natural-gradient local steps, full batch),
 #   * the amortised encoder with and without KL annealing (--kl-warmup),
 # evaluates each by co-smoothing (the amortised ones with their encoder on the test trials'
@@ -14,14 +14,14 @@ cd "$(dirname "$0")/.."
 spikevi=${SPIKEVI:-build/spikevi}
 out=${SPIKEVI_DEMO_DIR:-build/amortised_demo}
 mkdir -p "$out"
-real=${SPIKEVI_REAL_DATA:-../shared/data/w_maze.h5}
+real=${SPIKEVI_REAL_DATA:-}
 python=${PYTHON:-/usr/bin/python3}  # with h5py
 
 # The settings found to train stably: minibatches of 8 trials, 100 epochs, a 9-bin window, and
 # a decoder step rho_i = (i + 20)^-0.51 (with tau = 1 the first decoder steps follow the
 # untrained encoder's poor posteriors too far).
 amortised=(--inference amortised --minibatch 8 --encoder-rate 0.03 --encoder-window 9
-           --step-tau 20 --step-kappa 0.51 --quiet --overwrite)
+           --step-tau 20 --step-kappa 0.51 --ignore-continuous --quiet --overwrite)
 
 cosmoothing() { "$spikevi" evaluate --data "$1" --fit "$2" --out "$2.eval.h5" --overwrite "${@:3}" |
                   awk '/spikevi fit/ {print $3}'; }
@@ -45,7 +45,7 @@ demo() {  # demo LABEL DATA LATENTS EPOCHS
   local label=$1 data=$2 D=$3 epochs=$4 base=$out/$1
   echo "== $label ($data, D = $D)"
   "$spikevi" fit --data "$data" --latents "$D" --iterations 200 --out "$base.iterative.h5" \
-    --overwrite --quiet >/dev/null
+    --ignore-continuous --overwrite --quiet >/dev/null
   report "iterative" "$data" "$base.iterative.h5"
   "$spikevi" fit --data "$data" --latents "$D" --epochs "$epochs" "${amortised[@]}" \
     --out "$base.plain.h5" >/dev/null
@@ -68,4 +68,4 @@ demo() {  # demo LABEL DATA LATENTS EPOCHS
 
 "$spikevi" simulate --out "$out/sim.h5" --overwrite >/dev/null
 demo default-simulation "$out/sim.h5" 4 100
-if [ -e "$real" ]; then demo w_maze "$real" 4 40; fi
+if [ -n "$real" ]; then demo real-recording "$real" 4 8; fi
