@@ -3,9 +3,11 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <optional>
 
 #include "cli/command.hpp"
 #include "spikevi/error.hpp"
+#include "spikevi/evaluation/amortised_evaluation.hpp"
 #include "spikevi/evaluation/cosmoothing.hpp"
 #include "spikevi/evaluation/decoding.hpp"
 #include "spikevi/evaluation/lagged_ridge.hpp"
@@ -23,6 +25,7 @@ struct DecodeOptions {
   double level = 0.95;
   bool overwrite = false;
   LocalStepSettings local{.tolerance = 1e-6, .max_iterations = 200};
+  int refine = 0;  // amortised fits: local steps from the encoder's sites
 };
 
 po::options_description decode_options(DecodeOptions& o) {
@@ -40,6 +43,9 @@ po::options_description decode_options(DecodeOptions& o) {
        "latent inference on test trials: stop when a step gains less (nats)")
       ("local-max-iterations", po::value(&o.local.max_iterations)->default_value(200),
        "latent inference on test trials: most natural-gradient steps")
+      ("refine", po::value(&o.refine)->default_value(0),
+       "amortised fits (fit --inference amortised): the latents are the encoder's q from the "
+       "spikes, refined by this many natural-gradient local steps")
       ("overwrite", po::bool_switch(&o.overwrite), "replace an existing --out");
   // clang-format on
   return options;
@@ -119,8 +125,14 @@ int run_decode(const CommandContext& context) {
 
   // Latents from the spikes alone: the modality itself is not shown to the inference.
   const std::vector<TrialCounts> trials = make_trial_counts(data, test);
+  if (o.refine < 0) throw ConfigError("--refine must be >= 0 local steps");
+  const std::optional<EncoderRecord> encoder = read_encoder(o.fit);
+  if (!encoder && o.refine > 0)
+    throw ConfigError("--refine applies to amortised fits only; " + o.fit + " has no /encoder");
   const std::vector<GaussMarkovState> states =
-      infer_latents(InferenceModel::of(fit.globals, fit.model), trials, o.local);
+      encoder ? encode_latents(InferenceModel::of(fit.globals, fit.model), *encoder, trials,
+                               every_neuron(data), o.refine, o.local)
+              : infer_latents(InferenceModel::of(fit.globals, fit.model), trials, o.local);
   std::vector<GaussianMoments> latents;
   for (const GaussMarkovState& state : states) latents.push_back(state.moments);
   const DecodedModality decoded = predict_modality(modality, latents, o.level);

@@ -2,9 +2,11 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <optional>
 
 #include "cli/command.hpp"
 #include "spikevi/error.hpp"
+#include "spikevi/evaluation/amortised_evaluation.hpp"
 #include "spikevi/evaluation/cosmoothing.hpp"
 #include "spikevi/evaluation/decoding.hpp"
 #include "spikevi/evaluation/evaluation.hpp"
@@ -21,6 +23,7 @@ struct EvaluateOptions {
   std::string data, fit, out;
   bool overwrite = false;
   LocalStepSettings local{.tolerance = 1e-6, .max_iterations = 200};
+  int refine = 0;  // amortised fits: local steps from the encoder's sites
 };
 
 po::options_description evaluate_options(EvaluateOptions& o) {
@@ -34,6 +37,9 @@ po::options_description evaluate_options(EvaluateOptions& o) {
        "latent inference on test trials: stop when a step gains less (nats)")
       ("local-max-iterations", po::value(&o.local.max_iterations)->default_value(200),
        "latent inference on test trials: most natural-gradient steps")
+      ("refine", po::value(&o.refine)->default_value(0),
+       "amortised fits (fit --inference amortised): the test trials' latents are the encoder's "
+       "q from their held-in neurons, refined by this many natural-gradient local steps")
       ("overwrite", po::bool_switch(&o.overwrite), "replace an existing --out");
   // clang-format on
   return options;
@@ -110,7 +116,14 @@ int run_evaluate(const CommandContext& context) {
   if (!context.comm->is_root()) return 0;
 
   const Split& split = *data.split;
-  const CosmoothingResult model = cosmooth(InferenceModel::of(globals, fit.model), data, o.local);
+  if (o.refine < 0) throw ConfigError("--refine must be >= 0 local steps");
+  const std::optional<EncoderRecord> encoder = read_encoder(o.fit);
+  if (!encoder && o.refine > 0)
+    throw ConfigError("--refine applies to amortised fits only; " + o.fit + " has no /encoder");
+  const CosmoothingResult model =
+      encoder ? cosmooth_amortised(InferenceModel::of(globals, fit.model), *encoder, data, o.refine,
+                                   o.local)
+              : cosmooth(InferenceModel::of(globals, fit.model), data, o.local);
   EvaluationRecord scores;
   scores.padded_bins = data.bins;
   scores.rates = model.rates;
@@ -152,6 +165,9 @@ int run_evaluate(const CommandContext& context) {
       "better):\n",
       split.test_trials.size(), split.heldout_neurons.size());
   std::printf("  spikevi fit                                 %8.4f\n", scores.bits_per_spike);
+  if (encoder)
+    std::printf("  (amortised fit: test latents from its encoder, %d refining local steps)\n",
+                o.refine);
   std::printf("  baseline: smoothed spikes + Poisson GLM     %8.4f   (kernel SD %.1f bins)\n",
               baselines.raw.bits_per_spike, baselines.raw.fit.kernel_sd_bins);
   std::printf("  baseline: NLB-style, GLM on log smoothed    %8.4f   (kernel SD %.1f bins)\n",

@@ -32,6 +32,8 @@ struct FitOptions {
   int checkpoint_every = 10;
   bool overwrite = false, quiet = false, restart = false;
   FitSettings settings;
+  std::string inference = "iterative";  // or amortised (amortised_fit.hpp)
+  AmortisedSettings amortised;
 };
 
 // Exit status of a fit stopped by SIGTERM/SIGUSR1 after writing its checkpoint (EX_TEMPFAIL
@@ -113,6 +115,33 @@ po::options_description fit_options(FitOptions& o) {
   return options;
 }
 
+// --inference amortised and its encoder / annealing options (DESIGN.md §6).
+po::options_description amortised_options(FitOptions& o) {
+  AmortisedSettings& a = o.amortised;
+  po::options_description options(
+      "Amortised inference (docs/model-and-inference.md#amortised-inference)");
+  // clang-format off
+  options.add_options()
+      ("inference", po::value(&o.inference)->default_value("iterative"),
+       "iterative: per-trial local steps; amortised: train an encoder network (1-D temporal "
+       "convolution over the held-in neurons' log1p counts, tanh hidden layer) that outputs each "
+       "trial's Gauss-Markov sites, jointly with the decoder (writes /encoder and /trace/beta, "
+       "/trace/kl_per_dimension, /trace/active_units)")
+      ("encoder-hidden", po::value(&a.hidden)->default_value(32), "amortised: hidden units H")
+      ("encoder-window", po::value(&a.window)->default_value(5),
+       "amortised: bins of the temporal convolution (odd, centred on each bin)")
+      ("encoder-rate", po::value(&a.adam.learning_rate)->default_value(0.01, "0.01"),
+       "amortised: Adam learning rate of the encoder's weights")
+      ("kl-warmup", po::value(&a.kl_warmup)->default_value(0),
+       "amortised: iterations over which beta rises linearly from --kl-beta0 to 1 (0: beta = 1)")
+      ("kl-beta0", po::value(&a.kl_beta0)->default_value(0.01, "0.01"),
+       "amortised: the first beta of the warm-up, in (0, 1]")
+      ("free-bits", po::value(&a.free_bits)->default_value(0.0),
+       "amortised: nats per latent dimension (not implemented: any value but 0 is refused)");
+  // clang-format on
+  return options;
+}
+
 // The model options as settings (ConfigError naming a bad value).
 void apply_model_options(FitOptions& o) {
   ModelSettings& model = o.settings.model;
@@ -181,6 +210,12 @@ std::map<std::string, std::string> checkpoint_identity(const po::variables_map& 
                           "prior-dynamics-variance",
                           "prior-process-noise"})
     if (options.count(key)) identity[key] = options.at(key);
+  // An amortised fit's checkpoint also holds its encoder and per-iteration diagnostics (sized
+  // by --iterations); an iterative fit's identity stays as it was.
+  if (options.count("inference") && options.at("inference") == "amortised")
+    for (const char* key : {"inference", "encoder-hidden", "encoder-window", "encoder-rate",
+                            "kl-warmup", "kl-beta0", "free-bits", "iterations"})
+      if (options.count(key)) identity[key] = options.at(key);
   return identity;
 }
 
@@ -213,6 +248,7 @@ void print_timing(const std::map<std::string, double>& t) {
 int run_fit(const CommandContext& context) {
   FitOptions o;
   po::options_description options = fit_options(o);
+  options.add(amortised_options(o));
   po::variables_map values;
   if (!parse_options("fit",
                      "Fits a latent linear dynamical system (Poisson, negative-binomial or "
@@ -238,6 +274,20 @@ int run_fit(const CommandContext& context) {
   job.identity = checkpoint_identity(values);
   job.configuration = option_values(values);
   job.provenance = provenance(context);
+  if (o.inference != "iterative" && o.inference != "amortised")
+    throw ConfigError("--inference must be iterative or amortised (got '" + o.inference + "')");
+  if (o.inference == "amortised") {
+    o.amortised.validate();
+    if (root && !o.quiet)
+      o.amortised.on_diagnostics = [](int iteration, double beta, const Eigen::VectorXd& kl,
+                                      int active) {
+        std::printf("iter %4d  beta %.4f  active units %d  KL per dimension", iteration, beta,
+                    active);
+        for (Eigen::Index d = 0; d < kl.size(); ++d) std::printf(" %.4f", kl(d));
+        std::printf("\n");
+      };
+    job.amortised = o.amortised;
+  }
   IterationPrinter progress(print_progress);
   StopRequest stop(stop_was_requested);
   std::vector<FitCallback*> callbacks{&stop};
@@ -288,6 +338,15 @@ int run_fit(const CommandContext& context) {
   if (outcome.unconverged_local_steps > 0)
     std::printf("warning: %d local steps stopped at --local-max-iterations before converging\n",
                 outcome.unconverged_local_steps);
+  if (result.amortised) {
+    std::printf(
+        "amortised: %d of %d latent dimensions active (posterior-mean variance > 0.01); "
+        "KL per dimension",
+        result.amortised->final_active_units, o.settings.latents);
+    for (Eigen::Index d = 0; d < result.amortised->final_kl_per_dimension.size(); ++d)
+      std::printf(" %.4f", result.amortised->final_kl_per_dimension(d));
+    std::printf(" nats per bin\n");
+  }
   print_timing(result.timing_record());
   return 0;
 }

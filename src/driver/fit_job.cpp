@@ -12,6 +12,7 @@
 
 #include "spikevi/error.hpp"
 #include "spikevi/io/checkpoint.hpp"
+#include "spikevi/io/encoder_file.hpp"
 #include "spikevi/io/memory_limit.hpp"
 #include "spikevi/io/output_files.hpp"
 #include "spikevi/io/trial_counts.hpp"
@@ -84,6 +85,22 @@ std::string format(const char* pattern, auto... values) {
   return text;
 }
 
+// The encoder section of an amortised fit's file (encoder_file.hpp), in the file's gauge.
+EncoderRecord encoder_record(const AmortisedOutcome& outcome, const AffineGauge& gauge) {
+  EncoderRecord record;
+  record.encoder = outcome.encoder;
+  record.input_neurons = outcome.input_neurons;
+  record.moments = outcome.encoder_moments;
+  record.gauge = gauge;
+  record.beta = outcome.beta;
+  record.kl_per_dimension = outcome.kl_per_dimension;
+  record.active_units = outcome.active_units;
+  record.final_kl_per_dimension = outcome.final_kl_per_dimension;
+  record.final_mean_variance = outcome.final_mean_variance;
+  record.final_active_units = outcome.final_active_units;
+  return record;
+}
+
 // One job: the shard of the fitted trials this rank holds and what the steps share.
 class FitJob {
  public:
@@ -103,6 +120,8 @@ class FitJob {
   void iterate(const std::vector<TrialCounts>& counts, const FitState* resume,
                std::vector<FitCallback*> callbacks, FitJobResult& result);
   void gather_and_gauge(FitJobResult& result);
+  // The job's amortised settings with the encoder reading the held-in neurons of the split.
+  std::optional<AmortisedSettings> amortised_settings() const;
 
   const FitJobSettings& job_;
   FitSettings settings_;  // the job's, with the modalities found and the iteration count
@@ -127,6 +146,7 @@ void FitJob::plan(const Dataset& metadata, const std::vector<int>& trials) {
         std::ceil(job_.epochs * population / std::min(settings_.minibatch.size, population)));
   share_ = rank_share(trials_.size(), comm_.rank(), comm_.size());
   metadata_.trials = metadata.trials;
+  metadata_.split = metadata.split;
   metadata_.bins = metadata.bins;
   metadata_.neurons = metadata.neurons;
   metadata_.trial_lengths = metadata.trial_lengths;
@@ -139,6 +159,7 @@ CheckpointLayout FitJob::checkpoint_layout(const std::vector<TrialCounts>& count
                           {},
                           settings_.latents,
                           metadata_.neurons,
+                          {},
                           {}};
   layout.model.row_parameters = settings_.model.spikes->row_parameters();
   layout.model.continuous_names = settings_.continuous_names;
@@ -148,6 +169,13 @@ CheckpointLayout FitJob::checkpoint_layout(const std::vector<TrialCounts>& count
   layout.model.adam = settings_.model.optimizer == OptimizerKind::kAdam;
   for (const TrialCounts& trial : counts)
     layout.bins.push_back(static_cast<int>(trial.counts.cols()));
+  if (const std::optional<AmortisedSettings> amortised = amortised_settings()) {
+    const int inputs = amortised->encoder_rows.empty()
+                           ? metadata_.neurons
+                           : static_cast<int>(amortised->encoder_rows.size());
+    layout.extra_state =
+        amortised_state_template(*amortised, inputs, settings_.latents, settings_.iterations);
+  }
   return layout;
 }
 
@@ -196,7 +224,14 @@ void FitJob::iterate(const std::vector<TrialCounts>& counts, const FitState* res
                      std::vector<FitCallback*> callbacks, FitJobResult& result) {
   PhaseTimer timer(comm_);
   callbacks.push_back(&timer);
-  result.outcome = fit_variational(counts, settings_, comm_, callbacks, resume);
+  if (job_.amortised) {
+    auto amortised = std::make_shared<AmortisedOutcome>(
+        fit_amortised(counts, settings_, *amortised_settings(), comm_, callbacks, resume));
+    result.outcome = amortised->fit;
+    result.amortised = std::move(amortised);
+  } else {
+    result.outcome = fit_variational(counts, settings_, comm_, callbacks, resume);
+  }
   result.timing = timer.timing();
 }
 
@@ -260,7 +295,10 @@ FitJobResult FitJob::from_file(const std::vector<FitCallback*>& callbacks) {
   result.total_seconds = seconds_since(start_);
   // The file records the time up to its own writing.
   result.record.timing = result.timing_record();
-  write_atomically(job_.out, [&](const std::string& path) { write_fit(path, result.record); });
+  write_atomically(job_.out, [&](const std::string& path) {
+    write_fit(path, result.record);
+    if (result.amortised) write_encoder(path, encoder_record(*result.amortised, result.gauge));
+  });
   result.io_seconds += seconds_since(write_start);
   result.total_seconds = seconds_since(start_);
   return result;
@@ -298,6 +336,7 @@ void FitJob::gather_and_gauge(FitJobResult& result) {
   if (!comm_.is_root()) return;
 
   const AffineGauge gauge = AffineGauge::canonical(outcome.globals.spikes, latents);
+  result.gauge = gauge;
   FitRecord& record = result.record;
   record.globals = gauge.apply(outcome.globals);
   record.trace = outcome.trace;
@@ -312,6 +351,14 @@ void FitJob::gather_and_gauge(FitJobResult& result) {
   record.configuration = job_.configuration;
   record.provenance = job_.provenance;
   record.provenance["data"] = job_.data;
+}
+
+std::optional<AmortisedSettings> FitJob::amortised_settings() const {
+  std::optional<AmortisedSettings> amortised = job_.amortised;
+  if (amortised && amortised->encoder_rows.empty() && metadata_.split &&
+      !metadata_.split->heldout_neurons.empty())
+    amortised->encoder_rows = metadata_.split->heldin_neurons();
+  return amortised;
 }
 
 }  // namespace

@@ -324,9 +324,11 @@ void write_file(const std::string& path, const FitState& state, const Checkpoint
 OptimizerState optimizer_template(const CheckpointLayout& layout) {
   ModelSettings settings;
   settings.optimizer = layout.model.adam ? OptimizerKind::kAdam : OptimizerKind::kNatural;
-  return make_optimizer(settings, layout.dim, layout.neurons,
-                        static_cast<int>(layout.model.row_parameters.size()))
-      ->state();
+  OptimizerState state = make_optimizer(settings, layout.dim, layout.neurons,
+                                        static_cast<int>(layout.model.row_parameters.size()))
+                             ->state();
+  for (const auto& [name, shape] : layout.extra_state) state[name] = shape;
+  return state;
 }
 
 enum class Verdict { kValid = 0, kCorrupt = 1, kOtherSettings = 2 };

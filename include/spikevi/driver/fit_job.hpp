@@ -6,13 +6,17 @@
 // write the fit file. The command line only parses options into FitJobSettings and prints.
 #include <functional>
 #include <map>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "spikevi/driver/amortised_fit.hpp"
 #include "spikevi/driver/fit_callbacks.hpp"
 #include "spikevi/driver/variational_fit.hpp"
 #include "spikevi/io/dataset.hpp"
 #include "spikevi/io/fit_file.hpp"
+#include "spikevi/model/gauge.hpp"
 #include "spikevi/parallel/communicator.hpp"
 
 namespace spikevi {
@@ -33,6 +37,9 @@ struct FitJobSettings {
   std::map<std::string, std::string> identity;
   std::map<std::string, std::string> configuration;  // /config of the fit file
   std::map<std::string, std::string> provenance;     // root attributes of the fit file
+  // `fit --inference amortised` (amortised_fit.hpp): train an encoder instead of local steps.
+  // The encoder reads the held-in neurons; its checkpoints hold the encoder's state too.
+  std::optional<AmortisedSettings> amortised;
 };
 
 // A line the job has to say (a header, where the data came from, a warning). Called on every
@@ -50,6 +57,8 @@ struct FitJobResult {
   // Rank 0 (and in memory): the record written to `out`, in the canonical gauge, with the
   // latents of every fitted trial. Empty when the fit was stopped or failed.
   FitRecord record;
+  AffineGauge gauge;  // the canonical gauge `record` is in (rank 0)
+  std::shared_ptr<const AmortisedOutcome> amortised;  // an amortised fit's encoder and traces
   // The /timing attributes of the fit file (see docs/output-files.md#timing).
   std::map<std::string, double> timing_record() const;
 };

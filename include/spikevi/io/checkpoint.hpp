@@ -23,6 +23,9 @@ struct CheckpointLayout {
   std::vector<int> bins;   // this rank's trials' lengths
   int dim = 0, neurons = 0;
   ModelLayout model;  // shapes, continuous modalities, inputs
+  // Names and shapes of further state a driver keeps in FitState::optimizer_state beside the
+  // optimiser's (the amortised fit's encoder, amortised_fit.hpp); read back like it.
+  OptimizerState extra_state;
 };
 
 // The settings a checkpoint must share with the fit that continues it (name -> value as text).
