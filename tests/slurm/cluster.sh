@@ -56,6 +56,8 @@ CredType=cred/munge
 AuthInfo=socket=$cluster/run/munge.socket
 StateSaveLocation=$cluster/state
 SlurmdSpoolDir=$cluster/spool
+# PMIx's per-step folders (spmix_appdir_*) go here instead of /tmp.
+TmpFS=$cluster/tmp
 SlurmctldPidFile=$cluster/run/slurmctld.pid
 SlurmdPidFile=$cluster/run/slurmd.pid
 SlurmctldLogFile=$cluster/log/slurmctld.log
@@ -89,11 +91,13 @@ cluster_node_idle() {
   [ "$(sinfo -h -n "$node" -o %T 2>/dev/null)" = idle ]
 }
 
-# cluster_daemon NAME LOG COMMAND...: starts a daemon in the foreground of a background job
-# (its PID is $!, no pid file race), output to LOG.
+# cluster_daemon NAME LOG COMMAND...: starts a daemon in the foreground (-D: no pid file race)
+# of a background job, output to LOG, under timeout(1): should this script be killed with
+# SIGKILL (no trap runs), the daemon still ends after SPIKEVI_SLURM_LIFETIME seconds.
+# cluster_pid[NAME] is timeout's PID; timeout passes a SIGTERM on to the daemon.
 cluster_daemon() {
   local name=$1 log=$2; shift 2
-  "$@" </dev/null >"$log" 2>&1 &
+  timeout -k 10 "${SPIKEVI_SLURM_LIFETIME:-900}" "$@" </dev/null >"$log" 2>&1 &
   cluster_pid[$name]=$!
 }
 
@@ -108,7 +112,7 @@ cluster_start() {
 
   # munged insists that every folder above its socket is searchable by all.
   chmod 711 "$work"
-  mkdir -p "$cluster"/{state,spool,log,key} && mkdir -m 755 "$cluster/run"
+  mkdir -p "$cluster"/{state,spool,log,key,tmp} && mkdir -m 755 "$cluster/run"
   chmod 700 "$cluster/key"
   head -c 1024 /dev/urandom >"$cluster/key/munge.key" && chmod 400 "$cluster/key/munge.key"
   export SLURM_CONF=$cluster/slurm.conf
@@ -129,17 +133,22 @@ cluster_start() {
   wait_until 60 cluster_node_idle ||
     cluster_unavailable "node $node not idle within 60 s (state: $(sinfo -h -o %T 2>&1))" \
       "$cluster/log/slurmd.out" "$cluster/log/slurmd.log" "$cluster/log/slurmctld.log"
-  ok "SLURM $(sinfo -V | awk '{ print $2 }') up: node $node idle (munged ${cluster_pid[munged]}," \
-    "slurmctld ${cluster_pid[slurmctld]}, slurmd ${cluster_pid[slurmd]})"
+  ok "SLURM $(sinfo -V | awk '{ print $2 }') up: node $node idle (munged, slurmctld and slurmd" \
+    "under timeout PIDs ${cluster_pid[munged]}, ${cluster_pid[slurmctld]}, ${cluster_pid[slurmd]})"
 }
 
-# cluster_stop_daemon NAME: SIGTERM to its PID, SIGKILL after 15 s.
+# cluster_stop_daemon NAME: SIGTERM to it (through its timeout), SIGKILL after 15 s.
 cluster_stop_daemon() {
-  local pid=${cluster_pid[$1]:-}
+  local pid=${cluster_pid[$1]:-} daemon
   [ -n "$pid" ] || return 0
   if running "$pid"; then
+    daemon=$(children "$pid")
     kill -TERM "$pid" 2>/dev/null
-    wait_until 15 all_ended "$pid" || { echo "note: $1 ($pid) ignored SIGTERM: killed"; kill -KILL "$pid" 2>/dev/null; }
+    if ! wait_until 15 all_ended "$pid"; then
+      echo "note: $1 (PID $daemon) still running 15 s after SIGTERM: killed"
+      # shellcheck disable=SC2086  # no PID, or one
+      kill -KILL $daemon "$pid" 2>/dev/null
+    fi
   fi
   wait "$pid" 2>/dev/null
   unset "cluster_pid[$1]"
@@ -169,8 +178,9 @@ cluster_stop() {
     jobs=$(timeout 10 squeue -h -o %i 2>/dev/null) || jobs=""
     if [ -n "$jobs" ]; then
       # shellcheck disable=SC2086  # one id per word
-      timeout 10 scancel --full $jobs 2>/dev/null
-      wait_until 20 cluster_no_jobs_left || echo "note: jobs $jobs still listed 20 s after scancel"
+      timeout 10 scancel $jobs
+      wait_until 20 cluster_no_jobs_left ||
+        echo "note: still listed 20 s after scancel: $(squeue -h -o "%i %T %r" 2>&1 | tr "\n" " ")"
     fi
   fi
   cluster_stop_daemon slurmd
@@ -221,9 +231,23 @@ wait_state() {  # wait_state JOB SECONDS STATE... (polls scontrol four times a s
   done
 }
 
-release() { timeout 10 scontrol update JobId="$1" StartTime=now; }
+# release JOB: StartTime=now, once the node is idle again (the previous run's steps are gone)
+# and the clock has passed the next whole second. slurmd refuses to launch a job whose
+# credential is not newer than the job's last kill, in whole seconds: a relaunch within the
+# second of the requeue fails at once ("Job N already killed, do not launch batch job" in
+# slurmd.log; the job ends FAILED 1:0). On a real cluster the ~120 s requeue delay covers it.
+release() {
+  local idle_at
+  wait_until 30 cluster_node_idle || echo "note: node not idle 30 s after job $1 was requeued"
+  idle_at=$(date +%s)
+  wait_until 3 cluster_second_passed "$idle_at"
+  timeout 10 scontrol update JobId="$1" StartTime=now
+}
+cluster_second_passed() { [ "$(date +%s)" -gt $(($1 + 1)) ]; }
 
-job_report() {  # job_report JOB LOG: prints the job record and its log, for fail
+job_report() {  # job_report JOB [LOG]: the job record, its log and the daemons' last lines
   timeout 10 scontrol show job "$1" 2>&1
-  [ -z "${2:-}" ] || cat "$2"
+  [ -z "${2:-}" ] || { echo "--- $(basename "$2")"; cat "$2"; }
+  echo "--- slurmd.log (end)"; tail -n 15 "$cluster/log/slurmd.log"
+  echo "--- slurmctld.log (end)"; tail -n 15 "$cluster/log/slurmctld.log"
 }

@@ -39,7 +39,7 @@ for launcher in srun mpirun; do
     abort "$launcher: job $job was not requeued within 120 s of SIGUSR1" <(job_report "$job" "$log")
   fi
   holds "$launcher: SIGUSR1 reached the script; the fit checkpointed, exited 75, was requeued" \
-    "$log" "received SIGUSR1" \
+    "$log" "training trials, 30 neurons, D = 3, 2 rank(s)" "received SIGUSR1" \
     "stopped by a signal after iteration" "the solver exited with status 75" "requeueing job $job"
   stopped_at=$(grep -o 'stopped by a signal after iteration [0-9]*' "$log" | grep -o '[0-9]*$')
   assert "$launcher: stopped mid-fit (after iteration $stopped_at of 150)" \
