@@ -163,7 +163,7 @@ cluster_holders() {
   local entry pid
   for entry in /proc/[0-9]*; do
     pid=${entry#/proc/}
-    [ "$pid" != $$ ] && [ "$pid" != "$BASHPID" ] || continue
+    if [ "$pid" = $$ ] || [ "$pid" = "$BASHPID" ]; then continue; fi
     if find "$entry/fd" "$entry/cwd" -maxdepth 1 -lname "$cluster/*" 2>/dev/null | grep -q .; then
       echo "$pid"
     fi
@@ -171,17 +171,21 @@ cluster_holders() {
 }
 
 cluster_stop() {
-  local jobs leftovers
+  local jobs leftovers attempt
   [ ${#cluster_pid[@]} -gt 0 ] || return 0
   cd /  # the test's shell may be in $cluster: not one of the processes to stop
   if [ -n "${cluster_pid[slurmctld]:-}" ] && running "${cluster_pid[slurmctld]}"; then
-    jobs=$(timeout 10 squeue -h -o %i 2>/dev/null) || jobs=""
-    if [ -n "$jobs" ]; then
+    # A job caught between its requeue and its relaunch may survive one scancel (seen once in
+    # a few tries): cancel again every 2 s, for at most 20 s.
+    for attempt in 1 2 3 4 5 6 7 8 9 10; do
+      jobs=$(timeout 10 squeue -h -o %i 2>/dev/null) || jobs=""
+      [ -n "$jobs" ] || break
       # shellcheck disable=SC2086  # one id per word
-      timeout 10 scancel $jobs
-      wait_until 20 cluster_no_jobs_left ||
+      timeout 10 scancel $jobs 2>/dev/null
+      wait_until 2 cluster_no_jobs_left && break
+      [ "$attempt" -lt 10 ] ||
         echo "note: still listed 20 s after scancel: $(squeue -h -o "%i %T %r" 2>&1 | tr "\n" " ")"
-    fi
+    done
   fi
   cluster_stop_daemon slurmd
   cluster_stop_daemon slurmctld
