@@ -14,13 +14,12 @@
 #   wait_state JOB SECONDS STATE...    polls until the job is in one of the states (status 1
 #                           if it never is within SECONDS)
 #   release JOB             a requeued job waits ~120 s before it is eligible again
-#                           (HPC_NOTES.md): StartTime=now starts it at once
+#                           (docs/cluster.md#requeue): StartTime=now starts it at once
 #   job_report JOB          `scontrol show job` and the job's log, for a failure message
 # On exit (any path) every job is cancelled and each daemon stopped by its PID — slurmd, then
 # slurmctld, then munged — each wait bounded; whatever still holds a file of $cluster (a
 # leftover slurmstepd or rank) is killed by PID; then harness.sh removes $work.
-# Recipe and traps: ../shared/HPC_NOTES.md "A real single-node SLURM for tests"; what the tests
-# prove: docs/cluster.md#tested-under-a-real-slurm.
+# What the tests prove, and the traps of such a cluster: docs/cluster.md#tested-under-a-real-slurm.
 
 cluster=$work/slurm
 node=$(hostname -s)
@@ -44,7 +43,7 @@ cluster_write_conf() {
   hardware=$(timeout 20 slurmd -C | grep '^NodeName=') ||
     cluster_unavailable "slurmd -C failed"
   cat >"$cluster/slurm.conf" <<EOF
-# Written by tests/slurm/cluster.sh for one test; see ../shared/HPC_NOTES.md.
+# Written by tests/slurm/cluster.sh for one test; see docs/cluster.md#tested-under-a-real-slurm.
 ClusterName=spikevi-test
 SlurmctldHost=$node(127.0.0.1)
 SlurmctldPort=$(cluster_free_port)
