@@ -417,6 +417,81 @@ def binomial_band(trials, probability, tail=0.005):
     return int(np.searchsorted(cdf, tail)), int(np.searchsorted(cdf, 1.0 - tail))
 
 
+def sbc_group_figure(name, group, figure_id):
+    """One SBC group (docs/output-files.md#sbc-file): its table row, and its rank histogram with
+    the 99 % band of uniform ranks beside the ECDF difference with its envelope."""
+    g = group.attrs
+    histogram = np.asarray(group["histogram"][()], dtype=float)
+    grid = group["ecdf_grid"][()]
+    difference = group["ecdf_difference"][()]
+    lower, upper = group["band_lower"][()], group["band_upper"][()]
+    parameters = group["ranks"].shape[1] if "ranks" in group else None
+    row = (name, text_attribute(g, "verdict"), parameters or "",
+           number(float_attribute(g, "chi_square")),
+           number(float_attribute(g, "chi_square_dof"), ".0f"),
+           number(float_attribute(g, "chi_square_p_value"), ".3g"))
+    total = int(round(histogram.sum()))
+    fig, axes = plt.subplots(1, 2, figsize=(11.0, 3.4), constrained_layout=True)
+    ax = axes[0]
+    bins = histogram.size
+    if total > 0:
+        low, high = binomial_band(total, 1.0 / bins)
+        ax.axhspan(low, high, color="0.85", label="99 % band of uniform ranks")
+        ax.axhline(total / bins, color="0.4", lw=1)
+    ax.bar(np.arange(bins), histogram, width=0.9, color="tab:blue", label="ranks")
+    ax.set_xlabel("rank bin")
+    ax.set_ylabel("count")
+    ax.set_title(f"{name}: rank histogram ({text_attribute(g, 'verdict')})", fontsize="small")
+    ax.legend(fontsize="x-small", loc="lower right")
+    ax = axes[1]
+    ax.fill_between(grid, lower, upper, color="0.85", label="uniform envelope")
+    ax.plot(grid, difference, color="tab:blue", lw=1.2, label="ECDF − uniform CDF")
+    ax.axhline(0.0, color="0.4", lw=1)
+    ax.set_xlabel("normalised rank")
+    ax.set_ylabel("ECDF difference")
+    ax.set_title(f"{name}: ECDF difference", fontsize="small")
+    ax.legend(fontsize="x-small", loc="lower right")
+    ax.grid(alpha=0.3)
+    return row, figure_html(fig, figure_id,
+                            f"SBC of {name}: rank histogram with the 99 % band of uniform ranks, "
+                            "and the ECDF difference with its simultaneous envelope")
+
+
+def family_check_html(path):
+    """spikevi family-check's FAMILY.h5 (docs/output-files.md#family-check-file): both families
+    side by side, and each family's SBC rank histogram."""
+    with h5py.File(path, "r") as f:
+        require(f, path, ("families",), "a family-check file of spikevi family-check")
+        attrs = f.attrs
+        families = list(f["families"].keys())
+        header = ["", *families]
+        rows = [["ELBO (nats)", *[number(float_attribute(f["families"][k].attrs, "elbo"))
+                                   for k in families]]]
+        for level in ("50", "80", "95"):
+            nominal = float_attribute(f["families"][families[0]].attrs, f"nominal_{level}")
+            rows.append([f"latent coverage, {level} % (nominal {number(nominal, '.3f')})",
+                         *[number(float_attribute(f["families"][k].attrs, f"coverage_{level}"),
+                                  ".3f") for k in families]])
+        rows.append(["SBC chi-square p-value",
+                     *[number(float_attribute(f["families"][k].attrs, "chi_square_p_value"),
+                              ".3g") for k in families]])
+        rows.append(["SBC verdict", *[text_attribute(f["families"][k].attrs, "verdict")
+                                      for k in families]])
+        parts = [f"<p>From {html.escape(path)}: ELBO gain of Gauss–Markov over mean-field "
+                 f"{number(float_attribute(attrs, 'elbo_gain_per_spike'), '+.4f')} nats/spike; "
+                 "posterior log-rate variance ratio Gauss–Markov / mean-field median "
+                 f"{number(float_attribute(attrs, 'variance_ratio_median'), '.3f')} "
+                 f"(10–90 %: {number(float_attribute(attrs, 'variance_ratio_p10'), '.3f')}–"
+                 f"{number(float_attribute(attrs, 'variance_ratio_p90'), '.3f')}).</p>\n",
+                 table_html(header, rows, "tab-family-check")]
+        for family in families:
+            sbc = f["families"][family].get("sbc")
+            for name, group in (sbc.items() if sbc is not None else ()):
+                parts.append(sbc_group_figure(f"{family} {name}", group,
+                                              f"fig-family-sbc-{slug(family)}-{slug(name)}")[1])
+    return "".join(parts)
+
+
 def sbc_section(path):
     parts = ['<section id="sec-sbc"><h2>Simulation-based calibration</h2>\n']
     with h5py.File(path, "r") as f:
@@ -435,43 +510,9 @@ def sbc_section(path):
                             "band_upper"):
                 if dataset not in group:
                     raise ReportError(f"{path}: /sbc/{name}/{dataset} is missing")
-            g = group.attrs
-            histogram = np.asarray(group["histogram"][()], dtype=float)
-            grid = group["ecdf_grid"][()]
-            difference = group["ecdf_difference"][()]
-            lower, upper = group["band_lower"][()], group["band_upper"][()]
-            parameters = group["ranks"].shape[1] if "ranks" in group else None
-            rows.append((name, text_attribute(g, "verdict"), parameters or "",
-                         number(float_attribute(g, "chi_square")),
-                         number(float_attribute(g, "chi_square_dof"), ".0f"),
-                         number(float_attribute(g, "chi_square_p_value"), ".3g")))
-            total = int(round(histogram.sum()))
-            fig, axes = plt.subplots(1, 2, figsize=(11.0, 3.4), constrained_layout=True)
-            ax = axes[0]
-            bins = histogram.size
-            if total > 0:
-                low, high = binomial_band(total, 1.0 / bins)
-                ax.axhspan(low, high, color="0.85", label="99 % band of uniform ranks")
-                ax.axhline(total / bins, color="0.4", lw=1)
-            ax.bar(np.arange(bins), histogram, width=0.9, color="tab:blue", label="ranks")
-            ax.set_xlabel("rank bin")
-            ax.set_ylabel("count")
-            ax.set_title(f"{name}: rank histogram ({text_attribute(g, 'verdict')})",
-                         fontsize="small")
-            ax.legend(fontsize="x-small", loc="lower right")
-            ax = axes[1]
-            ax.fill_between(grid, lower, upper, color="0.85", label="uniform envelope")
-            ax.plot(grid, difference, color="tab:blue", lw=1.2, label="ECDF − uniform CDF")
-            ax.axhline(0.0, color="0.4", lw=1)
-            ax.set_xlabel("normalised rank")
-            ax.set_ylabel("ECDF difference")
-            ax.set_title(f"{name}: ECDF difference", fontsize="small")
-            ax.legend(fontsize="x-small", loc="lower right")
-            ax.grid(alpha=0.3)
-            figures.append(figure_html(
-                fig, f"fig-sbc-{slug(name)}",
-                f"SBC of {name}: rank histogram with the 99 % band of uniform ranks, and the "
-                "ECDF difference with its simultaneous envelope"))
+            row, figure = sbc_group_figure(name, group, f"fig-sbc-{slug(name)}")
+            rows.append(row)
+            figures.append(figure)
     if not rows:
         raise ReportError(f"{path}: /sbc holds no group")
     parts.append(table_html(("group", "verdict", "parameters", "chi-square", "dof", "p-value"),
@@ -520,13 +561,15 @@ def comparison_section(path, family_path):
         parts.append('<p class="absent" id="absent-comparison">Comparison table: not given; '
                      "pass --comparison TABLE.csv (spikevi compare --table) to show it.</p>\n")
     parts.append("<h3>Family check</h3>\n")
-    if family_path:
+    if family_path and h5py.is_hdf5(family_path):
+        parts.append(family_check_html(family_path))
+    elif family_path:
         header, body = read_csv(family_path, (), "a family-check table (CSV with a header)")
         parts.append(f"<p>From {html.escape(family_path)}.</p>\n")
         parts.append(table_html(header, body, "tab-family-check"))
     else:
         parts.append('<p class="absent" id="absent-family-check">Family check: not given; pass '
-                     "--family-check FILE.csv to show it (the comparison table's "
+                     "--family-check FAMILY.h5 (spikevi family-check) to show it (the comparison table's "
                      "family_elbo_gap_per_spike and variance_ratio columns hold the check that "
                      "spikevi compare --families gauss-markov,mean-field makes).</p>\n")
     parts.append("</section>\n")

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -48,7 +49,8 @@ po::options_description report_options(ReportOptions& o) {
       ("sbc", po::value(&o.sbc), "spikevi sbc's file: rank histograms and ECDF differences")
       ("comparison", po::value(&o.comparison), "spikevi compare --table CSV")
       ("family-check", po::value(&o.family_check),
-       "a family-check table: any CSV with a header line, shown as it is")
+       "spikevi family-check's FAMILY.h5 (both families side by side, their SBC ranks), or any "
+       "CSV with a header line, shown as it is")
       ("scaling", po::value(&o.scaling), "perf/strong_scaling.py's scaling.csv")
       ("trials", po::value(&o.trials),
        "fitted trials (file indices, a,b,c) whose latents to draw; default the first three")
@@ -99,6 +101,14 @@ Hdf5File require_hdf5(const std::string& option, const std::string& path,
     if (!file.exists(object))
       throw InputError(path + ": " + object + " is missing: not " + what + " (" + option + ")");
   return file;
+}
+
+// Whether `path` starts with the HDF5 format signature (spikevi's files have no user block).
+bool has_hdf5_signature(const std::string& path) {
+  static constexpr char kSignature[8] = {'\211', 'H', 'D', 'F', '\r', '\n', '\032', '\n'};
+  char start[8] = {};
+  std::ifstream file(path, std::ios::binary);
+  return file.read(start, sizeof start) && std::equal(start, start + 8, kSignature);
 }
 
 // A CSV input: a header line holding every one of `columns`.
@@ -159,8 +169,13 @@ void check_inputs(const ReportOptions& o) {
     require_csv("--comparison", o.comparison,
                 {"observation", "family", "cobps", "heldout_ll_per_spike"},
                 "a table of spikevi compare --table");
-  if (!o.family_check.empty())
-    require_csv("--family-check", o.family_check, {}, "a CSV with a header line");
+  if (!o.family_check.empty()) {
+    if (has_hdf5_signature(o.family_check))
+      require_hdf5("--family-check", o.family_check, {"/families"},
+                   "a family-check file of spikevi family-check");
+    else
+      require_csv("--family-check", o.family_check, {}, "FAMILY.h5 or a CSV with a header line");
+  }
   if (!o.scaling.empty())
     require_csv("--scaling", o.scaling, {"ranks", "speedup", "efficiency"},
                 "perf/strong_scaling.py's scaling.csv");

@@ -131,6 +131,17 @@ holds "the tables are HTML" "$work/report.html" '<table id="tab-comparison">' \
   '<table id="tab-coverage">' '/continuous/behavior (Gaussian PIT)' 'narrower posterior'
 assert "2 ranks: the same figures" check_page "$work/report2.html" "${figures[@]}"
 
+# spikevi family-check's own FAMILY.h5: both families side by side and each family's SBC figure.
+check "family-check" "$spikevi" family-check --data "$work/data.h5" --fit "$work/fit.h5" \
+  --replicates 40 --out "$work/family.h5" --quiet
+check "report with the family-check file" "$spikevi" report --fit "$work/fit.h5" \
+  --family-check "$work/family.h5" --out "$work/report_family.html"
+assert -v "family check: both families' SBC figures embedded and non-blank" check_page \
+  "$work/report_family.html" fig-elbo fig-latents fig-family-sbc-gauss-markov-latents \
+  fig-family-sbc-mean-field-latents
+holds "family check: the side-by-side table" "$work/report_family.html" \
+  '<table id="tab-family-check">' 'ELBO gain of Gauss–Markov over mean-field' 'SBC verdict'
+
 # The page in headless Chromium. One run dumps the DOM of a copy that records each figure's box
 # and the page height once loaded; a second screenshots the page itself at that height.
 if command -v chromium >/dev/null; then
