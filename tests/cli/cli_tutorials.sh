@@ -60,6 +60,15 @@ done
 expect d_svi_and_optimisers adam_local_steps_ratio "float(x) > 5" \
   "Adam needs many times the natural gradient's local steps"
 
+run_tutorial e_collapse_and_annealing
+expect e_collapse_and_annealing active_units_plain "x == '4'" "no collapse with the linear decoder"
+expect e_collapse_and_annealing active_units_annealed "x == '4'" "nor with annealing"
+expect e_collapse_and_annealing beta_first "abs(float(x) - 0.01) < 1e-12" "beta starts at --kl-beta0"
+expect e_collapse_and_annealing beta_last "x == '1'" "and ends at 1"
+expect e_collapse_and_annealing cobps_annealed \
+  "abs(float(x) - float('$(value e_collapse_and_annealing cobps_iterative)')) < 0.03" \
+  "near the iterative engine"
+
 run_tutorial g_cluster_restart
 expect g_cluster_restart interrupted_status "x == '75'" "stopped with a checkpoint"
 expect g_cluster_restart bitwise_equal "x == 'yes'" "the resumed fit equals the uninterrupted one"
