@@ -1,20 +1,19 @@
 #include "spikevi/driver/variational_fit.hpp"
 
-#include <cstdio>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <iostream>
 #include <limits>
 #include <string>
 
 #include "spikevi/driver/fit_callbacks.hpp"
 #include "spikevi/error.hpp"
-#include "spikevi/inference/latent_inference.hpp"
 #include "spikevi/inference/global_statistics.hpp"
 #include "spikevi/inference/global_step.hpp"
 #include "spikevi/inference/initialisation.hpp"
+#include "spikevi/inference/latent_inference.hpp"
 #include "spikevi/inference/mean_field.hpp"
 #include "spikevi/parallel/reproducible_sum.hpp"
 
@@ -26,16 +25,21 @@ using Clock = std::chrono::steady_clock;
 // The readout kernels of every modality under fixed globals, and a trial's views of them.
 class ModalityKernels {
  public:
+  // `cubature`: that of the MLP readout (--readout mlp), else null.
   ModalityKernels(const GlobalState& globals, const ObservationModel& spike_model,
-                  const std::vector<GaussianObservation>& continuous_models)
+                  const std::vector<GaussianObservation>& continuous_models,
+                  const GaussianCubature* cubature = nullptr)
       : spike_model_(spike_model), spikes_(globals.spikes), continuous_models_(continuous_models) {
     for (const ContinuousReadout& modality : globals.continuous)
       continuous_.push_back(std::make_unique<ReadoutKernels>(modality.readout));
+    if (cubature && globals.mlp.active())
+      mlp_ = std::make_unique<MlpKernels>(globals.spikes, globals.mlp, *cubature);
   }
   const ReadoutKernels& spikes() const { return spikes_; }
+  const MlpKernels* mlp() const { return mlp_.get(); }
   std::vector<ModalityView> views(const TrialCounts& trial, double spike_base_measure) const {
     std::vector<ModalityView> views{
-        ModalityView{&spike_model_, &spikes_, &trial.counts, spike_base_measure}};
+        ModalityView{&spike_model_, &spikes_, &trial.counts, spike_base_measure, mlp_.get()}};
     for (std::size_t m = 0; m < continuous_.size(); ++m)
       views.push_back(
           ModalityView{&continuous_models_[m], continuous_[m].get(), &trial.continuous[m], 0.0});
@@ -47,6 +51,7 @@ class ModalityKernels {
   const ReadoutKernels spikes_;
   const std::vector<GaussianObservation>& continuous_models_;
   std::vector<std::unique_ptr<ReadoutKernels>> continuous_;
+  std::unique_ptr<MlpKernels> mlp_;
 };
 
 // Sum over the listed local trials and over all ranks of a per-trial vector of `size` doubles,
@@ -94,6 +99,8 @@ void validate(const std::vector<TrialCounts>& trials, const FitSettings& setting
                       ") must be smaller than the number of neurons (" +
                       std::to_string(trials.front().counts.rows()) + ")");
   settings.minibatch.validate(population);
+  if (settings.model.readout == ReadoutKind::kMlp && !settings.minibatch.full_batch(population))
+    throw ConfigError("--readout mlp is available in full batch only (no --batch-size)");
 }
 
 // One fit: the state every rank keeps, and the steps of DESIGN.md §3-4. It is the FitProgress
@@ -155,11 +162,12 @@ class VariationalFit final : private FitProgress {
   std::unique_ptr<ObservationModel> model_;             // spikes, at the current row parameters
   std::vector<GaussianObservation> continuous_models_;  // at the current variances
   std::unique_ptr<FamilyEvaluator> evaluator_;
-  std::unique_ptr<Estimator> estimator_;  // of the local steps (closed form, quadrature, MC)
-  std::unique_ptr<Optimizer> optimizer_;  // natural gradients or Adam, with its state
-  std::vector<double> spike_base_measures_;  // per local trial, under model_
-  int population_ = 0;                       // K: trials on all ranks
-  std::size_t buffer_size_ = 0;              // doubles in a packed GlobalStatistics
+  std::unique_ptr<Estimator> estimator_;        // of the local steps (closed form, quadrature, MC)
+  std::unique_ptr<Optimizer> optimizer_;        // natural gradients or Adam, with its state
+  std::unique_ptr<GaussianCubature> cubature_;  // --readout mlp: its expectations
+  std::vector<double> spike_base_measures_;     // per local trial, under model_
+  int population_ = 0;                          // K: trials on all ranks
+  std::size_t buffer_size_ = 0;                 // doubles in a packed GlobalStatistics
   FitOutcome outcome_;
   Readout readout_before_step_;  // full batch: to undo rows whose step dropped the objective
   RowParameters row_parameters_before_step_;
@@ -307,7 +315,7 @@ void VariationalFit::initialise() {
   update_continuous(globals, stats, GlobalStepSize{});
   refresh_models();
 
-  const ModalityKernels kernels(globals, *model_, continuous_models_);
+  const ModalityKernels kernels(globals, *model_, continuous_models_, cubature_.get());
   LikelihoodWorkspace work;
   for (std::size_t k = 0; k < trials_.size(); ++k)
     expected_log_likelihood(kernels.views(trials_[k], spike_base_measures_[k]), start[k], work,
@@ -356,7 +364,7 @@ GlobalStatistics VariationalFit::local_pass(const std::vector<std::size_t>& memb
   timed(FitPhase::kLocal, [&] {
     const GlobalState& globals = outcome_.globals;
     const LatentPrior latent_prior = LatentPrior::from(globals);
-    const ModalityKernels kernels(globals, *model_, continuous_models_);
+    const ModalityKernels kernels(globals, *model_, continuous_models_, cubature_.get());
     GlobalStatistics trial_stats = GlobalStatistics::zero(dim(), neurons(), layout_);
     std::vector<double> packed;
     for (std::size_t k : members) {
@@ -369,9 +377,11 @@ GlobalStatistics VariationalFit::local_pass(const std::vector<std::size_t>& memb
       try {
         if (check_readout)
           trial_stats.candidate_log_likelihood =
-              row_log_likelihood(kernels.spikes(), *model_, trial.counts, state.moments);
-        const PriorBlocks prior = latent_prior.blocks(static_cast<int>(trial.counts.cols()),
-                                                      trial.inputs_or_null());
+              kernels.mlp()
+                  ? kernels.mlp()->row_log_likelihood(*model_, trial.counts, state.moments)
+                  : row_log_likelihood(kernels.spikes(), *model_, trial.counts, state.moments);
+        const PriorBlocks prior =
+            latent_prior.blocks(static_cast<int>(trial.counts.cols()), trial.inputs_or_null());
         const auto modalities = kernels.views(trial, spike_base_measures_[k]);
         const LocalStepReport report =
             warm_local_step(LocalProblem{prior, modalities, *evaluator_, *estimator_}, state,
@@ -380,7 +390,7 @@ GlobalStatistics VariationalFit::local_pass(const std::vector<std::size_t>& memb
           throw NumericalError("its ELBO is " + std::to_string(state.elbo) +
                                " after the local step");
         trial_stats.add_trial(state.moments, globals.spikes, *model_, trial.counts, state.elbo,
-                              trial.inputs_or_null());
+                              trial.inputs_or_null(), kernels.mlp());
         for (std::size_t m = 0; m < trial.continuous.size(); ++m)
           trial_stats.add_continuous(m, trial.continuous[m], state.moments);
         trial_stats.local_iterations = report.iterations;
@@ -467,6 +477,11 @@ void VariationalFit::start(const FitState* resume_from) {
   layout_.continuous_names = settings_.continuous_names;
   layout_.inputs = static_cast<int>(trials_.front().inputs.rows());
   layout_.adam = settings_.model.optimizer == OptimizerKind::kAdam;
+  layout_.hidden = settings_.model.mlp_hidden();
+  layout_.mlp_seed = settings_.model.mlp_seed;
+  layout_.mlp_prior_precision = settings_.model.mlp_prior_precision;
+  if (layout_.hidden > 0)
+    cubature_ = std::make_unique<GaussianCubature>(settings_.model.cubature(dim()));
   layout_.continuous_channels.clear();
   for (const Eigen::ArrayXXd& values : trials_.front().continuous)
     layout_.continuous_channels.push_back(static_cast<int>(values.rows()));
@@ -474,9 +489,9 @@ void VariationalFit::start(const FitState* resume_from) {
   evaluator_ = make_family_evaluator(settings_.model.family);
   estimator_ = make_estimator(settings_.model);
   optimizer_ = make_optimizer(settings_.model, dim(), neurons(),
-                              static_cast<int>(layout_.row_parameters.size()));
-  model_ = settings_.model.spike_observation(
-      RowParameters::at_prior(layout_.row_parameters, neurons()));
+                              static_cast<int>(layout_.row_parameters.size()), layout_.hidden);
+  model_ =
+      settings_.model.spike_observation(RowParameters::at_prior(layout_.row_parameters, neurons()));
   spike_base_measures_.clear();
   for (const TrialCounts& trial : trials_) {
     try {
@@ -583,7 +598,8 @@ std::string VariationalFit::local_failure(const GlobalStatistics& stats, int ite
            "precision in the objective (look for absurd values in /continuous or /counts)";
   if (!std::isfinite(outcome_.globals.global_terms()))
     return "the global terms of the objective (priors and the KL of the dynamics) are not finite "
-           "at iteration " + std::to_string(iteration);
+           "at iteration " +
+           std::to_string(iteration);
   return "";
 }
 
@@ -607,8 +623,8 @@ void VariationalFit::restore_state() {
 bool VariationalFit::fail(int iteration, const std::string& message) {
   restore_state();
   outcome_.termination = Termination::kNumericalFailure;
-  outcome_.message = message + "; the fit keeps the state after iteration " +
-                     std::to_string(iteration - 1);
+  outcome_.message =
+      message + "; the fit keeps the state after iteration " + std::to_string(iteration - 1);
   last_ = true;
   for (FitCallback* callback : callbacks_) callback->on_failure(outcome_.message, *this);
   return false;
@@ -678,13 +694,15 @@ void VariationalFit::resume(const FitState& state) {
   const GlobalState priors = make_prior_state(dim(), neurons(), settings_.priors, layout_);
   outcome_.globals.continuous_prior = priors.continuous_prior;
   outcome_.globals.noise_prior = priors.noise_prior;
+  outcome_.globals.mlp_prior_precision = priors.mlp_prior_precision;
   for (std::size_t p = 0; p < outcome_.globals.spike_parameters.count(); ++p)
-    outcome_.globals.spike_parameters.parameters[p].spec = priors.spike_parameters.parameters[p].spec;
+    outcome_.globals.spike_parameters.parameters[p].spec =
+        priors.spike_parameters.parameters[p].spec;
   // Adam's bias correction counts the global steps taken: one per iteration after the first.
   optimizer_->restore(state.optimizer_state, std::max(state.iteration - 1, 0));
   refresh_models();
   const LatentPrior latent_prior = LatentPrior::from(outcome_.globals);
-  const ModalityKernels kernels(outcome_.globals, *model_, continuous_models_);
+  const ModalityKernels kernels(outcome_.globals, *model_, continuous_models_, cubature_.get());
   outcome_.posteriors.assign(trials_.size(), GaussMarkovState{});
   for (std::size_t k = 0; k < trials_.size(); ++k) {
     const PriorBlocks prior =
