@@ -100,7 +100,7 @@ void validate(const std::vector<TrialCounts>& trials, const FitSettings& setting
                       std::to_string(trials.front().counts.rows()) + ")");
   settings.minibatch.validate(population);
   if (settings.model.readout == ReadoutKind::kMlp && !settings.minibatch.full_batch(population))
-    throw ConfigError("--readout mlp is available in full batch only (no --batch-size)");
+    throw ConfigError("--readout mlp is available in full batch only (no --minibatch)");
 }
 
 // One fit: the state every rank keeps, and the steps of DESIGN.md §3-4. It is the FitProgress
@@ -377,9 +377,7 @@ GlobalStatistics VariationalFit::local_pass(const std::vector<std::size_t>& memb
       try {
         if (check_readout)
           trial_stats.candidate_log_likelihood =
-              kernels.mlp()
-                  ? kernels.mlp()->row_log_likelihood(*model_, trial.counts, state.moments)
-                  : row_log_likelihood(kernels.spikes(), *model_, trial.counts, state.moments);
+              row_log_likelihood(kernels.spikes(), *model_, trial.counts, state.moments);
         const PriorBlocks prior =
             latent_prior.blocks(static_cast<int>(trial.counts.cols()), trial.inputs_or_null());
         const auto modalities = kernels.views(trial, spike_base_measures_[k]);
@@ -521,7 +519,10 @@ void VariationalFit::start(const FitState* resume_from) {
 
 bool VariationalFit::iterate(int iteration) {
   const auto iteration_start = Clock::now();
-  const bool check_readout = full_batch() && iteration > 1;
+  // --readout mlp: no row check, as the network's step moves every row's objective too (the
+  // check would undo rows for it and cost a second local pass); its rows' Newton steps go
+  // unchecked, as in minibatch runs.
+  const bool check_readout = full_batch() && iteration > 1 && !outcome_.globals.mlp.active();
   remember_state();
   if (iteration > 1) {
     try {

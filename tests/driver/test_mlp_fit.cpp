@@ -69,8 +69,11 @@ TEST(MlpFit, RecoversANonlinearTuningTheLinearReadoutCannot) {
   const double truth_bits =
       cosmooth(truth_model(*data.truth), data, LocalStepSettings{}).bits_per_spike;
   std::printf("true parameters: co-smoothing %.4f bits/spike\n", truth_bits);
-  EXPECT_GT(mlp.bits_per_spike, linear.bits_per_spike + 0.0);
-  EXPECT_GT(mlp.heldout_log_likelihood, linear.heldout_log_likelihood + 0.0);
+  // Measured (seed 4): co-smoothing linear 0.3413, mlp 0.3935, true parameters 0.3958 bits/spike;
+  // held-out log p linear -26115, mlp -24926 nats. Asserted with half the margins as headroom.
+  EXPECT_GT(mlp.bits_per_spike, linear.bits_per_spike + 0.025);
+  EXPECT_GT(mlp.bits_per_spike, truth_bits - 0.015);
+  EXPECT_GT(mlp.heldout_log_likelihood, linear.heldout_log_likelihood + 500.0);
 }
 
 }  // namespace
