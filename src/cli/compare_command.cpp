@@ -45,8 +45,8 @@ po::options_description compare_options(CompareOptions& o) {
        "use, ignore or use,ignore: whether the Gaussian modalities of /continuous are fitted "
        "with the spikes (they then shape the latents); scores always use the spikes alone")
       ("readout", po::value(&o.readouts)->default_value("linear"),
-       "linear, mlp or linear,mlp: the spike readout (mlp: docs/model-and-inference.md"
-       "#the-mlp-readout; its rows read NAME+mlp)")
+       "linear, mlp or linear,mlp: the spike readout (mlp: the MLP readout of fit --readout; its "
+       "rows read NAME+mlp)")
       ("hidden", po::value(&o.hidden)->default_value(8), "--readout mlp: hidden units H")
       ("folds", po::value(&o.folds)->default_value(5),
        "number of cross-validation folds over the training trials")

@@ -73,7 +73,7 @@ po::options_description fit_options(FitOptions& o) {
        "--optimizer adam: learning rate of the readout rows and log shapes")
       ("readout", po::value(&o.readout)->default_value("linear"),
        "linear or mlp: the spike readout; mlp: log-rate c'z + d + a'tanh(W z + b) with a hidden "
-       "layer shared by all neurons (docs/model-and-inference.md#the-mlp-readout)")
+       "layer shared by all neurons (\"The MLP readout\" in docs/model-and-inference.md)")
       ("hidden", po::value(&s.model.hidden)->default_value(8),
        "--readout mlp: hidden units H")
       ("mlp-rate", po::value(&s.model.mlp_adam.learning_rate)->default_value(0.02, "0.02"),

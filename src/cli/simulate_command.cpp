@@ -71,7 +71,7 @@ po::options_description simulate_options(SimulateOptions& o) {
        "number of known inputs /inputs driving the latents (sparse 0/1 pulses; 0: none)")
       ("readout", po::value(&o.readout)->default_value("linear"),
        "linear, or mlp: log-rates c.z + d + a'tanh(W z + b) with a random hidden layer "
-       "(/truth/mlp_A, _W, _b; docs/model-and-inference.md#the-mlp-readout)")
+       "(/truth/mlp_A, _W, _b)")
       ("hidden", po::value(&s.mlp_hidden)->default_value(8), "--readout mlp: hidden units H")
       ("mlp-scale", po::value(&s.mlp_scale)->default_value(s.mlp_scale),
        "--readout mlp: SD of each unit's log-rate modulation by the hidden layer")
