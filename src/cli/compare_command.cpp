@@ -18,8 +18,9 @@ namespace spikevi::cli {
 namespace {
 
 struct CompareOptions {
-  std::string data, models, links, families, latents, continuous, table, best_out, select;
-  int folds = 5;
+  std::string data, models, links, families, latents, continuous, table, best_out, select,
+      readouts = "linear";
+  int folds = 5, hidden = 8;
   bool overwrite = false, quiet = false;
   CrossValidationSettings cross_validation;
 };
@@ -43,6 +44,10 @@ po::options_description compare_options(CompareOptions& o) {
       ("continuous", po::value(&o.continuous)->default_value("ignore"),
        "use, ignore or use,ignore: whether the Gaussian modalities of /continuous are fitted "
        "with the spikes (they then shape the latents); scores always use the spikes alone")
+      ("readout", po::value(&o.readouts)->default_value("linear"),
+       "linear, mlp or linear,mlp: the spike readout (mlp: the MLP readout of fit --readout; its "
+       "rows read NAME+mlp)")
+      ("hidden", po::value(&o.hidden)->default_value(8), "--readout mlp: hidden units H")
       ("folds", po::value(&o.folds)->default_value(5),
        "number of cross-validation folds over the training trials")
       ("select", po::value(&o.select)->default_value("cobps"),
@@ -233,6 +238,10 @@ void refit_best(const CompareOptions& o, const Candidate& best, const Comparison
                   {"family", family_name(best.family)},
                   {"ignore-continuous", ignore},
                   {"seed", std::to_string(o.cross_validation.fit.minibatch.seed)}};
+  if (best.readout == ReadoutKind::kMlp) {
+    job.identity["readout"] = "mlp";
+    job.identity["hidden"] = std::to_string(best.hidden);
+  }
   job.configuration = option_values(values);
   for (const auto& [key, value] : job.identity) job.configuration[key] = value;
   job.configuration["selected-by"] = o.select;
@@ -275,8 +284,11 @@ int run_compare(const CommandContext& context) {
   const std::vector<FamilyKind> families =
       parse_list<FamilyKind>("--families", o.families, "gauss-markov, mean-field", parse_family);
   const SelectionCriterion criterion = parse_selection_criterion(o.select);
-  std::vector<Candidate> candidates = candidate_grid(
-      observations, families, parse_latents(o.latents), parse_continuous(o.continuous));
+  const std::vector<ReadoutKind> readouts =
+      parse_list<ReadoutKind>("--readout", o.readouts, "linear, mlp", parse_readout);
+  std::vector<Candidate> candidates =
+      candidate_grid(observations, families, parse_latents(o.latents),
+                     parse_continuous(o.continuous), readouts, o.hidden);
   for (const Candidate& candidate : candidates)
     candidate_settings(o.cross_validation.fit, candidate);  // ConfigError for a bad combination
   o.cross_validation.family_check = families.size() == 2;
@@ -292,8 +304,8 @@ int run_compare(const CommandContext& context) {
     // Without modalities "use" is "ignore": keep one of each pair.
     std::erase_if(candidates, [](const Candidate& c) { return c.use_continuous; });
     if (candidates.empty())
-      for (const Candidate& c :
-           candidate_grid(observations, families, parse_latents(o.latents), {false}))
+      for (const Candidate& c : candidate_grid(observations, families, parse_latents(o.latents),
+                                               {false}, readouts, o.hidden))
         candidates.push_back(c);
   }
   const std::vector<int> trials = training_trials(data);

@@ -26,7 +26,7 @@ namespace {
 struct FitOptions {
   std::string data, out;
   std::string observation = "poisson", link = "exp", family = "gauss-markov", expectations,
-              optimizer = "natural";
+              optimizer = "natural", readout = "linear";
   bool ignore_continuous = false;
   double epochs = 0.0;  // > 0: sets the iteration count from passes over the data
   int checkpoint_every = 10;
@@ -73,6 +73,15 @@ po::options_description fit_options(FitOptions& o) {
       ("adam-global-rate",
        po::value(&s.model.global_adam.learning_rate)->default_value(0.02, "0.02"),
        "--optimizer adam: learning rate of the readout rows and log shapes")
+      ("readout", po::value(&o.readout)->default_value("linear"),
+       "linear or mlp: the spike readout; mlp: log-rate c'z + d + a'tanh(W z + b) with a hidden "
+       "layer shared by all neurons (\"The MLP readout\" in docs/model-and-inference.md)")
+      ("hidden", po::value(&s.model.hidden)->default_value(8),
+       "--readout mlp: hidden units H")
+      ("mlp-rate", po::value(&s.model.mlp_adam.learning_rate)->default_value(0.02, "0.02"),
+       "--readout mlp: Adam learning rate of the MLP weights (A, W, b)")
+      ("cubature-points", po::value(&s.model.cubature_points)->default_value(0),
+       "--readout mlp: 0 = spherical-radial cubature (2D nodes), n = n^D Gauss-Hermite nodes")
       ("ignore-continuous", po::bool_switch(&o.ignore_continuous),
        "fit the spikes only, even when the file has /continuous modalities")
       ("iterations", po::value(&s.iterations)->default_value(100), "maximum number of iterations")
@@ -151,6 +160,10 @@ void apply_model_options(FitOptions& o) {
                                               : parse_expectations(o.expectations);
   model.seed = o.settings.minibatch.seed;
   model.optimizer = parse_optimizer(o.optimizer);
+  model.readout = parse_readout(o.readout);
+  model.mlp_seed = o.settings.minibatch.seed;
+  if (!(model.mlp_adam.learning_rate > 0)) throw ConfigError("--mlp-rate must be > 0");
+  if (model.cubature_points < 0) throw ConfigError("--cubature-points must be >= 0");
   if (!(model.local_adam.learning_rate > 0) || !(model.global_adam.learning_rate > 0))
     throw ConfigError("--adam-local-rate and --adam-global-rate must be > 0");
   model.validate();
@@ -197,6 +210,10 @@ std::map<std::string, std::string> checkpoint_identity(const po::variables_map& 
                           "samples",
                           "ignore-continuous",
                           "optimizer",
+                          "readout",
+                          "hidden",
+                          "mlp-rate",
+                          "cubature-points",
                           "adam-local-rate",
                           "adam-global-rate",
                           "minibatch",

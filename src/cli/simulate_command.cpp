@@ -15,7 +15,7 @@ std::string observation_help();
 void add_row_parameter_options(po::options_description& options);
 
 struct SimulateOptions {
-  std::string out, preset = "default", observation = "poisson", link = "exp";
+  std::string out, preset = "default", observation = "poisson", link = "exp", readout = "linear";
   bool overwrite = false;
   SimulationSettings settings;
 };
@@ -69,6 +69,14 @@ po::options_description simulate_options(SimulateOptions& o) {
        "probability that a behaviour value is missing (NaN)")
       ("inputs", po::value(&s.inputs)->default_value(s.inputs),
        "number of known inputs /inputs driving the latents (sparse 0/1 pulses; 0: none)")
+      ("readout", po::value(&o.readout)->default_value("linear"),
+       "linear, or mlp: log-rates c.z + d + a'tanh(W z + b) with a random hidden layer "
+       "(/truth/mlp_A, _W, _b)")
+      ("hidden", po::value(&s.mlp_hidden)->default_value(8), "--readout mlp: hidden units H")
+      ("mlp-scale", po::value(&s.mlp_scale)->default_value(s.mlp_scale),
+       "--readout mlp: SD of each unit's log-rate modulation by the hidden layer")
+      ("mlp-input-scale", po::value(&s.mlp_input_scale)->default_value(s.mlp_input_scale),
+       "--readout mlp: SD of each hidden unit's input W z (how far tanh saturates)")
       ("overwrite", po::bool_switch(&o.overwrite), "replace an existing --out");
   // clang-format on
   add_row_parameter_options(options);
@@ -137,6 +145,11 @@ int run_simulate(const CommandContext& context) {
   }
   o.settings.observation = builtin_spike_models().with_link(o.observation, o.link)->name();
   apply_row_parameter_options(values, o.settings);
+  if (o.readout != "mlp" && o.readout != "linear")
+    throw ConfigError("--readout must be linear or mlp (got '" + o.readout + "')");
+  if (o.readout == "mlp" && o.settings.mlp_hidden < 1)
+    throw ConfigError("--hidden must be >= 1 (got " + std::to_string(o.settings.mlp_hidden) + ")");
+  if (o.readout == "linear") o.settings.mlp_hidden = 0;
   validate_settings(o.settings);
   o.settings.observation = builtin_spike_models().find(o.settings.observation)->name();
   check_output_path("--out", o.out, o.overwrite);
@@ -159,6 +172,7 @@ int run_simulate(const CommandContext& context) {
              (s.behavior_channels == 1 ? "" : "s");
   if (s.inputs > 0)
     model += ", " + std::to_string(s.inputs) + " input" + (s.inputs == 1 ? "" : "s");
+  if (s.mlp_hidden > 0) model += ", MLP readout of " + std::to_string(s.mlp_hidden) + " units";
   double valid_bins = 0.0;
   for (int length : data.trial_lengths) valid_bins += length;
   std::printf(

@@ -167,6 +167,9 @@ CheckpointLayout FitJob::checkpoint_layout(const std::vector<TrialCounts>& count
     layout.model.continuous_channels.push_back(static_cast<int>(values.rows()));
   layout.model.inputs = static_cast<int>(counts.front().inputs.rows());
   layout.model.adam = settings_.model.optimizer == OptimizerKind::kAdam;
+  layout.model.hidden = settings_.model.mlp_hidden();
+  layout.model.mlp_seed = settings_.model.mlp_seed;
+  layout.model.mlp_prior_precision = settings_.model.mlp_prior_precision;
   for (const TrialCounts& trial : counts)
     layout.bins.push_back(static_cast<int>(trial.counts.cols()));
   if (const std::optional<AmortisedSettings> amortised = amortised_settings()) {

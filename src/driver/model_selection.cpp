@@ -117,18 +117,22 @@ std::string describe(const Candidate& candidate, bool data_has_continuous) {
                      " / D = " + std::to_string(candidate.latents);
   if (data_has_continuous)
     text += candidate.use_continuous ? " / continuous used" : " / continuous ignored";
+  if (candidate.readout == ReadoutKind::kMlp)
+    text += " / mlp readout (H = " + std::to_string(candidate.hidden) + ")";
   return text;
 }
 
 std::vector<Candidate> candidate_grid(
     const std::vector<std::shared_ptr<const SpikeModel>>& observations,
     const std::vector<FamilyKind>& families, const std::vector<int>& latents,
-    const std::vector<bool>& continuous) {
+    const std::vector<bool>& continuous, const std::vector<ReadoutKind>& readouts, int hidden) {
   std::vector<Candidate> grid;
   for (const auto& observation : observations)
     for (FamilyKind family : families)
       for (int d : latents)
-        for (bool use : continuous) grid.push_back(Candidate{observation, family, d, use});
+        for (bool use : continuous)
+          for (ReadoutKind readout : readouts)
+            grid.push_back(Candidate{observation, family, d, use, readout, hidden});
   return grid;
 }
 
@@ -137,6 +141,9 @@ FitSettings candidate_settings(const FitSettings& base, const Candidate& candida
   settings.latents = candidate.latents;
   settings.model = ModelSettings::for_model(candidate.observation, candidate.family);
   settings.model.seed = base.minibatch.seed;
+  settings.model.readout = candidate.readout;
+  settings.model.hidden = candidate.hidden;
+  settings.model.mlp_seed = base.minibatch.seed;
   settings.model.validate();
   return settings;
 }
@@ -203,12 +210,12 @@ std::vector<ComparisonRow> comparison_rows(const std::vector<Candidate>& candida
     const Candidate& candidate = candidates[c];
     std::vector<FoldScores> scores;
     for (const FoldOutcome& o : outcomes[c]) scores.push_back(o.scores);
-    ComparisonRow row =
-        summarise_folds(candidate.observation->name(), family_name(candidate.family), scores);
+    const std::string observation =
+        candidate.observation->name() + (candidate.readout == ReadoutKind::kMlp ? "+mlp" : "");
+    ComparisonRow row = summarise_folds(observation, family_name(candidate.family), scores);
     row.latents = candidate.latents;
     row.continuous = !data_has_continuous ? "none" : candidate.use_continuous ? "use" : "ignore";
-    const auto key =
-        std::make_tuple(candidate.observation->name(), candidate.latents, candidate.use_continuous);
+    const auto key = std::make_tuple(observation, candidate.latents, candidate.use_continuous);
     if (candidate.family == FamilyKind::kGaussMarkov) gauss_markov[key] = c;
     rows.push_back(row);
   }
@@ -216,7 +223,8 @@ std::vector<ComparisonRow> comparison_rows(const std::vector<Candidate>& candida
     const Candidate& candidate = candidates[c];
     if (candidate.family != FamilyKind::kMeanField) continue;
     const auto found = gauss_markov.find(std::make_tuple(
-        candidate.observation->name(), candidate.latents, candidate.use_continuous));
+        candidate.observation->name() + (candidate.readout == ReadoutKind::kMlp ? "+mlp" : ""),
+        candidate.latents, candidate.use_continuous));
     if (found == gauss_markov.end()) continue;
     // Both families were fitted to the same training trials in each fold, so folds line up.
     std::vector<double> gaps, ratios;

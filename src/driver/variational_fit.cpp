@@ -26,16 +26,21 @@ using Clock = std::chrono::steady_clock;
 // The readout kernels of every modality under fixed globals, and a trial's views of them.
 class ModalityKernels {
  public:
+  // `cubature`: that of the MLP readout (--readout mlp), else null.
   ModalityKernels(const GlobalState& globals, const ObservationModel& spike_model,
-                  const std::vector<GaussianObservation>& continuous_models)
+                  const std::vector<GaussianObservation>& continuous_models,
+                  const GaussianCubature* cubature = nullptr)
       : spike_model_(spike_model), spikes_(globals.spikes), continuous_models_(continuous_models) {
     for (const ContinuousReadout& modality : globals.continuous)
       continuous_.push_back(std::make_unique<ReadoutKernels>(modality.readout));
+    if (cubature && globals.mlp.active())
+      mlp_ = std::make_unique<MlpKernels>(globals.spikes, globals.mlp, *cubature);
   }
   const ReadoutKernels& spikes() const { return spikes_; }
+  const MlpKernels* mlp() const { return mlp_.get(); }
   std::vector<ModalityView> views(const TrialCounts& trial, double spike_base_measure) const {
     std::vector<ModalityView> views{
-        ModalityView{&spike_model_, &spikes_, &trial.counts, spike_base_measure}};
+        ModalityView{&spike_model_, &spikes_, &trial.counts, spike_base_measure, mlp_.get()}};
     for (std::size_t m = 0; m < continuous_.size(); ++m)
       views.push_back(
           ModalityView{&continuous_models_[m], continuous_[m].get(), &trial.continuous[m], 0.0});
@@ -47,6 +52,7 @@ class ModalityKernels {
   const ReadoutKernels spikes_;
   const std::vector<GaussianObservation>& continuous_models_;
   std::vector<std::unique_ptr<ReadoutKernels>> continuous_;
+  std::unique_ptr<MlpKernels> mlp_;
 };
 
 // Sum over the listed local trials and over all ranks of a per-trial vector of `size` doubles,
@@ -94,6 +100,8 @@ void validate(const std::vector<TrialCounts>& trials, const FitSettings& setting
                       ") must be smaller than the number of neurons (" +
                       std::to_string(trials.front().counts.rows()) + ")");
   settings.minibatch.validate(population);
+  if (settings.model.readout == ReadoutKind::kMlp && !settings.minibatch.full_batch(population))
+    throw ConfigError("--readout mlp is available in full batch only (no --minibatch)");
 }
 
 // One fit: the state every rank keeps, and the steps of DESIGN.md §3-4. It is the FitProgress
@@ -160,6 +168,7 @@ class VariationalFit final : private FitProgress {
   std::vector<double> spike_base_measures_;  // per local trial, under model_
   int population_ = 0;                       // K: trials on all ranks
   std::size_t buffer_size_ = 0;              // doubles in a packed GlobalStatistics
+  std::unique_ptr<GaussianCubature> cubature_;  // --readout mlp: its expectations
   FitOutcome outcome_;
   Readout readout_before_step_;  // full batch: to undo rows whose step dropped the objective
   RowParameters row_parameters_before_step_;
@@ -307,7 +316,7 @@ void VariationalFit::initialise() {
   update_continuous(globals, stats, GlobalStepSize{});
   refresh_models();
 
-  const ModalityKernels kernels(globals, *model_, continuous_models_);
+  const ModalityKernels kernels(globals, *model_, continuous_models_, cubature_.get());
   LikelihoodWorkspace work;
   for (std::size_t k = 0; k < trials_.size(); ++k)
     expected_log_likelihood(kernels.views(trials_[k], spike_base_measures_[k]), start[k], work,
@@ -356,7 +365,7 @@ GlobalStatistics VariationalFit::local_pass(const std::vector<std::size_t>& memb
   timed(FitPhase::kLocal, [&] {
     const GlobalState& globals = outcome_.globals;
     const LatentPrior latent_prior = LatentPrior::from(globals);
-    const ModalityKernels kernels(globals, *model_, continuous_models_);
+    const ModalityKernels kernels(globals, *model_, continuous_models_, cubature_.get());
     GlobalStatistics trial_stats = GlobalStatistics::zero(dim(), neurons(), layout_);
     std::vector<double> packed;
     for (std::size_t k : members) {
@@ -380,7 +389,7 @@ GlobalStatistics VariationalFit::local_pass(const std::vector<std::size_t>& memb
           throw NumericalError("its ELBO is " + std::to_string(state.elbo) +
                                " after the local step");
         trial_stats.add_trial(state.moments, globals.spikes, *model_, trial.counts, state.elbo,
-                              trial.inputs_or_null());
+                              trial.inputs_or_null(), kernels.mlp());
         for (std::size_t m = 0; m < trial.continuous.size(); ++m)
           trial_stats.add_continuous(m, trial.continuous[m], state.moments);
         trial_stats.local_iterations = report.iterations;
@@ -467,6 +476,11 @@ void VariationalFit::start(const FitState* resume_from) {
   layout_.continuous_names = settings_.continuous_names;
   layout_.inputs = static_cast<int>(trials_.front().inputs.rows());
   layout_.adam = settings_.model.optimizer == OptimizerKind::kAdam;
+  layout_.hidden = settings_.model.mlp_hidden();
+  layout_.mlp_seed = settings_.model.mlp_seed;
+  layout_.mlp_prior_precision = settings_.model.mlp_prior_precision;
+  if (layout_.hidden > 0)
+    cubature_ = std::make_unique<GaussianCubature>(settings_.model.cubature(dim()));
   layout_.continuous_channels.clear();
   for (const Eigen::ArrayXXd& values : trials_.front().continuous)
     layout_.continuous_channels.push_back(static_cast<int>(values.rows()));
@@ -474,7 +488,7 @@ void VariationalFit::start(const FitState* resume_from) {
   evaluator_ = make_family_evaluator(settings_.model.family);
   estimator_ = make_estimator(settings_.model);
   optimizer_ = make_optimizer(settings_.model, dim(), neurons(),
-                              static_cast<int>(layout_.row_parameters.size()));
+                              static_cast<int>(layout_.row_parameters.size()), layout_.hidden);
   model_ = settings_.model.spike_observation(
       RowParameters::at_prior(layout_.row_parameters, neurons()));
   spike_base_measures_.clear();
@@ -506,7 +520,10 @@ void VariationalFit::start(const FitState* resume_from) {
 
 bool VariationalFit::iterate(int iteration) {
   const auto iteration_start = Clock::now();
-  const bool check_readout = full_batch() && iteration > 1;
+  // --readout mlp: no row check, as the network's step moves every row's objective too (the
+  // check would undo rows for it and cost a second local pass); its rows' Newton steps go
+  // unchecked, as in minibatch runs.
+  const bool check_readout = full_batch() && iteration > 1 && !outcome_.globals.mlp.active();
   remember_state();
   if (iteration > 1) {
     try {
@@ -678,13 +695,14 @@ void VariationalFit::resume(const FitState& state) {
   const GlobalState priors = make_prior_state(dim(), neurons(), settings_.priors, layout_);
   outcome_.globals.continuous_prior = priors.continuous_prior;
   outcome_.globals.noise_prior = priors.noise_prior;
+  outcome_.globals.mlp_prior_precision = priors.mlp_prior_precision;
   for (std::size_t p = 0; p < outcome_.globals.spike_parameters.count(); ++p)
     outcome_.globals.spike_parameters.parameters[p].spec = priors.spike_parameters.parameters[p].spec;
   // Adam's bias correction counts the global steps taken: one per iteration after the first.
   optimizer_->restore(state.optimizer_state, std::max(state.iteration - 1, 0));
   refresh_models();
   const LatentPrior latent_prior = LatentPrior::from(outcome_.globals);
-  const ModalityKernels kernels(outcome_.globals, *model_, continuous_models_);
+  const ModalityKernels kernels(outcome_.globals, *model_, continuous_models_, cubature_.get());
   outcome_.posteriors.assign(trials_.size(), GaussMarkovState{});
   for (std::size_t k = 0; k < trials_.size(); ++k) {
     const PriorBlocks prior =

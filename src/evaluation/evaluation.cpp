@@ -78,10 +78,17 @@ CosmoothingResult cosmooth(const InferenceModel& model, const Dataset& data,
   const InferenceModel heldout = model.rows(split.heldout_neurons);
   const std::unique_ptr<ObservationModel> observation = heldout.observation();
   const ReadoutKernels kernels(heldout.readout);
+  const GaussianCubature cubature = model.model.cubature(model.readout.dim());
+  const std::unique_ptr<MlpKernels> mlp = heldout.mlp_kernels(cubature);
   Eigen::ArrayXXd mean, variance, rates;
   for (const GaussianMoments& q : latents) {
-    kernels.eta_moments(q, mean, variance);
-    observation->predicted_mean(mean, variance, rates);  // as predicted_rates does
+    if (mlp) {  // the MLP readout: rates and eta moments by its cubature
+      mlp->eta_moments(q, mean, variance);
+      rates = mlp->predicted_mean(*observation, q);
+    } else {
+      kernels.eta_moments(q, mean, variance);
+      observation->predicted_mean(mean, variance, rates);  // as predicted_rates does
+    }
     result.rates.push_back(rates.matrix());
     result.eta_mean.push_back(mean.matrix());
     result.eta_variance.push_back(variance.matrix());
@@ -109,9 +116,12 @@ InferenceModel truth_model(const Truth& truth, const SpikeModelCatalogue& models
       RowParameters::at_prior(spikes->row_parameters(), static_cast<int>(truth.C.rows()));
   for (RowParameter& parameter : row_parameters.parameters)
     parameter.values = truth.row_parameters.at(parameter.spec.name);
+  MlpReadout mlp;
+  if (truth.mlp_W.size() > 0) mlp = MlpReadout{truth.mlp_A, truth.mlp_W, truth.mlp_b};
   return InferenceModel{LatentPrior{DynamicsExpectations::point(truth.A, truth.b, truth.Q, truth.B),
                                     truth.mu0, truth.Sigma0},
-                        truth_readout(truth), ModelSettings::for_model(spikes), row_parameters};
+                        truth_readout(truth), ModelSettings::for_model(spikes), row_parameters,
+                        mlp};
 }
 
 }  // namespace spikevi
@@ -174,6 +184,10 @@ HeldoutScores heldout_scores(const GlobalState& globals, const ModelSettings& mo
   const auto spike_model = model.deterministic().spike_observation(globals.spike_parameters);
   const LatentPrior point = LatentPrior::point_estimate(globals);
   const ReadoutKernels kernels(globals.spikes);
+  const GaussianCubature cubature = model.cubature(globals.dim());
+  const std::unique_ptr<MlpKernels> mlp =
+      globals.mlp.active() ? std::make_unique<MlpKernels>(globals.spikes, globals.mlp, cubature)
+                           : nullptr;
   const std::unique_ptr<FamilyEvaluator> evaluator = make_family_evaluator(model.family);
   DeterministicEstimator deterministic;
   MonteCarloEstimator importance(samples, seed);  // the proposal's draws
@@ -187,7 +201,7 @@ HeldoutScores heldout_scores(const GlobalState& globals, const ModelSettings& mo
     const PriorBlocks prior = point.blocks(bins, trial.inputs_or_null());
     const double base = spike_model->log_base_measure(trial.counts);
     const std::vector<ModalityView> modalities{
-        ModalityView{spike_model.get(), &kernels, &trial.counts, base}};
+        ModalityView{spike_model.get(), &kernels, &trial.counts, base, mlp.get()}};
     GaussMarkovState state;
     const LocalProblem problem{prior, modalities, *evaluator, deterministic};
     problem.evaluate(Sites::zero(dim, bins), state);
@@ -209,8 +223,10 @@ HeldoutScores heldout_scores(const GlobalState& globals, const ModelSettings& mo
       const double log_q =
           log_q_constant -
           0.5 * importance.standard_draws()[static_cast<std::size_t>(s)].squaredNorm();
-      log_weights(s) = path_log_likelihood(*spike_model, globals.spikes, trial.counts, z, base) +
-                       log_prior - log_q;
+      const double log_likelihood =
+          mlp ? mlp->path_log_likelihood(*spike_model, trial.counts, z) + base
+              : path_log_likelihood(*spike_model, globals.spikes, trial.counts, z, base);
+      log_weights(s) = log_likelihood + log_prior - log_q;
     }
     const LogMeanExp estimate = log_mean_exp(log_weights);
     scores.log_likelihood += estimate.value;

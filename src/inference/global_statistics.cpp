@@ -50,6 +50,9 @@ void visit_fields(Stats& s, Visitor&& visit) {
   visit(s.spikes.log_likelihood);
   visit(s.row_parameters.gradient);
   visit(s.row_parameters.curvature);
+  visit(s.mlp.A);
+  visit(s.mlp.W);
+  visit(s.mlp.b);
   for (auto& modality : s.continuous) {
     visit(modality.second_moment);
     visit(modality.cross);
@@ -80,6 +83,8 @@ GlobalStatistics GlobalStatistics::zero(int dim, int neurons, const ModelLayout&
   for (int channels : layout.continuous_channels)
     s.continuous.push_back(RegressionStatistics::zero(channels, dim));
   s.candidate_log_likelihood = Eigen::VectorXd::Zero(neurons);
+  s.mlp = MlpGradient::zero(layout.hidden > 0 ? neurons : 0, layout.hidden > 0 ? dim : 0,
+                            layout.hidden);
   return s;
 }
 
@@ -94,12 +99,16 @@ void GlobalStatistics::clear() {
 
 void GlobalStatistics::add_trial(const GaussianMoments& q, const Readout& readout,
                                  const ObservationModel& model, const Eigen::ArrayXXd& counts,
-                                 double elbo, const Eigen::MatrixXd* inputs) {
+                                 double elbo, const Eigen::MatrixXd* inputs,
+                                 const MlpKernels* mlp_kernels) {
   transitions.add_trial(q, inputs);
   initial_mean_sum += q.mean.col(0);
   initial_second_moment_sum += q.cov_block(0) + q.mean.col(0) * q.mean.col(0).transpose();
   trials += 1.0;
-  spikes.add_trial(readout, model, counts, q);
+  if (mlp_kernels)
+    mlp_kernels->add_statistics(model, counts, q, spikes, mlp);
+  else
+    spikes.add_trial(readout, model, counts, q);
   if (row_parameters.gradient.size() > 0) {
     Eigen::ArrayXXd mu, s2;
     ReadoutKernels(readout).eta_moments(q, mu, s2);

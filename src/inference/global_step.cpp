@@ -39,6 +39,8 @@ std::string non_finite_parameter(const GlobalState& g) {
         !g.spikes.precision.middleCols(n * p, p).allFinite())
       return "readout row " + std::to_string(n);
   if (const std::string bad = g.spike_parameters.non_finite(); !bad.empty()) return bad;
+  if (!g.mlp.A.allFinite() || !g.mlp.W.allFinite() || !g.mlp.b.allFinite())
+    return "the MLP readout's weights";
   for (const ContinuousReadout& modality : g.continuous)
     if (!modality.readout.C.allFinite() || !modality.readout.d.allFinite() ||
         !modality.variances.allFinite())
@@ -47,8 +49,8 @@ std::string non_finite_parameter(const GlobalState& g) {
 }
 
 double checked_global_step(GlobalState& globals, const GlobalStatistics& stats, GlobalStepSize step,
-                           const Eigen::VectorXd& row_damping, std::unique_ptr<Optimizer>& optimizer,
-                           int retries) {
+                           const Eigen::VectorXd& row_damping,
+                           std::unique_ptr<Optimizer>& optimizer, int retries) {
   const GlobalState start = globals;
   const std::unique_ptr<Optimizer> start_optimizer = optimizer->clone();
   std::string failure;
@@ -58,6 +60,7 @@ double checked_global_step(GlobalState& globals, const GlobalStatistics& stats, 
     try {
       update_dynamics(globals, stats, step);
       trial->readout_step(globals, stats, step, row_damping);
+      trial->mlp_step(globals, stats, step);
       trial->row_parameter_step(globals, stats, step, row_damping);
       update_continuous(globals, stats, step);
       const std::string bad = non_finite_parameter(globals);

@@ -8,9 +8,8 @@ LatentPrior LatentPrior::from(const GlobalState& globals) {
 
 LatentPrior LatentPrior::point_estimate(const GlobalState& globals) {
   const MatrixNormalInverseWishart& q = globals.dynamics;
-  return LatentPrior{
-      DynamicsExpectations::point(q.mean_A(), q.mean_b(), q.mean_Q(), q.mean_B()), globals.mu0,
-      globals.Sigma0};
+  return LatentPrior{DynamicsExpectations::point(q.mean_A(), q.mean_b(), q.mean_Q(), q.mean_B()),
+                     globals.mu0, globals.Sigma0};
 }
 
 PriorBlocks LatentPrior::blocks(int bins, const Eigen::MatrixXd* inputs) const {
@@ -19,11 +18,17 @@ PriorBlocks LatentPrior::blocks(int bins, const Eigen::MatrixXd* inputs) const {
 
 InferenceModel InferenceModel::of(const GlobalState& globals, const ModelSettings& model) {
   return InferenceModel{LatentPrior::from(globals), globals.spikes, model.deterministic(),
-                        globals.spike_parameters};
+                        globals.spike_parameters, globals.mlp};
 }
 
 InferenceModel InferenceModel::rows(const std::vector<int>& keep) const {
-  return InferenceModel{prior, readout.select_rows(keep), model, row_parameters.select_rows(keep)};
+  return InferenceModel{prior, readout.select_rows(keep), model, row_parameters.select_rows(keep),
+                        mlp.active() ? mlp.select_rows(keep) : mlp};
+}
+
+std::unique_ptr<MlpKernels> InferenceModel::mlp_kernels(const GaussianCubature& cubature) const {
+  if (!mlp.active()) return nullptr;
+  return std::make_unique<MlpKernels>(readout, mlp, cubature);
 }
 
 std::unique_ptr<ObservationModel> InferenceModel::observation() const {
@@ -34,6 +39,8 @@ std::vector<GaussMarkovState> infer_latents(const InferenceModel& inference,
                                             const std::vector<TrialCounts>& trials,
                                             const LocalStepSettings& settings) {
   const ReadoutKernels kernels(inference.readout);
+  const GaussianCubature cubature = inference.model.cubature(inference.readout.dim());
+  const std::unique_ptr<MlpKernels> mlp = inference.mlp_kernels(cubature);
   const std::unique_ptr<ObservationModel> model = inference.observation();
   const std::unique_ptr<FamilyEvaluator> evaluator = make_family_evaluator(inference.model.family);
   DeterministicEstimator estimator;
@@ -42,8 +49,9 @@ std::vector<GaussMarkovState> infer_latents(const InferenceModel& inference,
   for (std::size_t k = 0; k < trials.size(); ++k) {
     const int bins = static_cast<int>(trials[k].counts.cols());
     const PriorBlocks prior = inference.prior.blocks(bins, trials[k].inputs_or_null());
-    const std::vector<ModalityView> modalities{ModalityView{
-        model.get(), &kernels, &trials[k].counts, model->log_base_measure(trials[k].counts)}};
+    const std::vector<ModalityView> modalities{
+        ModalityView{model.get(), &kernels, &trials[k].counts,
+                     model->log_base_measure(trials[k].counts), mlp.get()}};
     const LocalProblem problem{prior, modalities, *evaluator, estimator};
     problem.evaluate(Sites::zero(dim, bins), states[k]);
     cvi_local_step(problem, states[k], settings);

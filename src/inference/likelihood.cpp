@@ -35,14 +35,21 @@ void monte_carlo_expectations(const ModalityView& modality,
 }
 
 double expected_log_likelihood(const std::vector<ModalityView>& modalities,
-                               const GaussianMoments& q, LikelihoodWorkspace& work,
-                               Sites* targets, const std::vector<Eigen::MatrixXd>* samples) {
+                               const GaussianMoments& q, LikelihoodWorkspace& work, Sites* targets,
+                               const std::vector<Eigen::MatrixXd>* samples) {
   if (targets) {
     targets->precision.setZero(q.dim(), static_cast<Eigen::Index>(q.dim()) * q.bins());
     targets->shift.setZero(q.dim(), q.bins());
   }
   double total = 0.0;
   for (const ModalityView& modality : modalities) {
+    if (modality.mlp) {  // the cubature of mlp_readout.hpp (ModelSettings refuses Monte Carlo)
+      total += modality.mlp->expected_log_likelihood(*modality.model, *modality.data, q,
+                                                     targets ? &targets->precision : nullptr,
+                                                     targets ? &targets->shift : nullptr) +
+               modality.log_base_measure;
+      continue;
+    }
     if (!samples) {
       modality.kernels->eta_moments(q, work.mu, work.s2);
       modality.model->expected_log_likelihood(*modality.data, work.mu, work.s2, work.ell, work.g,

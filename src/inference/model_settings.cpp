@@ -38,6 +38,21 @@ ExpectationMethod default_expectations(const SpikeModel& model) {
   return model.has_closed_form() ? ExpectationMethod::kClosedForm : ExpectationMethod::kQuadrature;
 }
 
+ReadoutKind parse_readout(const std::string& name) {
+  if (name == "linear") return ReadoutKind::kLinear;
+  if (name == "mlp") return ReadoutKind::kMlp;
+  throw ConfigError("--readout must be linear or mlp (got '" + name + "')");
+}
+
+std::string readout_name(ReadoutKind readout) {
+  return readout == ReadoutKind::kMlp ? "mlp" : "linear";
+}
+
+GaussianCubature ModelSettings::cubature(int dim) const {
+  if (cubature_points == 0) return GaussianCubature::spherical_radial(dim);
+  return GaussianCubature::gauss_hermite_product(dim, cubature_points);
+}
+
 ModelSettings ModelSettings::for_model(std::shared_ptr<const SpikeModel> model, FamilyKind family) {
   ModelSettings settings;
   settings.expectations = default_expectations(*model);
@@ -65,6 +80,21 @@ void ModelSettings::validate() const {
                       std::to_string(quadrature_nodes) + ")");
   if (samples < 1)
     throw ConfigError("--samples must be >= 1 (got " + std::to_string(samples) + ")");
+  if (readout != ReadoutKind::kMlp) return;
+  if (hidden < 1) throw ConfigError("--hidden must be >= 1 (got " + std::to_string(hidden) + ")");
+  if (!(mlp_prior_precision > 0.0))
+    throw ConfigError("the MLP weights' prior precision must be > 0");
+  if (expectations == ExpectationMethod::kMonteCarlo)
+    throw ConfigError(
+        "--readout mlp takes its expectations by cubature; --expectations monte-carlo is not "
+        "available with it");
+  if (family != FamilyKind::kGaussMarkov)
+    throw ConfigError("--readout mlp needs --family gauss-markov (its cubature uses S_t)");
+  if (optimizer != OptimizerKind::kNatural)
+    throw ConfigError("--readout mlp is available with --optimizer natural only");
+  if (!spikes->row_parameters().empty())
+    throw ConfigError("--readout mlp is not available for --observation " + spikes->name() +
+                      " (a model with per-neuron parameters)");
 }
 
 std::unique_ptr<ObservationModel> ModelSettings::spike_observation(

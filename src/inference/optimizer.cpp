@@ -25,6 +25,14 @@ class NaturalGradientOptimizer final : public Optimizer {
     newton_row_parameter_step(globals.spike_parameters, stats.row_parameters, step.scale, step.rho,
                               row_damping);
   }
+  OptimizerState state() const override {
+    OptimizerState state;
+    add_mlp_state(state);
+    return state;
+  }
+  void restore(const OptimizerState& state, int global_steps) override {
+    restore_mlp(state, global_steps);
+  }
 };
 
 // Adam (Kingma & Ba 2015) on the Euclidean gradients of the same parameters; it owns the moment
@@ -93,6 +101,7 @@ class AdamOptimizer final : public Optimizer {
       state["shape_adam/first"] = row_parameters_.first;
       state["shape_adam/second"] = row_parameters_.second;
     }
+    add_mlp_state(state);
     return state;
   }
   // Adam's bias correction counts the global steps taken.
@@ -105,6 +114,7 @@ class AdamOptimizer final : public Optimizer {
       row_parameters_.second = state.at("shape_adam/second");
     }
     row_parameters_.steps = global_steps;
+    restore_mlp(state, global_steps);
   }
 
  private:
@@ -112,14 +122,67 @@ class AdamOptimizer final : public Optimizer {
   AdamState readout_, row_parameters_;
 };
 
+// Zero moments of one parameter block.
+void zero_moments(AdamState& state, Eigen::Index rows, Eigen::Index cols) {
+  state.first = Eigen::ArrayXXd::Zero(rows, cols);
+  state.second = state.first;
+  state.steps = 0;
+}
+
 }  // namespace
 
+void Optimizer::mlp_step(GlobalState& globals, const GlobalStatistics& stats, GlobalStepSize step) {
+  const AdamSettings& settings = mlp_adam_;
+  MlpReadout& mlp = globals.mlp;
+  if (!mlp.active()) return;
+  const double precision = globals.mlp_prior_precision, rate = settings.learning_rate * step.rho;
+  const Eigen::ArrayXXd gradient_A = step.scale * stats.mlp.A.array() - precision * mlp.A.array();
+  const Eigen::ArrayXXd gradient_W = step.scale * stats.mlp.W.array() - precision * mlp.W.array();
+  const Eigen::ArrayXXd gradient_b = step.scale * stats.mlp.b.array() - precision * mlp.b.array();
+  mlp.A += mlp_A_.step(gradient_A, settings, rate).matrix();
+  mlp.W += mlp_W_.step(gradient_W, settings, rate).matrix();
+  mlp.b += mlp_b_.step(gradient_b, settings, rate).matrix();
+}
+
+void Optimizer::add_mlp_state(OptimizerState& state) const {
+  if (mlp_A_.first.size() == 0) return;
+  state["mlp_adam/A_first"] = mlp_A_.first;
+  state["mlp_adam/A_second"] = mlp_A_.second;
+  state["mlp_adam/W_first"] = mlp_W_.first;
+  state["mlp_adam/W_second"] = mlp_W_.second;
+  state["mlp_adam/b_first"] = mlp_b_.first;
+  state["mlp_adam/b_second"] = mlp_b_.second;
+}
+
+// Adam's bias correction counts the global steps taken (one per iteration after the first).
+void Optimizer::restore_mlp(const OptimizerState& state, int global_steps) {
+  if (!state.count("mlp_adam/A_first")) return;
+  mlp_A_ = AdamState{state.at("mlp_adam/A_first"), state.at("mlp_adam/A_second"), global_steps};
+  mlp_W_ = AdamState{state.at("mlp_adam/W_first"), state.at("mlp_adam/W_second"), global_steps};
+  mlp_b_ = AdamState{state.at("mlp_adam/b_first"), state.at("mlp_adam/b_second"), global_steps};
+}
+
 std::unique_ptr<Optimizer> make_optimizer(const ModelSettings& settings, int dim, int rows,
-                                          int row_parameters) {
+                                          int row_parameters, int hidden) {
+  std::unique_ptr<Optimizer> optimizer;
   if (settings.optimizer == OptimizerKind::kAdam)
-    return std::make_unique<AdamOptimizer>(settings.local_adam, settings.global_adam, dim, rows,
-                                           row_parameters);
-  return std::make_unique<NaturalGradientOptimizer>();
+    optimizer = std::make_unique<AdamOptimizer>(settings.local_adam, settings.global_adam, dim,
+                                                rows, row_parameters);
+  else
+    optimizer = std::make_unique<NaturalGradientOptimizer>();
+  optimizer->mlp_adam_ = settings.mlp_adam;
+  if (hidden > 0) {
+    OptimizerState zero;
+    AdamState moments;
+    zero_moments(moments, rows, hidden);
+    zero["mlp_adam/A_first"] = zero["mlp_adam/A_second"] = moments.first;
+    zero_moments(moments, hidden, dim);
+    zero["mlp_adam/W_first"] = zero["mlp_adam/W_second"] = moments.first;
+    zero_moments(moments, hidden, 1);
+    zero["mlp_adam/b_first"] = zero["mlp_adam/b_second"] = moments.first;
+    optimizer->restore_mlp(zero, 0);
+  }
+  return optimizer;
 }
 
 LocalStepReport warm_local_step(const LocalProblem& problem, GaussMarkovState& state,

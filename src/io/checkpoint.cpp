@@ -119,6 +119,11 @@ void visit_globals(State& g, Visit&& visit) {
     visit("row_parameters/" + parameter.spec.name + "/values", parameter.values);
     visit("row_parameters/" + parameter.spec.name + "/precision", parameter.precision);
   }
+  if (g.mlp.hidden() > 0) {  // --readout mlp
+    visit("mlp/A", g.mlp.A);
+    visit("mlp/W", g.mlp.W);
+    visit("mlp/b", g.mlp.b);
+  }
   for (auto& modality : g.continuous) {
     const std::string prefix = "continuous/" + modality.name + "/";
     visit(prefix + "W", modality.readout.C);
@@ -324,9 +329,10 @@ void write_file(const std::string& path, const FitState& state, const Checkpoint
 OptimizerState optimizer_template(const CheckpointLayout& layout) {
   ModelSettings settings;
   settings.optimizer = layout.model.adam ? OptimizerKind::kAdam : OptimizerKind::kNatural;
-  OptimizerState state = make_optimizer(settings, layout.dim, layout.neurons,
-                                        static_cast<int>(layout.model.row_parameters.size()))
-                             ->state();
+  OptimizerState state =
+      make_optimizer(settings, layout.dim, layout.neurons,
+                     static_cast<int>(layout.model.row_parameters.size()), layout.model.hidden)
+          ->state();
   for (const auto& [name, shape] : layout.extra_state) state[name] = shape;
   return state;
 }

@@ -529,6 +529,12 @@ class Reader {
     truth.latents = read_truth_trials("/truth/latents", dim, "trials, bins, D");
     truth.rates = read_truth_trials("/truth/rates", neurons(), "trials, bins, neurons");
     read_continuous_truth(dim, truth);
+    if (file_.exists("/truth/mlp_W")) {  // a simulated MLP readout
+      const std::size_t hidden = file_.shape("/truth/mlp_W").at(0);
+      truth.mlp_W = read_matrix("/truth/mlp_W", hidden, dim, "H, D");
+      truth.mlp_A = read_matrix("/truth/mlp_A", neurons(), hidden, "neurons, H");
+      truth.mlp_b = read_vector("/truth/mlp_b", hidden, "H");
+    }
     data_.truth = std::move(truth);
   }
 
@@ -664,6 +670,11 @@ void write_truth(Hdf5File& file, const Dataset& data) {
     write_vector(file, "/truth/" + name, values);
   if (!truth.latents.empty()) write_per_trial(file, "/truth/latents", truth.latents, data, kNaN);
   if (!truth.rates.empty()) write_per_trial(file, "/truth/rates", truth.rates, data, kNaN);
+  if (truth.mlp_W.size() > 0) {
+    write_matrix(file, "/truth/mlp_A", truth.mlp_A);
+    write_matrix(file, "/truth/mlp_W", truth.mlp_W);
+    write_vector(file, "/truth/mlp_b", truth.mlp_b);
+  }
   for (const auto& [name, readout] : truth.continuous) {
     write_matrix(file, "/truth/" + name + "_W", readout.W);
     write_vector(file, "/truth/" + name + "_e", readout.e);

@@ -73,6 +73,12 @@ void write_globals(Hdf5File& file, const GlobalState& g) {
                      {N, D + 1, D + 1});
   write_mniw(file, "/globals/dynamics", g.dynamics);
   write_mniw(file, "/globals/dynamics_prior", g.dynamics_prior);
+  if (g.mlp.active()) {  // --readout mlp (docs/output-files.md)
+    write_matrix(file, "/globals/mlp/A", g.mlp.A);
+    write_matrix(file, "/globals/mlp/W", g.mlp.W);
+    write_vector(file, "/globals/mlp/b", g.mlp.b);
+    file.write_double_attribute("/globals/mlp", "prior_precision", g.mlp_prior_precision);
+  }
   write_vector(file, "/globals/readout_prior/mean", g.spikes_prior.mean);
   write_matrix(file, "/globals/readout_prior/precision", g.spikes_prior.precision);
   for (const RowParameter& parameter : g.spike_parameters.parameters) {
@@ -181,6 +187,9 @@ void write_fit(const std::string& path, const FitRecord& record) {
   file.write_string_attribute("/", "observation", record.model.spikes->name());
   file.write_string_attribute("/", "family", family_name(record.model.family));
   file.write_string_attribute("/", "expectations", expectations_name(record.model.expectations));
+  file.write_string_attribute("/", "readout", readout_name(record.model.readout));
+  if (record.model.readout == ReadoutKind::kMlp)
+    file.write_double_attribute("/", "cubature_points", record.model.cubature_points);
   for (const auto& [key, value] : record.provenance) file.write_string_attribute("/", key, value);
   file.write_doubles("/config/latents", std::vector<double>{double(record.globals.dim())}, {1});
   for (const auto& [key, value] : record.configuration)
@@ -222,6 +231,17 @@ GlobalState read_fit_globals(const std::string& path,
     parameter.values = read_checked(file, "/globals/" + parameter.spec.name, N, 1);
     parameter.precision = read_checked(file, precision_dataset(parameter.spec), N, 1);
   }
+  if (file.exists("/globals/mlp")) {
+    const Hdf5File::Dims w_shape = file.shape("/globals/mlp/W");
+    if (w_shape.size() != 2 || w_shape[0] == 0 || w_shape[1] != static_cast<std::size_t>(D))
+      throw InputError(path + ": /globals/mlp/W has shape " + format_dims(w_shape) +
+                       ", expected [hidden, " + std::to_string(D) + "]");
+    const auto H = static_cast<Eigen::Index>(w_shape[0]);
+    g.mlp.W = read_checked(file, "/globals/mlp/W", H, D);
+    g.mlp.A = read_checked(file, "/globals/mlp/A", N, H);
+    g.mlp.b = read_checked(file, "/globals/mlp/b", H, 1);
+    g.mlp_prior_precision = file.read_double_attribute("/globals/mlp", "prior_precision");
+  }
   g.continuous_prior = g.spikes_prior;
   if (file.exists("/globals/continuous")) {
     for (const std::string& name : file.list_children("/globals/continuous")) {
@@ -261,6 +281,13 @@ FitModel read_fit_model(const std::string& path, const SpikeModelCatalogue& mode
     fit.model = ModelSettings::for_model(std::move(spikes),
                                          parse_family(attribute("family", "gauss-markov")));
     fit.model.expectations = parse_expectations(attribute("expectations", "closed-form"));
+    fit.model.readout = parse_readout(attribute("readout", "linear"));
+    if (fit.model.readout == ReadoutKind::kMlp) {
+      if (!file.exists("/globals/mlp"))
+        throw InputError(path + ": readout = mlp but /globals/mlp is missing");
+      fit.model.cubature_points =
+          static_cast<int>(file.read_double_attribute("/", "cubature_points"));
+    }
     row_parameters = fit.model.spikes->row_parameters();
     for (const RowParameterSpec& spec : row_parameters)
       if (!file.exists("/globals/" + spec.name))
@@ -268,6 +295,7 @@ FitModel read_fit_model(const std::string& path, const SpikeModelCatalogue& mode
                          " is missing");
   }
   fit.globals = read_fit_globals(path, row_parameters);
+  if (fit.model.readout == ReadoutKind::kMlp) fit.model.hidden = fit.globals.mlp.hidden();
   return fit;
 }
 

@@ -78,6 +78,10 @@ GlobalState AffineGauge::apply(const GlobalState& globals) const {
   out.mu0 = M * globals.mu0 + v;
   out.Sigma0 = M * globals.Sigma0 * M.transpose();
   out.spikes = apply(globals.spikes);
+  if (globals.mlp.active()) {  // W z + b = W M^-1 (z' - v) + b (the MLP readout)
+    out.mlp.W = M.transpose().partialPivLu().solve(globals.mlp.W.transpose()).transpose();
+    out.mlp.b = globals.mlp.b - out.mlp.W * v;
+  }
   // w' = T^-T w for every row, so the shared prior N(m0, P0^-1) becomes
   // N(T^-T m0, (T P0 T')^-1): log p0 + the Laplace term keep their sum.
   const Eigen::MatrixXd T = augmented(*this);

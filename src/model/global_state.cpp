@@ -33,6 +33,7 @@ double readout_laplace(const Readout& readout, const std::string& what) {
 double GlobalState::global_terms() const {
   double terms = spikes_prior.log_density(spikes) + spike_parameters.log_prior() -
                  dynamics.kl_divergence(dynamics_prior);
+  if (mlp.active()) terms += mlp.log_prior(mlp_prior_precision);
   for (const ContinuousReadout& modality : continuous)
     terms += continuous_prior.log_density(modality.readout) +
              noise_prior.log_density(modality.variances);
@@ -68,6 +69,9 @@ GlobalState make_prior_state(int dim, int neurons, const PriorSettings& settings
   state.spikes.d = Eigen::VectorXd::Zero(neurons);
   state.spikes.precision = state.spikes_prior.precision.replicate(1, neurons);
   state.spike_parameters = RowParameters::at_prior(layout.row_parameters, neurons);
+  if (layout.hidden > 0)
+    state.mlp = MlpReadout::initial(neurons, dim, layout.hidden, layout.mlp_seed);
+  state.mlp_prior_precision = layout.mlp_prior_precision;
   state.continuous_prior = state.spikes_prior;
   state.noise_prior = settings.noise;
   for (std::size_t m = 0; m < layout.continuous_names.size(); ++m)

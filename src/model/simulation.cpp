@@ -27,6 +27,8 @@ enum SimulationCode : std::uint64_t {
   kBehaviorReadoutCode = 9,        // trial = channel j: W_j, then e_j
   kBehaviorNoiseCode = 10,         // trial = k, inner = bin: the behaviour noise of that bin
   kBehaviorMissingCode = 11,       // trial = k, inner = bin: which behaviour values are missing
+  kMlpLayerCode = 12,              // trial 0: W then b of a simulated MLP readout
+  kMlpNeuronCode = 13,             // trial = neuron: a_n of a simulated MLP readout
 };
 
 // RandomCounter::inner of a neuron's two parameter streams.
@@ -303,6 +305,11 @@ void validate_settings(const SimulationSettings& s, const SpikeModelCatalogue& m
   require(in_unit_interval(s.behavior_missing, false), "behavior-missing", "in [0, 1)",
           s.behavior_missing);
   require(s.inputs >= 0, "inputs", ">= 0", s.inputs);
+  require(s.mlp_hidden >= 0, "hidden", ">= 0", s.mlp_hidden);
+  require(std::isfinite(s.mlp_scale) && s.mlp_scale >= 0.0, "mlp-scale", "finite and >= 0",
+          s.mlp_scale);
+  require(std::isfinite(s.mlp_input_scale) && s.mlp_input_scale >= 0.0, "mlp-input-scale",
+          "finite and >= 0", s.mlp_input_scale);
 }
 
 Truth truth_parameters(const SimulationSettings& settings, const SpikeModelCatalogue& models) {
@@ -339,6 +346,23 @@ Truth truth_parameters(const SimulationSettings& settings, const SpikeModelCatal
       for (int i = 0; i < dim; ++i) truth.B(i, j) = kInputGainSd * normals.next_normal();
     }
   }
+  if (settings.mlp_hidden > 0) {
+    const int hidden = settings.mlp_hidden;
+    truth.mlp_W.resize(hidden, dim);
+    truth.mlp_b.resize(hidden);
+    truth.mlp_A.resize(settings.neurons, hidden);
+    RandomStream layer = simulation_stream(settings, kMlpLayerCode, 0);
+    const double w_sd = settings.mlp_input_scale / std::sqrt(static_cast<double>(dim));
+    for (int i = 0; i < hidden; ++i)
+      for (int j = 0; j < dim; ++j) truth.mlp_W(i, j) = w_sd * layer.next_normal();
+    for (int i = 0; i < hidden; ++i) truth.mlp_b(i) = layer.next_normal();
+    const double a_sd = settings.mlp_scale / std::sqrt(static_cast<double>(hidden));
+    for (int n = 0; n < settings.neurons; ++n) {
+      RandomStream normals =
+          simulation_stream(settings, kMlpNeuronCode, static_cast<std::uint64_t>(n));
+      for (int k = 0; k < hidden; ++k) truth.mlp_A(n, k) = a_sd * normals.next_normal();
+    }
+  }
   if (settings.behavior_channels > 0) {
     ContinuousTruth behavior;
     behavior.W.resize(settings.behavior_channels, dim);
@@ -367,6 +391,11 @@ Dataset simulate(const SimulationSettings& settings, const SpikeModelCatalogue& 
     truth.latents.push_back(simulate_latents(settings, truth, k, inputs));
     Eigen::MatrixXd eta = truth.C * truth.latents.back();
     eta.colwise() += truth.d;
+    if (settings.mlp_hidden > 0) {
+      Eigen::MatrixXd hidden = truth.mlp_W * truth.latents.back();
+      hidden.colwise() += truth.mlp_b;
+      eta += truth.mlp_A * hidden.array().tanh().matrix();
+    }
     truth.rates.push_back(model.mean_of(eta.array()).matrix());
     data.counts.push_back(simulate_counts(settings, model, k, truth.rates.back(), truth));
     for (const auto& [name, readout] : truth.continuous)

@@ -26,17 +26,21 @@ struct Candidate {
   FamilyKind family = FamilyKind::kGaussMarkov;
   int latents = 4;
   bool use_continuous = false;  // fit the Gaussian modalities of /continuous with the spikes
+  ReadoutKind readout = ReadoutKind::kLinear;  // --readout linear,mlp (with --hidden)
+  int hidden = 8;
 };
 
 // "poisson / gauss-markov / D = 4 / continuous used"
 std::string describe(const Candidate& candidate, bool data_has_continuous);
 
-// Every combination, observations outermost, then families, latents, continuous. `continuous`
-// holds true (use) and/or false (ignore).
+// Every combination, observations outermost, then families, latents, continuous, readouts
+// (innermost). `continuous` holds true (use) and/or false (ignore). An MLP readout's row names
+// its observation "NAME+mlp" in the table.
 std::vector<Candidate> candidate_grid(
     const std::vector<std::shared_ptr<const SpikeModel>>& observations,
     const std::vector<FamilyKind>& families, const std::vector<int>& latents,
-    const std::vector<bool>& continuous);
+    const std::vector<bool>& continuous,
+    const std::vector<ReadoutKind>& readouts = {ReadoutKind::kLinear}, int hidden = 8);
 
 // The candidate's fit settings: `base` with its model, family and D (and the seed of `base`).
 FitSettings candidate_settings(const FitSettings& base, const Candidate& candidate);

@@ -21,6 +21,9 @@ struct GlobalStatistics {
   // With row parameters (the negative binomial's shapes; else rows x 0): per row and parameter,
   // d/dtheta and d2/dtheta2 of sum E_q log p(x_n | theta).
   RowParameterStatistics row_parameters;
+  // --readout mlp: the gradient of sum E_q log p(x | eta) in the MLP weights (A, W, b); the rows
+  // (c_n, d_n) keep `spikes`, taken by the cubature. Zero-sized for the linear readout.
+  MlpGradient mlp;
   std::vector<RegressionStatistics> continuous;  // one per Gaussian modality
   double elbo_sum = 0.0;                         // sum_k ELBO_k
   double spike_count = 0.0;
@@ -39,10 +42,11 @@ struct GlobalStatistics {
   void clear();  // every field back to zero, keeping the sizes (no allocation)
   // Adds one trial's posterior (and its counts, for the readout statistics and, with row
   // parameters, `model`'s row_parameter_derivatives).
-  // `inputs`: the trial's known inputs (U x T; nullptr without inputs).
+  // `inputs`: the trial's known inputs (U x T; nullptr without inputs). With `mlp` (the MLP
+  // readout's kernels, at `readout`), the spike statistics come from its cubature.
   void add_trial(const GaussianMoments& q, const Readout& readout, const ObservationModel& model,
                  const Eigen::ArrayXXd& counts, double elbo,
-                 const Eigen::MatrixXd* inputs = nullptr);
+                 const Eigen::MatrixXd* inputs = nullptr, const MlpKernels* mlp = nullptr);
   // Adds one trial's values of Gaussian modality m (channels x T, NaN = missing).
   void add_continuous(std::size_t m, const Eigen::ArrayXXd& values, const GaussianMoments& q);
   std::vector<double> pack() const;

@@ -35,12 +35,15 @@ struct InferenceModel {
   Readout readout;
   ModelSettings model;
   RowParameters row_parameters;
+  MlpReadout mlp;  // --readout mlp: the hidden layer (empty for the linear readout)
 
   static InferenceModel of(const GlobalState& globals, const ModelSettings& model);
   // The same model on the rows `keep` only (e.g. the held-in neurons).
   InferenceModel rows(const std::vector<int>& keep) const;
   // The spike likelihood of these rows with the deterministic expectations.
   std::unique_ptr<ObservationModel> observation() const;
+  // The MLP readout's kernels over `cubature` (a rule of model.cubature), or null when linear.
+  std::unique_ptr<MlpKernels> mlp_kernels(const GaussianCubature& cubature) const;
 };
 
 // q(z) of each trial from its spikes alone (its counts restricted to the model's rows by the

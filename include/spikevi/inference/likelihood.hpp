@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "spikevi/math/gaussian_moments.hpp"
+#include "spikevi/model/mlp_readout.hpp"
 #include "spikevi/model/observation_model.hpp"
 #include "spikevi/model/readout.hpp"
 
@@ -16,6 +17,8 @@ struct ModalityView {
   const ReadoutKernels* kernels = nullptr;
   const Eigen::ArrayXXd* data = nullptr;  // rows x T (NaN = missing where the model allows)
   double log_base_measure = 0.0;          // model->log_base_measure(data), computed once
+  // --readout mlp (spikes only): the MLP readout's cubature replaces `kernels`' closed forms.
+  const MlpKernels* mlp = nullptr;
 };
 
 // Gaussian site parameters per bin (DESIGN.md §2): L_t (D x TD) and l_t (D x T).

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "spikevi/inference/adam.hpp"
+#include "spikevi/math/cubature.hpp"
 #include "spikevi/model/observation_model.hpp"
 #include "spikevi/model/row_parameters.hpp"
 #include "spikevi/model/spike_model.hpp"
@@ -29,6 +30,14 @@ std::string expectations_name(ExpectationMethod method);
 // The deterministic default: closed form where the model has one, quadrature otherwise.
 ExpectationMethod default_expectations(const SpikeModel& model);
 
+// The spike readout (docs/model-and-inference.md "The MLP readout"): linear eta = c'z + d, or
+// the MLP readout of mlp_readout.hpp.
+enum class ReadoutKind { kLinear, kMlp };
+
+// "linear" or "mlp" (ConfigError naming --readout otherwise).
+ReadoutKind parse_readout(const std::string& name);
+std::string readout_name(ReadoutKind readout);
+
 struct ModelSettings {
   std::shared_ptr<const SpikeModel> spikes = poisson_spike_model();
   FamilyKind family = FamilyKind::kGaussMarkov;
@@ -45,13 +54,27 @@ struct ModelSettings {
   OptimizerKind optimizer = OptimizerKind::kNatural;
   AdamSettings local_adam{.learning_rate = 0.05};
   AdamSettings global_adam{.learning_rate = 0.02};
+  // --readout mlp: H hidden units, the prior precision of its weights (A, W, b), their Adam
+  // step (under either optimizer), the seed of their random start, and the cubature: 0 = the
+  // third-degree spherical-radial rule (2D nodes), n >= 1 = the n^D-node Gauss-Hermite product.
+  ReadoutKind readout = ReadoutKind::kLinear;
+  int hidden = 8;
+  double mlp_prior_precision = 1.0;
+  AdamSettings mlp_adam{.learning_rate = 0.02};
+  std::uint64_t mlp_seed = 1;
+  int cubature_points = 0;
 
   // These settings for `model` with its default expectations.
   static ModelSettings for_model(std::shared_ptr<const SpikeModel> model,
                                  FamilyKind family = FamilyKind::kGaussMarkov);
   // ConfigError for a combination that does not exist: closed form for a model without one,
-  // nodes outside [1, 256], samples < 1.
+  // nodes outside [1, 256], samples < 1; for --readout mlp: --hidden < 1, and what the MLP
+  // readout does not support (monte-carlo expectations, the mean-field family, --optimizer
+  // adam, spike models with row parameters).
   void validate() const;
+  // The MLP readout's cubature rule in `dim` latents (cubature_points).
+  GaussianCubature cubature(int dim) const;
+  int mlp_hidden() const { return readout == ReadoutKind::kMlp ? hidden : 0; }
   // These settings with Monte Carlo replaced by default_expectations: what evaluation
   // (co-smoothing, held-out scores, decoding) infers with, so that it draws nothing.
   ModelSettings deterministic() const;

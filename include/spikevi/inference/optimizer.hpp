@@ -51,12 +51,30 @@ class Optimizer {
     (void)state;
     (void)global_steps;
   }
+
+  // --readout mlp: one Adam step on the MLP weights (A, W, b) along the gradient of
+  // scale * sum E_q log p + their log prior, at rate ModelSettings::mlp_adam's learning rate
+  // times rho, under either policy (docs/model-and-inference.md "The MLP readout"). Nothing for
+  // the linear readout.
+  void mlp_step(GlobalState& globals, const GlobalStatistics& stats, GlobalStepSize step);
+  // The MLP weights' Adam moments from a state() (nothing if it holds none).
+  void restore_mlp(const OptimizerState& state, int global_steps);
+
+ protected:
+  // The MLP weights' Adam moments, part of every optimiser's state() ("mlp_adam/...").
+  void add_mlp_state(OptimizerState& state) const;
+
+ private:
+  friend std::unique_ptr<Optimizer> make_optimizer(const ModelSettings&, int, int, int, int);
+  AdamSettings mlp_adam_;
+  AdamState mlp_A_, mlp_W_, mlp_b_;
 };
 
 // The optimiser the settings name, for `rows` spike rows of `dim` latents and the model's
 // `row_parameters` parameters per row (the sizes of Adam's moments).
+// With `hidden` > 0 (--readout mlp), the MLP weights' Adam moments start at zero in those shapes.
 std::unique_ptr<Optimizer> make_optimizer(const ModelSettings& settings, int dim, int rows,
-                                          int row_parameters);
+                                          int row_parameters, int hidden = 0);
 
 // The local step of an iteration: a warm start (warm_start) and the optimiser's local step.
 LocalStepReport warm_local_step(const LocalProblem& problem, GaussMarkovState& state,

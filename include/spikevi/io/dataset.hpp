@@ -43,6 +43,10 @@ struct Truth {
   std::vector<Eigen::MatrixXd> latents;  // per held trial: D x T_k
   std::vector<Eigen::MatrixXd> rates;    // per held trial: N x T_k, expected counts per bin
   std::map<std::string, ContinuousTruth> continuous;  // per modality NAME of /continuous/NAME
+  // A simulated MLP readout (simulation.hpp; empty otherwise): /truth/mlp_A [N, H],
+  // /truth/mlp_W [H, D], /truth/mlp_b [H]; eta = C z + d + A tanh(W z + b).
+  Eigen::MatrixXd mlp_A, mlp_W;
+  Eigen::VectorXd mlp_b;
   int dim() const { return static_cast<int>(A.rows()); }
 };
 

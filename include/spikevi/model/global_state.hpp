@@ -1,10 +1,12 @@
 #pragma once
 // The shared (global) variational parameters and their priors (DESIGN.md §3).
 #include <Eigen/Dense>
+#include <cstdint>
 #include <vector>
 
 #include "spikevi/model/continuous_readout.hpp"
 #include "spikevi/model/dynamics.hpp"
+#include "spikevi/model/mlp_readout.hpp"
 #include "spikevi/model/readout.hpp"
 #include "spikevi/model/row_parameters.hpp"
 
@@ -16,7 +18,7 @@ struct PriorSettings {
   double readout_offset_precision = 0.01;  // pd: d_n ~ N(0, 1/pd)
   double dynamics_column_variance = 10.0;  // v0: A~ | Q ~ MN(0, Q, v0 I)
   double process_noise = 0.1;              // q0: E[Q] = q0 I under the prior, nu0 = D + 3
-  NoisePrior noise;  // Gaussian modalities: R_j ~ inverse-gamma(1, 0.01)
+  NoisePrior noise;                        // Gaussian modalities: R_j ~ inverse-gamma(1, 0.01)
   // The spike model's row parameters (e.g. the negative binomial's shapes) take their priors
   // from the model (SpikeModel::row_parameters).
 };
@@ -31,6 +33,10 @@ struct GlobalState {
   // The spike model's per-neuron parameters beyond the readout rows (row_parameters.hpp), e.g.
   // the negative binomial's shapes; empty for Poisson and Bernoulli.
   RowParameters spike_parameters;
+  // --readout mlp: the hidden layer (A, W, b) of the spike readout, point values with the prior
+  // N(0, 1/mlp_prior_precision) per entry; empty (H = 0) for the linear readout.
+  MlpReadout mlp;
+  double mlp_prior_precision = 1.0;
   std::vector<ContinuousReadout> continuous;  // Gaussian modalities, in the fit's order
   ReadoutPrior continuous_prior;              // of every continuous row (w_j, e_j)
   NoisePrior noise_prior;
@@ -48,10 +54,13 @@ struct GlobalState {
 // What a model holds beyond the Poisson spike readout.
 struct ModelLayout {
   std::vector<RowParameterSpec> row_parameters;  // the spike model's (SpikeModel::row_parameters)
-  std::vector<std::string> continuous_names;  // Gaussian modalities
-  std::vector<int> continuous_channels;       // their channel counts
-  int inputs = 0;                             // U: known inputs of the dynamics
-  bool adam = false;  // --optimizer adam: the optimiser keeps Adam moments (optimizer.hpp)
+  std::vector<std::string> continuous_names;     // Gaussian modalities
+  std::vector<int> continuous_channels;          // their channel counts
+  int inputs = 0;                                // U: known inputs of the dynamics
+  bool adam = false;           // --optimizer adam: the optimiser keeps Adam moments (optimizer.hpp)
+  int hidden = 0;              // --readout mlp: H hidden units (0: the linear readout)
+  std::uint64_t mlp_seed = 1;  // their random start (MlpReadout::initial)
+  double mlp_prior_precision = 1.0;  // their prior
 };
 
 // Priors for a model of `dim` latents and `neurons` spike rows (row parameters start at their

@@ -71,6 +71,13 @@ struct SimulationSettings {
   // 1 with probability kInputPulseProbability and 0 otherwise (u_k1 = 0: it is unused); the
   // entries of B are N(0, kInputGainSd^2). Sparse pulses make B identifiable from the latents.
   int inputs = 0;
+
+  // A nonlinear readout (simulate --readout mlp; 0: none): eta_n = c_n.z + d_n + a_n' tanh(W z
+  // + b) with H = mlp_hidden hidden units, W_ij ~ N(0, mlp_input_scale^2 / D), b_i ~ N(0, 1) and
+  // a_nk ~ N(0, mlp_scale^2 / H) (neuron n's a_n from its own stream), /truth/mlp_A, _W, _b.
+  int mlp_hidden = 0;
+  double mlp_scale = 1.0;
+  double mlp_input_scale = 2.0;
 };
 
 inline constexpr double kInputPulseProbability = 0.05;

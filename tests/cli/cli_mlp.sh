@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The MLP readout end to end (docs/model-and-inference.md#the-mlp-readout): simulate with a
+# nonlinear readout, fit --readout mlp on 1 and 2 ranks (bitwise the same), stop and continue
+# from the checkpoint (bitwise the uninterrupted fit), the fit file's /globals/mlp, evaluate
+# and decode with the MLP fit, and the combinations it refuses.
+set -euo pipefail
+source "$(dirname "$0")/harness.sh" "$@"
+need_python_modules h5py numpy
+cd "$work"
+"$spikevi" simulate --out data.h5 --trials 12 --bins 50 --neurons 20 --latents 2 --seed 5 \
+  --readout mlp --hidden 4 --behavior 2 >/dev/null
+fit() { timeout -k 10 300 mpirun -np "$1" "$spikevi" fit --data data.h5 --latents 2 \
+          --readout mlp --hidden 3 --tolerance 0 --quiet "${@:2}"; }
+same() {  # same A.h5 B.h5 WHAT: every global incl. the network, the ELBO trace, the latents
+  assert "$3: bitwise equal" "$python" - "$1" "$2" <<'PY'
+import sys, h5py, numpy as np
+a, b = h5py.File(sys.argv[1]), h5py.File(sys.argv[2])
+keys = ["trace/elbo_per_spike", "globals/C", "globals/d", "globals/A", "globals/Q",
+        "globals/mlp/A", "globals/mlp/W", "globals/mlp/b", "globals/readout_precision",
+        "latents/mean", "latents/cov"]
+bad = [k for k in keys if not np.array_equal(a[k][:], b[k][:], equal_nan=True)]
+if a.attrs["elbo"] != b.attrs["elbo"]: bad.append("elbo attribute")
+if bad: print("differ in " + ", ".join(bad))
+sys.exit(1 if bad else 0)
+PY
+}
+
+fit 1 --iterations 12 --out one.h5 >/dev/null
+fit 2 --iterations 12 --out two.h5 >/dev/null
+same one.h5 two.h5 "--readout mlp on 1 rank vs 2 ranks"
+fit 2 --iterations 6 --out part.h5 >/dev/null
+fit 1 --iterations 12 --out part.h5 --restart >/dev/null
+same one.h5 part.h5 "6 iterations on 2 ranks + 6 more from the checkpoint on 1 vs 12"
+
+assert "the fit file records the MLP readout" "$python" - one.h5 <<'PY'
+import sys, h5py
+f = h5py.File(sys.argv[1])
+ok = (f.attrs["readout"] == "mlp" and f["globals/mlp/W"].shape == (3, 2)
+      and f["globals/mlp/A"].shape == (20, 3) and f["globals/mlp/b"].shape == (3,)
+      and f["globals/mlp"].attrs["prior_precision"] == 1.0)
+sys.exit(0 if ok else 1)
+PY
+
+check "evaluate takes the MLP fit" "$spikevi" evaluate --data data.h5 --fit one.h5 --out ev.h5
+holds "evaluate prints its co-smoothing" "$work/out" "spikevi fit  *-*[0-9]"
+check "decode takes the MLP fit" "$spikevi" decode --data data.h5 --fit one.h5 \
+  --target behavior --out dec.h5
+
+check "compare runs the grid --readout linear,mlp" "$spikevi" compare --data data.h5 \
+  --models poisson --latents 2 --readout linear,mlp --hidden 3 --folds 2 --iterations 15 \
+  --table table.csv --best-out best.h5 --quiet
+holds "the table has a linear and an MLP row" table.csv "^poisson," "^poisson+mlp,"
+assert "the refit winner is an ordinary fit file" test -s best.h5
+
+for refused in "--family mean-field" "--expectations monte-carlo" "--optimizer adam" \
+               "--observation negbin" "--minibatch 4"; do
+  # shellcheck disable=SC2086
+  fails_with 2 "--readout mlp with $refused is refused" "readout mlp" \
+    "$spikevi" fit --data data.h5 --out refused.h5 --latents 2 --readout mlp $refused
+done
+finish "MLP readout: ranks, restart, fit file, evaluate, decode, compare, refusals"
