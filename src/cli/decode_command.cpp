@@ -40,6 +40,8 @@ po::options_description decode_options(DecodeOptions& o) {
        "latent inference on test trials: stop when a step gains less (nats)")
       ("local-max-iterations", po::value(&o.local.max_iterations)->default_value(200),
        "latent inference on test trials: most natural-gradient steps")
+      ("threads", po::value(&o.local.threads)->default_value(0),
+       "threads over the trials (0: OMP_NUM_THREADS, else 1)")
       ("overwrite", po::bool_switch(&o.overwrite), "replace an existing --out");
   // clang-format on
   return options;

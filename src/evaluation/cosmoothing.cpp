@@ -10,6 +10,7 @@
 
 #include "spikevi/error.hpp"
 #include "spikevi/math/smoothing.hpp"
+#include "spikevi/parallel/threads.hpp"
 
 namespace spikevi {
 namespace {
@@ -321,20 +322,23 @@ Eigen::MatrixXd cross_validate(const std::vector<Eigen::MatrixXd>& heldin_smooth
     const Eigen::MatrixXd y = stack_bins(heldout, fit_trials);
     const Eigen::MatrixXd x_check = clip_features(stack_bins(heldin_smoothed, check_trials), x);
     const Eigen::MatrixXd y_check = stack_bins(heldout, check_trials);
-    for (Eigen::Index j = 0; j < y.cols(); ++j) {
-      PoissonRegression fit = constant_fit(x.cols(), x.rows());
-      const bool silent = !(y.col(j).sum() > 0.0);
-      bool warm = false;
-      for (std::size_t r : strongest_first(ridges)) {
-        if (!silent) {
-          fit = fit_poisson_regression(x, y.col(j), glm_settings(ridges[r], x.rows(), settings),
-                                       warm ? &fit : nullptr);
-          warm = true;
-        }
-        table(static_cast<Eigen::Index>(r), j) +=
-            log_likelihood(fit.predict(x_check), y_check.col(j));
-      }
-    }
+    // Each neuron writes only its own column (threads.hpp).
+    for_each_index(
+        static_cast<std::size_t>(y.cols()), settings.threads, [&](std::size_t column, int) {
+          const auto j = static_cast<Eigen::Index>(column);
+          PoissonRegression fit = constant_fit(x.cols(), x.rows());
+          const bool silent = !(y.col(j).sum() > 0.0);
+          bool warm = false;
+          for (std::size_t r : strongest_first(ridges)) {
+            if (!silent) {
+              fit = fit_poisson_regression(x, y.col(j), glm_settings(ridges[r], x.rows(), settings),
+                                           warm ? &fit : nullptr);
+              warm = true;
+            }
+            table(static_cast<Eigen::Index>(r), j) +=
+                log_likelihood(fit.predict(x_check), y_check.col(j));
+          }
+        });
   }
   return table;
 }
@@ -393,14 +397,15 @@ SmoothingBaseline smoothing_baseline(const std::vector<Eigen::MatrixXd>& train_h
   const Eigen::MatrixXd x =
       stack_bins(smooth_trials(train_heldin, result.kernel_sd_bins, settings.features), all);
   const Eigen::MatrixXd y = stack_bins(train_heldout, all);
-  std::vector<PoissonRegression> fits;
-  for (Eigen::Index j = 0; j < y.cols(); ++j) {
-    const double ridge = result.ridge[static_cast<std::size_t>(j)];
-    fits.push_back(y.col(j).sum() > 0.0 ? fit_poisson_regression(
+  std::vector<PoissonRegression> fits(static_cast<std::size_t>(y.cols()));
+  for_each_index(fits.size(), settings.threads, [&](std::size_t column, int) {
+    const auto j = static_cast<Eigen::Index>(column);
+    const double ridge = result.ridge[column];
+    fits[column] = y.col(j).sum() > 0.0 ? fit_poisson_regression(
                                               x, y.col(j), glm_settings(ridge, x.rows(), settings))
-                                        : constant_fit(x.cols(), x.rows()));
-    result.unconverged += fits.back().converged ? 0 : 1;
-  }
+                                        : constant_fit(x.cols(), x.rows());
+  });
+  for (const PoissonRegression& fit : fits) result.unconverged += fit.converged ? 0 : 1;
   for (const Eigen::MatrixXd& trial : test_heldin) {
     const Eigen::MatrixXd features = clip_features(
         smoothed_features(trial, result.kernel_sd_bins, settings.features).transpose(), x);
