@@ -148,12 +148,14 @@ def main():
     parser.add_argument("--keep", help="keep data, fit and evaluation files in this directory")
     parser.add_argument("--reference", help="directory of a previous --keep run to compare to")
     parser.add_argument("--json", help="write the rows as JSON here")
+    parser.add_argument("--bench-dir", help="where bench_readout is, for the GEMM peak "
+                        "(default: perf/ beside --spikevi)")
     args = parser.parse_args()
 
     spikevi = os.path.abspath(args.spikevi)
     work = args.keep or tempfile.mkdtemp(prefix="spikevi_tts_")
     os.makedirs(work, exist_ok=True)
-    peak = measure_peak(os.path.join(os.path.dirname(spikevi), "perf"))
+    peak = measure_peak(args.bench_dir or os.path.join(os.path.dirname(spikevi), "perf"))
     thread_args = ["--threads", str(args.threads)] if args.threads > 0 else []
     rows = []
     for name in args.workloads.split(","):
