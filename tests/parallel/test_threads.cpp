@@ -41,8 +41,9 @@ TEST(ForEachIndex, RethrowsTheLowestFailingIndexAfterAllFinish) {
     } catch (const std::runtime_error& error) {
       EXPECT_STREQ(error.what(), "index 17");
     }
-    if (threads > 1)  // the threads ran on past the failure: every index was tried
+    if (threads > 1) {  // the threads ran on past the failure: every index was tried
       for (int v : visits) EXPECT_EQ(v, 1);
+    }
   }
 }
 
