@@ -128,8 +128,7 @@ def shape_of(data_path):
         trials, bins, neurons = counts.shape
         lengths = f["trial_lengths"][()] if "trial_lengths" in f else np.full(trials, bins)
         train = f["split/train_trials"][()] if "split/train_trials" in f else np.arange(trials)
-        heldout = f["split/heldout_neurons"][()] if "split/heldout_neurons" in f else []
-    return float(np.sum(lengths[train])), neurons - 0 * len(heldout), len(train)
+    return float(np.sum(lengths[train])), neurons, len(train)
 
 
 def main():
