@@ -389,6 +389,8 @@ def fit_command(args, data, ranks, repeat):
                           "--tolerance", "0", "--quiet", "--overwrite"]
     if args.minibatch > 0:
         command += ["--minibatch", str(args.minibatch)]
+    if args.threads > 0:  # ranks x threads: each rank shares its trials among the threads
+        command += ["--threads", str(args.threads)]
     return command
 
 
@@ -591,6 +593,8 @@ def parse_args(argv):
     run.add_argument("--iterations", type=int, default=10)
     run.add_argument("--minibatch", type=int, default=0,
                      help="global minibatch, the same at every p (0 = full batch, not passed)")
+    run.add_argument("--threads", type=int, default=0,
+                     help="--threads per rank of every fit (0: leave unset, i.e. 1)")
     run.add_argument("--launcher", default="mpirun --allow-run-as-root",
                      help="MPI launcher command (split like a shell would)")
     run.add_argument("--np-flag", default="-np",

@@ -65,6 +65,8 @@ po::options_description compare_options(CompareOptions& o) {
        "seed of the initialisation and of the importance samples")
       ("samples", po::value(&o.cross_validation.samples)->default_value(64),
        "importance samples per held-out trial for the held-out log-likelihood")
+      ("threads", po::value(&s.local.threads)->default_value(0),
+       "threads over each rank's trials in every fit and score (0: OMP_NUM_THREADS, else 1)")
       ("overwrite", po::bool_switch(&o.overwrite), "replace an existing --table / --best-out")
       ("quiet", po::bool_switch(&o.quiet), "no per-fold progress lines");
   // clang-format on
@@ -276,6 +278,7 @@ int run_compare(const CommandContext& context) {
                      options, context, values))
     return 0;
   validate(o);
+  o.cross_validation.scoring.threads = o.cross_validation.fit.local.threads;
   using Model = std::shared_ptr<const SpikeModel>;
   const std::vector<Model> observations = models_with_links(
       parse_list<Model>("--models", o.models, builtin_spike_models().choices(),

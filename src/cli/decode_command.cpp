@@ -46,6 +46,8 @@ po::options_description decode_options(DecodeOptions& o) {
       ("refine", po::value(&o.refine)->default_value(0),
        "amortised fits (fit --inference amortised): the latents are the encoder's q from the "
        "spikes, refined by this many natural-gradient local steps")
+      ("threads", po::value(&o.local.threads)->default_value(0),
+       "threads over the trials (0: OMP_NUM_THREADS, else 1)")
       ("overwrite", po::bool_switch(&o.overwrite), "replace an existing --out");
   // clang-format on
   return options;

@@ -15,6 +15,7 @@
 #include "spikevi/io/evaluation_file.hpp"
 #include "spikevi/io/fit_file.hpp"
 #include "spikevi/io/trial_counts.hpp"
+#include "spikevi/parallel/threads.hpp"
 
 namespace spikevi::cli {
 namespace {
@@ -40,6 +41,8 @@ po::options_description evaluate_options(EvaluateOptions& o) {
       ("refine", po::value(&o.refine)->default_value(0),
        "amortised fits (fit --inference amortised): the test trials' latents are the encoder's "
        "q from their held-in neurons, refined by this many natural-gradient local steps")
+      ("threads", po::value(&o.local.threads)->default_value(0),
+       "threads over the test trials and the baseline's neurons (0: OMP_NUM_THREADS, else 1)")
       ("overwrite", po::bool_switch(&o.overwrite), "replace an existing --out");
   // clang-format on
   return options;
@@ -131,7 +134,7 @@ int run_evaluate(const CommandContext& context) {
   scores.truth_parameters_bits_per_spike = std::numeric_limits<double>::quiet_NaN();
   scores.true_rates_bits_per_spike = std::numeric_limits<double>::quiet_NaN();
 
-  const Baselines baselines = cosmoothing_baselines(data);
+  const Baselines baselines = cosmoothing_baselines(data, resolve_thread_count(o.local.threads));
   scores.baselines = {
       {"/baseline", "Gaussian-smoothed held-in spikes + Poisson regression on the smoothed counts",
        baselines.raw.fit.rates, baselines.raw.bits_per_spike, baselines.raw.fit.kernel_sd_bins},

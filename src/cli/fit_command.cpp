@@ -19,6 +19,7 @@
 #include "spikevi/io/fit_file.hpp"
 #include "spikevi/model/gauge.hpp"
 #include "spikevi/parallel/sharding.hpp"
+#include "spikevi/parallel/threads.hpp"
 
 namespace spikevi::cli {
 namespace {
@@ -103,6 +104,13 @@ po::options_description fit_options(FitOptions& o) {
        "per-trial local step: stop when an accepted step gains less (nats)")
       ("local-max-iterations", po::value(&s.local.max_iterations)->default_value(100),
        "per-trial local step: most natural-gradient steps per iteration")
+      ("local-steps", po::value(&s.local.steps)->default_value(0),
+       "per-trial local step: at most this many accepted natural-gradient steps per iteration "
+       "(a partial E-step, warm-started; full batch falls back to the exact E-step when the "
+       "objective drops); 0: to --local-tolerance (the exact E-step)")
+      ("threads", po::value(&s.local.threads)->default_value(0),
+       "threads over this rank's trials (0: OMP_NUM_THREADS, else 1); any count gives the "
+       "same bits")
       ("prior-readout-precision", po::value(&s.priors.readout_weight_precision)->default_value(1.0),
        "prior precision pc of each loading c_n (c_n ~ N(0, I/pc))")
       ("prior-offset-precision", po::value(&s.priors.readout_offset_precision)->default_value(0.01),
@@ -184,6 +192,8 @@ void validate(const FitOptions& o) {
     throw ConfigError("--tolerance must be >= 0 (got " + std::to_string(s.tolerance) + ")");
   if (!(s.local.tolerance > 0)) throw ConfigError("--local-tolerance must be > 0");
   if (s.local.max_iterations < 1) throw ConfigError("--local-max-iterations must be >= 1");
+  if (s.local.steps < 0) throw ConfigError("--local-steps must be >= 0");
+  resolve_thread_count(s.local.threads);  // ConfigError for a bad --threads or OMP_NUM_THREADS
   for (double p : {s.priors.readout_weight_precision, s.priors.readout_offset_precision,
                    s.priors.dynamics_column_variance, s.priors.process_noise})
     if (!(p > 0) || !std::isfinite(p)) throw ConfigError("prior settings must be finite and > 0");
@@ -222,6 +232,7 @@ std::map<std::string, std::string> checkpoint_identity(const po::variables_map& 
                           "seed",
                           "local-tolerance",
                           "local-max-iterations",
+                          "local-steps",
                           "prior-readout-precision",
                           "prior-offset-precision",
                           "prior-dynamics-variance",

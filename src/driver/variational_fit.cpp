@@ -17,6 +17,7 @@
 #include "spikevi/inference/initialisation.hpp"
 #include "spikevi/inference/mean_field.hpp"
 #include "spikevi/parallel/reproducible_sum.hpp"
+#include "spikevi/parallel/threads.hpp"
 
 namespace spikevi {
 namespace {
@@ -56,19 +57,33 @@ class ModalityKernels {
 };
 
 // Sum over the listed local trials and over all ranks of a per-trial vector of `size` doubles,
-// exact and independent of how trials are spread over ranks (reproducible_sum.hpp).
+// exact and independent of how trials are spread over ranks and threads (reproducible_sum.hpp).
 template <class PerTrial>
 Eigen::VectorXd sum_over_trials(std::size_t size, const std::vector<std::size_t>& members,
-                                Communicator& comm, PerTrial&& per_trial) {
+                                Communicator& comm, int threads, PerTrial&& per_trial) {
+  std::vector<ReproducibleSum> partial(static_cast<std::size_t>(std::max(threads, 1)),
+                                       ReproducibleSum(size));
+  for_each_index(members.size(), threads, [&](std::size_t i, int thread) {
+    const Eigen::VectorXd contribution = per_trial(members[i]);
+    partial[static_cast<std::size_t>(thread)].add(
+        std::span<const double>(contribution.data(), size));
+  });
   ReproducibleSum sum(size);
-  for (std::size_t k : members) {
-    const Eigen::VectorXd contribution = per_trial(k);
-    sum.add(std::span<const double>(contribution.data(), size));
-  }
+  for (const ReproducibleSum& part : partial) sum.merge(part);
   sum.allreduce(comm);
   const std::vector<double> values = sum.values();
   return Eigen::Map<const Eigen::VectorXd>(values.data(), static_cast<Eigen::Index>(size));
 }
+
+// One thread's scratch for the per-trial loops (threads.hpp): its own evaluator and estimator
+// (they hold the factor and the workspace), a trial's statistics and its share of the sum.
+struct TrialWorker {
+  std::unique_ptr<FamilyEvaluator> evaluator;
+  std::unique_ptr<Estimator> estimator;
+  GlobalStatistics trial_stats;
+  std::vector<double> packed;
+  ReproducibleSum sum;
+};
 
 std::vector<std::size_t> every_trial(std::size_t count) {
   std::vector<std::size_t> all(count);
@@ -125,6 +140,7 @@ class VariationalFit final : private FitProgress {
   int dim() const { return settings_.latents; }
   int neurons() const { return static_cast<int>(trials_.front().counts.rows()); }
   bool full_batch() const { return settings_.minibatch.full_batch(population_); }
+  int threads() const { return static_cast<int>(workers_.size()); }
 
   // Adds the wall time of `work` to `phase` (FitCallback::on_phase).
   template <class Work>
@@ -187,6 +203,8 @@ class VariationalFit final : private FitProgress {
   Eigen::VectorXd damping_before_;
   std::vector<Sites> sites_before_;
   std::vector<std::size_t> members_;
+  std::vector<TrialWorker> workers_;  // one per thread (LocalStepSettings::threads)
+  LocalStepSettings local_settings_;  // of local_pass: settings_.local, or its exact E-step
   int first_failed_trial_ = std::numeric_limits<int>::max();  // this rank's, file index
 };
 
@@ -208,19 +226,24 @@ auto VariationalFit::timed(FitPhase phase, Work&& work) {
 
 // Sum over all trials of their statistics at the current q (no local step): the start.
 GlobalStatistics VariationalFit::statistics_at_current_moments() {
-  ReproducibleSum sum(buffer_size_);
-  std::vector<double> packed;
-  GlobalStatistics trial = GlobalStatistics::zero(dim(), neurons(), layout_);
-  for (std::size_t k = 0; k < trials_.size(); ++k) {
+  for (TrialWorker& worker : workers_) {
+    worker.trial_stats = GlobalStatistics::zero(dim(), neurons(), layout_);
+    worker.sum = ReproducibleSum(buffer_size_);
+  }
+  for_each_index(trials_.size(), threads(), [&](std::size_t k, int thread) {
+    TrialWorker& worker = workers_[static_cast<std::size_t>(thread)];
+    GlobalStatistics& trial = worker.trial_stats;
     trial.clear();
     const GaussianMoments& q = outcome_.posteriors[k].moments;
     trial.add_trial(q, outcome_.globals.spikes, *model_, trials_[k].counts, 0.0,
                     trials_[k].inputs_or_null());
     for (std::size_t m = 0; m < trials_[k].continuous.size(); ++m)
       trial.add_continuous(m, trials_[k].continuous[m], q);
-    trial.pack_into(packed);
-    sum.add(packed);
-  }
+    trial.pack_into(worker.packed);
+    worker.sum.add(worker.packed);
+  });
+  ReproducibleSum sum(buffer_size_);
+  for (const TrialWorker& worker : workers_) sum.merge(worker.sum);
   return reduce(std::move(sum));
 }
 
@@ -256,7 +279,8 @@ void VariationalFit::initial_readout_steps(const GlobalStatistics& stats) {
   const auto rows = static_cast<std::size_t>(neurons());
   const ReadoutObjective objective = [&](const Readout& candidate) {
     const ReadoutKernels kernels(candidate);
-    return Eigen::VectorXd(scale * sum_over_trials(rows, sample, comm_, [&](std::size_t k) {
+    return Eigen::VectorXd(scale *
+                           sum_over_trials(rows, sample, comm_, threads(), [&](std::size_t k) {
                              return row_log_likelihood(kernels, *model_, trials_[k].counts,
                                                        outcome_.posteriors[k].moments);
                            }));
@@ -268,13 +292,15 @@ void VariationalFit::initial_readout_steps(const GlobalStatistics& stats) {
     if (step > 0 || sample_size < population_) {
       const int p = dim() + 1;
       const std::size_t size = rows * static_cast<std::size_t>(p * (p + 1));
-      const Eigen::VectorXd summed = sum_over_trials(size, sample, comm_, [&](std::size_t k) {
-        ReadoutStatistics trial = ReadoutStatistics::zero(neurons(), dim());
-        trial.add_trial(globals.spikes, *model_, trials_[k].counts, outcome_.posteriors[k].moments);
-        Eigen::VectorXd packed(static_cast<Eigen::Index>(size));
-        packed << trial.gradient.reshaped(), trial.hessian.reshaped();
-        return packed;
-      });
+      const Eigen::VectorXd summed =
+          sum_over_trials(size, sample, comm_, threads(), [&](std::size_t k) {
+            ReadoutStatistics trial = ReadoutStatistics::zero(neurons(), dim());
+            trial.add_trial(globals.spikes, *model_, trials_[k].counts,
+                            outcome_.posteriors[k].moments);
+            Eigen::VectorXd packed(static_cast<Eigen::Index>(size));
+            packed << trial.gradient.reshaped(), trial.hessian.reshaped();
+            return packed;
+          });
       const Eigen::Index gradient_size = p * neurons();
       readout_stats.gradient = summed.head(gradient_size).reshaped(p, neurons());
       readout_stats.hessian = summed.tail(gradient_size * p).reshaped(p, neurons() * p);
@@ -296,7 +322,7 @@ void VariationalFit::initialise() {
 
   const auto rows = static_cast<std::size_t>(neurons());
   const Eigen::VectorXd counts_and_bins =
-      sum_over_trials(rows + 1, every_trial(trials_.size()), comm_, [&](std::size_t k) {
+      sum_over_trials(rows + 1, every_trial(trials_.size()), comm_, threads(), [&](std::size_t k) {
         Eigen::VectorXd sums(neurons() + 1);
         sums << trials_[k].counts.rowwise().sum().matrix(),
             static_cast<double>(trials_[k].counts.cols());
@@ -317,10 +343,11 @@ void VariationalFit::initialise() {
   refresh_models();
 
   const ModalityKernels kernels(globals, *model_, continuous_models_, cubature_.get());
-  LikelihoodWorkspace work;
-  for (std::size_t k = 0; k < trials_.size(); ++k)
-    expected_log_likelihood(kernels.views(trials_[k], spike_base_measures_[k]), start[k], work,
-                            &outcome_.posteriors[k].sites);
+  std::vector<LikelihoodWorkspace> work(workers_.size());
+  for_each_index(trials_.size(), threads(), [&](std::size_t k, int thread) {
+    expected_log_likelihood(kernels.views(trials_[k], spike_base_measures_[k]), start[k],
+                            work[static_cast<std::size_t>(thread)], &outcome_.posteriors[k].sites);
+  });
   row_damping_ = Eigen::VectorXd::Ones(neurons());
 }
 
@@ -366,25 +393,31 @@ GlobalStatistics VariationalFit::local_pass(const std::vector<std::size_t>& memb
     const GlobalState& globals = outcome_.globals;
     const LatentPrior latent_prior = LatentPrior::from(globals);
     const ModalityKernels kernels(globals, *model_, continuous_models_, cubature_.get());
-    GlobalStatistics trial_stats = GlobalStatistics::zero(dim(), neurons(), layout_);
-    std::vector<double> packed;
-    for (std::size_t k : members) {
+    for (TrialWorker& worker : workers_) {
+      worker.trial_stats = GlobalStatistics::zero(dim(), neurons(), layout_);
+      worker.sum = ReproducibleSum(buffer_size_);
+    }
+    // Each trial writes only its own posterior and its thread's accumulator (threads.hpp).
+    for_each_index(members.size(), threads(), [&](std::size_t i, int thread) {
+      const std::size_t k = members[i];
+      TrialWorker& worker = workers_[static_cast<std::size_t>(thread)];
+      GlobalStatistics& trial_stats = worker.trial_stats;
       const TrialCounts& trial = trials_[k];
       GaussMarkovState& state = outcome_.posteriors[k];
       if (keep_sites) sites_before_[k] = state.sites;
       trial_stats.clear();
-      estimator_->begin(RandomCounter{static_cast<std::uint64_t>(iteration),
-                                      static_cast<std::uint64_t>(trial.position), 0});
+      worker.estimator->begin(RandomCounter{static_cast<std::uint64_t>(iteration),
+                                            static_cast<std::uint64_t>(trial.position), 0});
       try {
         if (check_readout)
           trial_stats.candidate_log_likelihood =
               row_log_likelihood(kernels.spikes(), *model_, trial.counts, state.moments);
-        const PriorBlocks prior = latent_prior.blocks(static_cast<int>(trial.counts.cols()),
-                                                      trial.inputs_or_null());
+        const PriorBlocks prior =
+            latent_prior.blocks(static_cast<int>(trial.counts.cols()), trial.inputs_or_null());
         const auto modalities = kernels.views(trial, spike_base_measures_[k]);
         const LocalStepReport report =
-            warm_local_step(LocalProblem{prior, modalities, *evaluator_, *estimator_}, state,
-                            settings_.local, *optimizer_);
+            warm_local_step(LocalProblem{prior, modalities, *worker.evaluator, *worker.estimator},
+                            state, local_settings_, *optimizer_);
         if (!std::isfinite(state.elbo))
           throw NumericalError("its ELBO is " + std::to_string(state.elbo) +
                                " after the local step");
@@ -397,20 +430,25 @@ GlobalStatistics VariationalFit::local_pass(const std::vector<std::size_t>& memb
         trial_stats.restarted_trials = report.restarted ? 1.0 : 0.0;
       } catch (const std::exception& error) {
         // Every rank must still reach the reduction: report here, count it, stop after.
-        std::cerr << "spikevi: rank " << comm_.rank() << ": trial " << trial.index << ": "
-                  << error.what() << std::endl;
+#pragma omp critical(spikevi_local_failure)
+        {
+          std::cerr << "spikevi: rank " << comm_.rank() << ": trial " << trial.index << ": "
+                    << error.what() << std::endl;
+          first_failed_trial_ = std::min(first_failed_trial_, trial.index);
+        }
         trial_stats.clear();
         trial_stats.failed_trials = 1.0;
-        first_failed_trial_ = std::min(first_failed_trial_, trial.index);
       }
-      trial_stats.pack_into(packed);
-      sum.add(packed);
-    }
+      trial_stats.pack_into(worker.packed);
+      worker.sum.add(worker.packed);
+    });
+    for (const TrialWorker& worker : workers_) sum.merge(worker.sum);
     if (any_stop_requested()) {
+      GlobalStatistics& trial_stats = workers_.front().trial_stats;
       trial_stats.clear();
       trial_stats.stop_requests = 1.0;
-      trial_stats.pack_into(packed);
-      sum.add(packed);
+      trial_stats.pack_into(workers_.front().packed);
+      sum.add(workers_.front().packed);
     }
   });
   return reduce(std::move(sum));
@@ -501,6 +539,13 @@ void VariationalFit::start(const FitState* resume_from) {
   }
 
   sites_before_.resize(trials_.size());
+  local_settings_ = settings_.local;
+  workers_.resize(static_cast<std::size_t>(std::clamp(resolve_thread_count(settings_.local.threads),
+                                                      1, static_cast<int>(trials_.size()))));
+  for (TrialWorker& worker : workers_) {
+    worker.evaluator = make_family_evaluator(settings_.model.family);
+    worker.estimator = make_estimator(settings_.model);
+  }
   if (resume_from) {
     timed(FitPhase::kInitialisation, [&] { resume(*resume_from); });
     stats_ = GlobalStatistics::zero(dim(), neurons(), layout_);
@@ -543,6 +588,18 @@ bool VariationalFit::iterate(int iteration) {
       stats_ = local_pass(members, false, iteration, false);
       stats_.stop_requests += stops;
     }
+  }
+  if (full_batch() && iteration > 1 && local_settings_.steps > 0 &&
+      std::isfinite(stats_.elbo_sum) &&
+      stats_.elbo_sum + outcome_.globals.global_terms() <
+          previous_elbo_ - 1e-12 * std::abs(previous_elbo_)) {
+    // The partial local steps lowered the objective: finish them (the exact E-step), which is
+    // what keeps VB-EM monotone (DESIGN.md §3).
+    const double stops = stats_.stop_requests;
+    local_settings_.steps = 0;
+    stats_ = local_pass(members, false, iteration, false);
+    local_settings_.steps = settings_.local.steps;
+    stats_.stop_requests += stops;
   }
   if (const std::string problem = local_failure(stats_, iteration); !problem.empty()) {
     stats_ = std::move(previous);

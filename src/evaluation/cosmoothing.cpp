@@ -10,6 +10,7 @@
 
 #include "spikevi/error.hpp"
 #include "spikevi/math/smoothing.hpp"
+#include "spikevi/parallel/threads.hpp"
 
 namespace spikevi {
 namespace {
@@ -123,6 +124,43 @@ void check_regression_input(const Eigen::MatrixXd& features, const Eigen::Vector
                       number(settings.penalty) + ")");
 }
 
+// fit_poisson_regression on features already standardised (`s`, of features with
+// s.design.cols() - 1 columns): the baseline standardises its features once for every neuron.
+PoissonRegression fit_standardised(const Standardised& s, const Eigen::VectorXd& counts,
+                                   const PoissonRegressionSettings& settings,
+                                   const PoissonRegression* start = nullptr) {
+  const Eigen::Index columns = s.design.cols() - 1;
+  Eigen::VectorXd beta = Eigen::VectorXd::Zero(s.design.cols());
+  beta(0) = std::log(counts.mean());
+  if (start) {  // the same model in standardised coordinates
+    beta.tail(columns) = start->weights.cwiseProduct(s.scale.transpose());
+    beta(0) = start->intercept + s.mean.dot(start->weights);
+  }
+  double objective = glm_objective(s.design, counts, beta, settings.penalty);
+  PoissonRegression fit;
+  Eigen::VectorXd gradient;
+  for (; fit.iterations < settings.max_iterations; ++fit.iterations) {
+    const Eigen::VectorXd step =
+        newton_direction(s.design, counts, beta, settings.penalty, gradient);
+    const double slope = gradient.dot(step);  // -(Newton decrement)^2
+    if (-0.5 * slope <= settings.tolerance * (1.0 + std::abs(objective))) {
+      fit.converged = true;
+      break;
+    }
+    double t = 1.0, trial = objective;
+    for (int halving = 0; halving < 60; ++halving, t *= 0.5) {
+      trial = glm_objective(s.design, counts, beta + t * step, settings.penalty);
+      if (trial <= objective + 0.25 * t * slope) break;  // Armijo; NaN/inf rejected
+    }
+    if (!(trial <= objective + 0.25 * t * slope)) break;  // no descent left: stop
+    beta += t * step;
+    objective = trial;
+  }
+  fit.weights = beta.tail(columns).cwiseQuotient(s.scale.transpose());
+  fit.intercept = beta(0) - s.mean.dot(fit.weights);
+  return fit;
+}
+
 }  // namespace
 
 double bits_per_spike(const std::vector<Eigen::MatrixXd>& predicted_rates,
@@ -159,36 +197,7 @@ PoissonRegression fit_poisson_regression(const Eigen::MatrixXd& features,
                                          const PoissonRegressionSettings& settings,
                                          const PoissonRegression* start) {
   check_regression_input(features, counts, settings, start);
-  const Standardised s = standardise(features);
-  Eigen::VectorXd beta = Eigen::VectorXd::Zero(s.design.cols());
-  beta(0) = std::log(counts.mean());
-  if (start) {  // the same model in standardised coordinates
-    beta.tail(features.cols()) = start->weights.cwiseProduct(s.scale.transpose());
-    beta(0) = start->intercept + s.mean.dot(start->weights);
-  }
-  double objective = glm_objective(s.design, counts, beta, settings.penalty);
-  PoissonRegression fit;
-  Eigen::VectorXd gradient;
-  for (; fit.iterations < settings.max_iterations; ++fit.iterations) {
-    const Eigen::VectorXd step =
-        newton_direction(s.design, counts, beta, settings.penalty, gradient);
-    const double slope = gradient.dot(step);  // -(Newton decrement)^2
-    if (-0.5 * slope <= settings.tolerance * (1.0 + std::abs(objective))) {
-      fit.converged = true;
-      break;
-    }
-    double t = 1.0, trial = objective;
-    for (int halving = 0; halving < 60; ++halving, t *= 0.5) {
-      trial = glm_objective(s.design, counts, beta + t * step, settings.penalty);
-      if (trial <= objective + 0.25 * t * slope) break;  // Armijo; NaN/inf rejected
-    }
-    if (!(trial <= objective + 0.25 * t * slope)) break;  // no descent left: stop
-    beta += t * step;
-    objective = trial;
-  }
-  fit.weights = beta.tail(features.cols()).cwiseQuotient(s.scale.transpose());
-  fit.intercept = beta(0) - s.mean.dot(fit.weights);
-  return fit;
+  return fit_standardised(standardise(features), counts, settings, start);
 }
 
 // --- Smoothed-spikes baseline -----------------------------------------------------------
@@ -321,20 +330,25 @@ Eigen::MatrixXd cross_validate(const std::vector<Eigen::MatrixXd>& heldin_smooth
     const Eigen::MatrixXd y = stack_bins(heldout, fit_trials);
     const Eigen::MatrixXd x_check = clip_features(stack_bins(heldin_smoothed, check_trials), x);
     const Eigen::MatrixXd y_check = stack_bins(heldout, check_trials);
-    for (Eigen::Index j = 0; j < y.cols(); ++j) {
-      PoissonRegression fit = constant_fit(x.cols(), x.rows());
-      const bool silent = !(y.col(j).sum() > 0.0);
-      bool warm = false;
-      for (std::size_t r : strongest_first(ridges)) {
-        if (!silent) {
-          fit = fit_poisson_regression(x, y.col(j), glm_settings(ridges[r], x.rows(), settings),
-                                       warm ? &fit : nullptr);
-          warm = true;
-        }
-        table(static_cast<Eigen::Index>(r), j) +=
-            log_likelihood(fit.predict(x_check), y_check.col(j));
-      }
-    }
+    const Standardised standardised = standardise(x);  // once for every neuron and ridge
+    // Each neuron writes only its own column (threads.hpp).
+    for_each_index(static_cast<std::size_t>(y.cols()), settings.threads,
+                   [&](std::size_t column, int) {
+                     const auto j = static_cast<Eigen::Index>(column);
+                     PoissonRegression fit = constant_fit(x.cols(), x.rows());
+                     const bool silent = !(y.col(j).sum() > 0.0);
+                     bool warm = false;
+                     for (std::size_t r : strongest_first(ridges)) {
+                       if (!silent) {
+                         fit = fit_standardised(standardised, y.col(j),
+                                                glm_settings(ridges[r], x.rows(), settings),
+                                                warm ? &fit : nullptr);
+                         warm = true;
+                       }
+                       table(static_cast<Eigen::Index>(r), j) +=
+                           log_likelihood(fit.predict(x_check), y_check.col(j));
+                     }
+                   });
   }
   return table;
 }
@@ -393,14 +407,16 @@ SmoothingBaseline smoothing_baseline(const std::vector<Eigen::MatrixXd>& train_h
   const Eigen::MatrixXd x =
       stack_bins(smooth_trials(train_heldin, result.kernel_sd_bins, settings.features), all);
   const Eigen::MatrixXd y = stack_bins(train_heldout, all);
-  std::vector<PoissonRegression> fits;
-  for (Eigen::Index j = 0; j < y.cols(); ++j) {
-    const double ridge = result.ridge[static_cast<std::size_t>(j)];
-    fits.push_back(y.col(j).sum() > 0.0 ? fit_poisson_regression(
-                                              x, y.col(j), glm_settings(ridge, x.rows(), settings))
-                                        : constant_fit(x.cols(), x.rows()));
-    result.unconverged += fits.back().converged ? 0 : 1;
-  }
+  const Standardised standardised = standardise(x);
+  std::vector<PoissonRegression> fits(static_cast<std::size_t>(y.cols()));
+  for_each_index(fits.size(), settings.threads, [&](std::size_t column, int) {
+    const auto j = static_cast<Eigen::Index>(column);
+    const double ridge = result.ridge[column];
+    fits[column] = y.col(j).sum() > 0.0 ? fit_standardised(standardised, y.col(j),
+                                                           glm_settings(ridge, x.rows(), settings))
+                                        : constant_fit(x.cols(), x.rows());
+  });
+  for (const PoissonRegression& fit : fits) result.unconverged += fit.converged ? 0 : 1;
   for (const Eigen::MatrixXd& trial : test_heldin) {
     const Eigen::MatrixXd features = clip_features(
         smoothed_features(trial, result.kernel_sd_bins, settings.features).transpose(), x);

@@ -38,11 +38,12 @@ std::vector<Eigen::MatrixXd> predicted_rates(const Readout& readout,
   return rates;
 }
 
-BaselineResult cosmoothing_baseline(const Dataset& data, SmoothingFeatures features) {
+BaselineResult cosmoothing_baseline(const Dataset& data, SmoothingFeatures features, int threads) {
   const Split& split = require_split(data);
   const std::vector<int> heldin = split.heldin_neurons();
   SmoothingBaselineSettings settings;
   settings.features = features;
+  settings.threads = threads;
   BaselineResult result;
   result.features = features;
   result.fit = smoothing_baseline(
@@ -54,9 +55,9 @@ BaselineResult cosmoothing_baseline(const Dataset& data, SmoothingFeatures featu
   return result;
 }
 
-Baselines cosmoothing_baselines(const Dataset& data) {
-  return Baselines{cosmoothing_baseline(data, SmoothingFeatures::kRaw),
-                   cosmoothing_baseline(data, SmoothingFeatures::kLog)};
+Baselines cosmoothing_baselines(const Dataset& data, int threads) {
+  return Baselines{cosmoothing_baseline(data, SmoothingFeatures::kRaw, threads),
+                   cosmoothing_baseline(data, SmoothingFeatures::kLog, threads)};
 }
 
 std::vector<Eigen::MatrixXd> heldout_counts(const Dataset& data) {

@@ -1,5 +1,9 @@
 #include "spikevi/inference/latent_inference.hpp"
 
+#include <algorithm>
+
+#include "spikevi/parallel/threads.hpp"
+
 namespace spikevi {
 
 LatentPrior LatentPrior::from(const GlobalState& globals) {
@@ -42,20 +46,26 @@ std::vector<GaussMarkovState> infer_latents(const InferenceModel& inference,
   const GaussianCubature cubature = inference.model.cubature(inference.readout.dim());
   const std::unique_ptr<MlpKernels> mlp = inference.mlp_kernels(cubature);
   const std::unique_ptr<ObservationModel> model = inference.observation();
-  const std::unique_ptr<FamilyEvaluator> evaluator = make_family_evaluator(inference.model.family);
-  DeterministicEstimator estimator;
+  const int threads =
+      std::clamp(resolve_thread_count(settings.threads), 1, std::max<int>(trials.size(), 1));
+  std::vector<std::unique_ptr<FamilyEvaluator>> evaluators;
+  std::vector<DeterministicEstimator> estimators(static_cast<std::size_t>(threads));
+  for (int i = 0; i < threads; ++i)
+    evaluators.push_back(make_family_evaluator(inference.model.family));
   std::vector<GaussMarkovState> states(trials.size());
   const int dim = static_cast<int>(inference.prior.mu0.size());
-  for (std::size_t k = 0; k < trials.size(); ++k) {
+  // Each trial writes only its own state (threads.hpp).
+  for_each_index(trials.size(), threads, [&](std::size_t k, int thread) {
     const int bins = static_cast<int>(trials[k].counts.cols());
     const PriorBlocks prior = inference.prior.blocks(bins, trials[k].inputs_or_null());
     const std::vector<ModalityView> modalities{
         ModalityView{model.get(), &kernels, &trials[k].counts,
                      model->log_base_measure(trials[k].counts), mlp.get()}};
-    const LocalProblem problem{prior, modalities, *evaluator, estimator};
+    const LocalProblem problem{prior, modalities, *evaluators[static_cast<std::size_t>(thread)],
+                               estimators[static_cast<std::size_t>(thread)]};
     problem.evaluate(Sites::zero(dim, bins), states[k]);
     cvi_local_step(problem, states[k], settings);
-  }
+  });
   return states;
 }
 

@@ -33,6 +33,7 @@ LocalStepReport cvi_local_step(const LocalProblem& problem, GaussMarkovState& st
   Sites proposal;
   double rho = 1.0;
   const double min_rho = std::ldexp(1.0, -settings.max_halvings);
+  int accepted = 0;
   for (report.iterations = 1; report.iterations <= settings.max_iterations; ++report.iterations) {
     blend_sites(state.sites, state.targets, rho, proposal);
     ++report.evaluations;
@@ -40,7 +41,7 @@ LocalStepReport cvi_local_step(const LocalProblem& problem, GaussMarkovState& st
     if (ok && candidate.elbo >= state.elbo) {
       const double gain = candidate.elbo - state.elbo;
       std::swap(state, candidate);
-      if (gain < settings.tolerance) {
+      if (gain < settings.tolerance || ++accepted == settings.steps) {
         report.converged = true;
         break;
       }

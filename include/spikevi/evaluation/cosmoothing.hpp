@@ -73,6 +73,7 @@ struct SmoothingBaselineSettings {
   std::vector<double> ridge_candidates = {0.01, 0.1, 1.0};
   int folds = 5;
   int max_newton_iterations = 100;
+  int threads = 1;  // threads over the held-out neurons (threads.hpp; same bits for any count)
 };
 
 struct SmoothingBaseline {

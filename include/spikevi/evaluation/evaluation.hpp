@@ -41,7 +41,8 @@ struct BaselineResult {
   SmoothingBaseline fit;
   double bits_per_spike = 0.0;
 };
-BaselineResult cosmoothing_baseline(const Dataset& data, SmoothingFeatures features);
+BaselineResult cosmoothing_baseline(const Dataset& data, SmoothingFeatures features,
+                                    int threads = 1);
 // Both variants, and which scores higher.
 struct Baselines {
   BaselineResult raw, log;
@@ -49,7 +50,7 @@ struct Baselines {
     return log.bits_per_spike > raw.bits_per_spike ? log : raw;
   }
 };
-Baselines cosmoothing_baselines(const Dataset& data);
+Baselines cosmoothing_baselines(const Dataset& data, int threads = 1);
 
 // Held-out counts of the test trials, heldout x T_k each (what the scores compare against).
 std::vector<Eigen::MatrixXd> heldout_counts(const Dataset& data);

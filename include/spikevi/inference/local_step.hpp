@@ -28,6 +28,13 @@ struct LocalStepSettings {
   double tolerance = 1e-6;  // stop when an accepted step gains less than this (nats/trial)
   int max_iterations = 100;
   int max_halvings = 40;  // rho below 2^-max_halvings: stop
+  // Threads over the trials whose local steps run together (parallel/threads.hpp; 0:
+  // OMP_NUM_THREADS or 1): the results are bitwise the same for any count.
+  int threads = 1;
+  // Partial local steps (an incremental E-step, Neal & Hinton 1998): > 0 stops after this many
+  // accepted steps, each still never lowering ELBO_k, and counts the step as converged; 0 runs
+  // to `tolerance` (the exact E-step).
+  int steps = 0;
 };
 
 struct LocalStepReport {
