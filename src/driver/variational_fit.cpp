@@ -1,20 +1,19 @@
 #include "spikevi/driver/variational_fit.hpp"
 
-#include <cstdio>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <iostream>
 #include <limits>
 #include <string>
 
 #include "spikevi/driver/fit_callbacks.hpp"
 #include "spikevi/error.hpp"
-#include "spikevi/inference/latent_inference.hpp"
 #include "spikevi/inference/global_statistics.hpp"
 #include "spikevi/inference/global_step.hpp"
 #include "spikevi/inference/initialisation.hpp"
+#include "spikevi/inference/latent_inference.hpp"
 #include "spikevi/inference/mean_field.hpp"
 #include "spikevi/parallel/reproducible_sum.hpp"
 #include "spikevi/parallel/threads.hpp"
@@ -179,11 +178,11 @@ class VariationalFit final : private FitProgress {
   std::unique_ptr<ObservationModel> model_;             // spikes, at the current row parameters
   std::vector<GaussianObservation> continuous_models_;  // at the current variances
   std::unique_ptr<FamilyEvaluator> evaluator_;
-  std::unique_ptr<Estimator> estimator_;  // of the local steps (closed form, quadrature, MC)
-  std::unique_ptr<Optimizer> optimizer_;  // natural gradients or Adam, with its state
-  std::vector<double> spike_base_measures_;  // per local trial, under model_
-  int population_ = 0;                       // K: trials on all ranks
-  std::size_t buffer_size_ = 0;              // doubles in a packed GlobalStatistics
+  std::unique_ptr<Estimator> estimator_;        // of the local steps (closed form, quadrature, MC)
+  std::unique_ptr<Optimizer> optimizer_;        // natural gradients or Adam, with its state
+  std::vector<double> spike_base_measures_;     // per local trial, under model_
+  int population_ = 0;                          // K: trials on all ranks
+  std::size_t buffer_size_ = 0;                 // doubles in a packed GlobalStatistics
   std::unique_ptr<GaussianCubature> cubature_;  // --readout mlp: its expectations
   FitOutcome outcome_;
   Readout readout_before_step_;  // full batch: to undo rows whose step dropped the objective
@@ -527,8 +526,8 @@ void VariationalFit::start(const FitState* resume_from) {
   estimator_ = make_estimator(settings_.model);
   optimizer_ = make_optimizer(settings_.model, dim(), neurons(),
                               static_cast<int>(layout_.row_parameters.size()), layout_.hidden);
-  model_ = settings_.model.spike_observation(
-      RowParameters::at_prior(layout_.row_parameters, neurons()));
+  model_ =
+      settings_.model.spike_observation(RowParameters::at_prior(layout_.row_parameters, neurons()));
   spike_base_measures_.clear();
   for (const TrialCounts& trial : trials_) {
     try {
@@ -657,7 +656,8 @@ std::string VariationalFit::local_failure(const GlobalStatistics& stats, int ite
            "precision in the objective (look for absurd values in /continuous or /counts)";
   if (!std::isfinite(outcome_.globals.global_terms()))
     return "the global terms of the objective (priors and the KL of the dynamics) are not finite "
-           "at iteration " + std::to_string(iteration);
+           "at iteration " +
+           std::to_string(iteration);
   return "";
 }
 
@@ -681,8 +681,8 @@ void VariationalFit::restore_state() {
 bool VariationalFit::fail(int iteration, const std::string& message) {
   restore_state();
   outcome_.termination = Termination::kNumericalFailure;
-  outcome_.message = message + "; the fit keeps the state after iteration " +
-                     std::to_string(iteration - 1);
+  outcome_.message =
+      message + "; the fit keeps the state after iteration " + std::to_string(iteration - 1);
   last_ = true;
   for (FitCallback* callback : callbacks_) callback->on_failure(outcome_.message, *this);
   return false;
@@ -754,7 +754,8 @@ void VariationalFit::resume(const FitState& state) {
   outcome_.globals.noise_prior = priors.noise_prior;
   outcome_.globals.mlp_prior_precision = priors.mlp_prior_precision;
   for (std::size_t p = 0; p < outcome_.globals.spike_parameters.count(); ++p)
-    outcome_.globals.spike_parameters.parameters[p].spec = priors.spike_parameters.parameters[p].spec;
+    outcome_.globals.spike_parameters.parameters[p].spec =
+        priors.spike_parameters.parameters[p].spec;
   // Adam's bias correction counts the global steps taken: one per iteration after the first.
   optimizer_->restore(state.optimizer_state, std::max(state.iteration - 1, 0));
   refresh_models();

@@ -68,7 +68,8 @@ class AdamOptimizer final : public Optimizer {
     weights << readout.C.transpose(), readout.d.transpose();
     const Eigen::MatrixXd gradient =
         step.scale * stats.spikes.gradient - prior.precision * (weights.colwise() - prior.mean);
-    Eigen::ArrayXXd moved = readout_.step(gradient.array(), global_, global_.learning_rate * step.rho);
+    Eigen::ArrayXXd moved =
+        readout_.step(gradient.array(), global_, global_.learning_rate * step.rho);
     moved.rowwise() *= row_damping.transpose().array();
     weights += moved.matrix();
     readout.C = weights.topRows(p - 1).transpose();

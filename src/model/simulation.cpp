@@ -22,13 +22,13 @@ enum SimulationCode : std::uint64_t {
   kLatentCode = 3,    // trial = k: the latent path
   // 4, 5, 6: the counts of the Poisson, negative-binomial and Bernoulli models (trial = k,
   // inner = bin; SpikeModel::simulation_code)
-  kInputGainCode = 7,              // trial = input j: column j of B
-  kInputCode = 8,                  // trial = k, inner = bin: the inputs of that bin
-  kBehaviorReadoutCode = 9,        // trial = channel j: W_j, then e_j
-  kBehaviorNoiseCode = 10,         // trial = k, inner = bin: the behaviour noise of that bin
-  kBehaviorMissingCode = 11,       // trial = k, inner = bin: which behaviour values are missing
-  kMlpLayerCode = 12,              // trial 0: W then b of a simulated MLP readout
-  kMlpNeuronCode = 13,             // trial = neuron: a_n of a simulated MLP readout
+  kInputGainCode = 7,         // trial = input j: column j of B
+  kInputCode = 8,             // trial = k, inner = bin: the inputs of that bin
+  kBehaviorReadoutCode = 9,   // trial = channel j: W_j, then e_j
+  kBehaviorNoiseCode = 10,    // trial = k, inner = bin: the behaviour noise of that bin
+  kBehaviorMissingCode = 11,  // trial = k, inner = bin: which behaviour values are missing
+  kMlpLayerCode = 12,         // trial 0: W then b of a simulated MLP readout
+  kMlpNeuronCode = 13,        // trial = neuron: a_n of a simulated MLP readout
 };
 
 // RandomCounter::inner of a neuron's two parameter streams.
@@ -173,9 +173,8 @@ Eigen::MatrixXd simulate_counts(const SimulationSettings& s, const SpikeModel& m
   std::vector<double> row_values(parameters.size());
   Eigen::MatrixXd counts(rates.rows(), rates.cols());
   for (Eigen::Index t = 0; t < rates.cols(); ++t) {
-    RandomStream stream = simulation_stream(s, model.simulation_code(),
-                                            static_cast<std::uint64_t>(k),
-                                            static_cast<std::uint64_t>(t));
+    RandomStream stream = simulation_stream(
+        s, model.simulation_code(), static_cast<std::uint64_t>(k), static_cast<std::uint64_t>(t));
     for (Eigen::Index n = 0; n < rates.rows(); ++n) {
       for (std::size_t p = 0; p < parameters.size(); ++p) row_values[p] = (*parameters[p])(n);
       counts(n, t) = model.draw(rates(n, t), row_values, stream);

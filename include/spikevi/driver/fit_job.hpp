@@ -49,15 +49,15 @@ using JobNote = std::function<void(const std::string&)>;
 struct FitJobResult {
   FitOutcome outcome;  // this rank's trials, globals as fitted (not gauged)
   FitTiming timing;
-  double io_seconds = 0.0;     // reading, checkpoints and the fit file
-  double total_seconds = 0.0;  // the whole job
+  double io_seconds = 0.0;      // reading, checkpoints and the fit file
+  double total_seconds = 0.0;   // the whole job
   double peak_rss_bytes = 0.0;  // the largest resident set size over the ranks
   int ranks = 1;
   std::string checkpoint;  // OUT.checkpoint.h5 ("" in memory)
   // Rank 0 (and in memory): the record written to `out`, in the canonical gauge, with the
   // latents of every fitted trial. Empty when the fit was stopped or failed.
   FitRecord record;
-  AffineGauge gauge;  // the canonical gauge `record` is in (rank 0)
+  AffineGauge gauge;                                  // the canonical gauge `record` is in (rank 0)
   std::shared_ptr<const AmortisedOutcome> amortised;  // an amortised fit's encoder and traces
   // The /timing attributes of the fit file (see docs/output-files.md#timing).
   std::map<std::string, double> timing_record() const;
@@ -68,8 +68,7 @@ struct FitJobResult {
 // numerically failed fit returns with its termination (the checkpoint holds the state to
 // continue from) and writes no fit file.
 FitJobResult run_fit_job(const FitJobSettings& settings, Communicator& comm,
-                         const std::vector<FitCallback*>& callbacks = {},
-                         const JobNote& note = {});
+                         const std::vector<FitCallback*>& callbacks = {}, const JobNote& note = {});
 
 // The same job on trials of a data set held in memory, on one process, with no checkpoint and
 // no file: compare's folds. `trials` are file indices held by `data`.

@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "spikevi/parallel/communicator.hpp"
 #include "spikevi/driver/variational_fit.hpp"
+#include "spikevi/parallel/communicator.hpp"
 
 namespace spikevi {
 
