@@ -13,36 +13,22 @@ spawn_fit() {  # spawn_fit VAR LOG RANKS FIT-ARGUMENTS...: the same fit in the b
   spawn "$1" 300 "$2" mpirun -np "$3" "$spikevi" fit --data data.h5 --latents 3 --tolerance 0 \
     --quiet "${@:4}"
 }
-same() {  # same A.h5 B.h5 WHAT: every global, the ELBO trace and the latents, bitwise
-  assert "$3: bitwise equal" "$python" - "$1" "$2" <<'PY'
-import sys, h5py, numpy as np
-a, b = h5py.File(sys.argv[1]), h5py.File(sys.argv[2])
-keys = ["elbo", "trace/elbo_per_spike", "globals/C", "globals/d", "globals/A", "globals/b",
-        "globals/Q", "globals/mu0", "globals/Sigma0", "globals/readout_precision",
-        "globals/dynamics/M", "globals/dynamics/V", "globals/dynamics/Psi", "globals/dynamics/nu",
-        "latents/mean", "latents/cov"]
-bad = [k for k in keys if not np.array_equal(a[k][:], b[k][:], equal_nan=True)]
-if a.attrs["elbo"] != b.attrs["elbo"]: bad.append("elbo attribute")
-if bad: print("differ in " + ", ".join(bad))
-sys.exit(1 if bad else 0)
-PY
-}
 
 # 1. 20 iterations straight vs 10, stop, 10 more (same ranks; and 1 rank then 2 ranks).
 fit 2 --iterations 20 --out straight.h5 >/dev/null
 fit 2 --iterations 10 --out part.h5 >/dev/null
 fit 2 --iterations 20 --out part.h5 --restart >/dev/null
-same straight.h5 part.h5 "20 iterations vs 10 + 10 more on 2 ranks"
+same_fit straight.h5 part.h5 "20 iterations vs 10 + 10 more on 2 ranks"
 fit 1 --iterations 10 --out moved.h5 >/dev/null
 fit 2 --iterations 20 --out moved.h5 >/dev/null  # finds its checkpoint without --restart
-same straight.h5 moved.h5 "10 on 1 rank + 10 more on 2 ranks vs 20 on 2"
+same_fit straight.h5 moved.h5 "10 on 1 rank + 10 more on 2 ranks vs 20 on 2"
 
 # 2. The same for stochastic VI (minibatch draws keyed by the iteration).
 mini=(--minibatch 4 --step-kappa 0.6 --seed 5)
 fit 2 --iterations 16 "${mini[@]}" --out mini_straight.h5 >/dev/null
 fit 2 --iterations 8 "${mini[@]}" --out mini_part.h5 >/dev/null
 fit 4 --iterations 16 "${mini[@]}" --out mini_part.h5 --restart >/dev/null
-same mini_straight.h5 mini_part.h5 "minibatch: 16 vs 8 on 2 ranks + 8 on 4 ranks"
+same_fit mini_straight.h5 mini_part.h5 "minibatch: 16 vs 8 on 2 ranks + 8 on 4 ranks"
 
 # 3. A signal under mpirun -np 2: every rank stops at the same iteration boundary, writes the
 #    checkpoint and exits 75 (SIGUSR1; with SIGTERM mpirun itself reports 1); the same command
@@ -67,7 +53,7 @@ for signal in TERM USR1; do
     ok "SIG$signal stopped both ranks (status $code): $stopped"
   fi
   fit 2 "${long[@]}" --out "$out" >/dev/null
-  same long_straight.h5 "$out" "stopped by SIG$signal and continued"
+  same_fit long_straight.h5 "$out" "stopped by SIG$signal and continued"
 done
 
 # 4. SIGKILL of one rank: the whole job ends (no hang, no rank left behind), the last
@@ -92,7 +78,7 @@ else
   await "$pid" || true
 fi
 fit 2 "${long[@]}" --out killed.h5 >/dev/null
-same long_straight.h5 killed.h5 "killed rank, continued from the last checkpoint"
+same_fit long_straight.h5 killed.h5 "killed rank, continued from the last checkpoint"
 
 # 5. A corrupt newest checkpoint: skipped with a warning, the previous one is used.
 fit 2 --iterations 10 --checkpoint-every 5 --out corrupt.h5 >/dev/null
@@ -102,7 +88,7 @@ b[len(b) // 2: len(b) // 2 + 64] = bytes(64); open(p, 'wb').write(b)"
 fit 2 --iterations 20 --out corrupt.h5 >corrupt.log 2>&1
 holds "a corrupt checkpoint is skipped for the previous one" corrupt.log \
   "warning: .*skipping checkpoint" "5 iterations done"
-same straight.h5 corrupt.h5 "continued from the previous checkpoint past a corrupt one"
+same_fit straight.h5 corrupt.h5 "continued from the previous checkpoint past a corrupt one"
 
 # 6. Another configuration: --restart refuses it naming the setting, and the checkpoint stays.
 #    (--overwrite without --restart would start afresh instead.)
@@ -129,7 +115,7 @@ timeout -k 10 120 "$spikevi" fit --data data.h5 --latents 3 --quiet --out conv.h
 cp conv.h5 conv_first.h5
 timeout -k 10 120 "$spikevi" fit --data data.h5 --latents 3 --quiet --out conv.h5 >conv.log
 holds "the converged fit's checkpoint is found" conv.log "continuing from"
-same conv_first.h5 conv.h5 "a converged fit run again"
+same_fit conv_first.h5 conv.h5 "a converged fit run again"
 
 # 9. A signal at once, during start-up: the fit still stops at the first boundary with a
 #    checkpoint and status 75.

@@ -21,6 +21,7 @@
 #                                                       (the ok line quotes the first one)
 #               tally DESCRIPTION COMMAND...            a command printing its own ok:/FAIL: lines
 #               finish SUMMARY                          prints the count of failures, exits 0 or 1
+#               same_fit A.h5 B.h5 DESCRIPTION          two fit files hold the same fit, bitwise
 #   needs       need_python_modules MODULE... | need_commands COMMAND...   (else skip, exit 77)
 #   output      spikevi_stderr FILE                     FILE without what Open MPI adds when a
 #                                                       rank exits non-zero (dashed blocks,
@@ -294,3 +295,23 @@ trap 'harness_error="line $LINENO: $BASH_COMMAND"' ERR
 trap harness_exit EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# same_fit A.h5 B.h5 WHAT: two fit files hold the same fit bit for bit: every global (the
+# network of an MLP readout too, when either file has one), the ELBO trace and attribute, and the
+# latents. The checkpoint/restart and rank-count tests compare with it.
+same_fit() {
+  assert "$3: bitwise equal" "$python" - "$1" "$2" <<'PY'
+import sys, h5py, numpy as np
+a, b = h5py.File(sys.argv[1], "r"), h5py.File(sys.argv[2], "r")
+keys = ["elbo", "trace/elbo_per_spike", "globals/C", "globals/d", "globals/A", "globals/b",
+        "globals/Q", "globals/mu0", "globals/Sigma0", "globals/readout_precision",
+        "globals/dynamics/M", "globals/dynamics/V", "globals/dynamics/Psi", "globals/dynamics/nu",
+        "latents/mean", "latents/cov"]
+keys += [k for k in ("globals/mlp/A", "globals/mlp/W", "globals/mlp/b") if k in a or k in b]
+bad = [k for k in keys
+       if k not in a or k not in b or not np.array_equal(a[k][:], b[k][:], equal_nan=True)]
+if a.attrs["elbo"] != b.attrs["elbo"]: bad.append("elbo attribute")
+if bad: print("differ in " + ", ".join(bad))
+sys.exit(1 if bad else 0)
+PY
+}
