@@ -7,7 +7,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -103,14 +102,6 @@ Hdf5File require_hdf5(const std::string& option, const std::string& path,
   return file;
 }
 
-// Whether `path` starts with the HDF5 format signature (spikevi's files have no user block).
-bool has_hdf5_signature(const std::string& path) {
-  static constexpr char kSignature[8] = {'\211', 'H', 'D', 'F', '\r', '\n', '\032', '\n'};
-  char start[8] = {};
-  std::ifstream file(path, std::ios::binary);
-  return file.read(start, sizeof start) && std::equal(start, start + 8, kSignature);
-}
-
 // A CSV input: a header line holding every one of `columns`.
 void require_csv(const std::string& option, const std::string& path,
                  const std::vector<std::string>& columns, const std::string& what) {
@@ -170,7 +161,7 @@ void check_inputs(const ReportOptions& o) {
                 {"observation", "family", "cobps", "heldout_ll_per_spike"},
                 "a table of spikevi compare --table");
   if (!o.family_check.empty()) {
-    if (has_hdf5_signature(o.family_check))
+    if (Hdf5File::has_hdf5_signature(o.family_check))
       require_hdf5("--family-check", o.family_check, {"/families"},
                    "a family-check file of spikevi family-check");
     else

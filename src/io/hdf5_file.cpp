@@ -362,6 +362,13 @@ Hdf5File Hdf5File::open_read_write(const std::string& path, const Hdf5Options& o
   return open_existing(path, true, options);
 }
 
+bool Hdf5File::has_hdf5_signature(const std::string& path) {
+  silence_hdf5_errors();
+  std::error_code error;
+  if (!std::filesystem::is_regular_file(path, error)) return false;
+  return H5Fis_hdf5(path.c_str()) > 0;
+}
+
 Hdf5File Hdf5File::open_existing(const std::string& path, bool writable,
                                  const Hdf5Options& options) {
   silence_hdf5_errors();

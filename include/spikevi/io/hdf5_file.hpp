@@ -48,6 +48,8 @@ class Hdf5File {
 
   // Opens an existing file read-only. Throws "FILE: no such file" for a missing path and
   // "FILE: not a readable HDF5 file (...)" for anything HDF5 cannot open (text, truncated).
+  // Whether `path` is a readable file with the HDF5 format signature (H5Fis_hdf5).
+  static bool has_hdf5_signature(const std::string& path);
   static Hdf5File open_read(const std::string& path, const Hdf5Options& options = {});
   // Opens an existing file for reading and writing.
   static Hdf5File open_read_write(const std::string& path, const Hdf5Options& options = {});
