@@ -117,13 +117,18 @@ void ProgressLine::operator()(int done, int share) {
   std::fflush(stdout);
 }
 
-SbcGroup latent_group(const CalibrationResult& result, const SbcOptions& o) {
+SbcGroup rank_group(std::string name, const RankTable& ranks, std::vector<std::string> names,
+                    const SbcOptions& o) {
   SbcGroup group;
-  group.name = "latents";
-  group.ranks = result.latent_ranks;
-  group.names = result.latent_names;
+  group.name = std::move(name);
+  group.ranks = ranks;
+  group.names = std::move(names);
   group.test = test_rank_uniformity(group.ranks, o.calibration.draws, o.ranks);
   return group;
+}
+
+SbcGroup latent_group(const CalibrationResult& result, const SbcOptions& o) {
+  return rank_group("latents", result.latent_ranks, result.latent_names, o);
 }
 
 void print_sbc_table(const std::vector<SbcGroup>& groups) {

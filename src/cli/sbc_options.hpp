@@ -49,7 +49,9 @@ class ProgressLine {
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };
 
-// The latents group of a calibration run, tested.
+// One group of ranks, tested; the latents group of a calibration run.
+SbcGroup rank_group(std::string name, const RankTable& ranks, std::vector<std::string> names,
+                    const SbcOptions& o);
 SbcGroup latent_group(const CalibrationResult& result, const SbcOptions& o);
 
 // The table of groups as printed.

@@ -1,8 +1,11 @@
 #include "spikevi/driver/calibration.hpp"
 
+#include <Eigen/Eigenvalues>
 #include <algorithm>
 #include <cmath>
 #include <ctime>
+#include <limits>
+#include <optional>
 #include <set>
 
 #include "spikevi/error.hpp"
@@ -18,10 +21,12 @@ namespace {
 // RandomCounter::iteration of each draw of a replicate (purpose kCalibration; iteration 0 is
 // the null samples of the rank test's band). `trial` is the replicate, `inner` the bin or draw.
 enum CalibrationCode : std::uint64_t {
-  kLatentCode = 1,      // inner 0: the latent path, sequentially
-  kCountCode = 2,       // inner = bin: the spike counts of that bin
-  kContinuousCode = 3,  // inner = bin: the Gaussian modalities' noise of that bin
-  kPosteriorCode = 4,   // inner = draw l: the standard normals of posterior draw l
+  kLatentCode = 1,             // inner 0: the latent path, sequentially
+  kCountCode = 2,              // inner = bin: the spike counts of that bin
+  kContinuousCode = 3,         // inner = bin: the Gaussian modalities' noise of that bin
+  kPosteriorCode = 4,          // inner = draw l: the standard normals of posterior draw l
+  kDynamicsCode = 5,           // inner 0: the replicate's dynamics, drawn from the prior
+  kDynamicsPosteriorCode = 6,  // inner = draw l: posterior draw l of the dynamics
 };
 
 RandomStream replicate_stream(const CalibrationSettings& s, CalibrationCode code, int replicate,
@@ -37,13 +42,32 @@ Eigen::MatrixXd lower_factor(const Eigen::MatrixXd& covariance, const char* what
   return llt.matrixL();
 }
 
+// The dynamics a replicate is simulated with: theta's, or a draw from the dynamics prior.
+struct ReplicateDynamics {
+  Eigen::MatrixXd A, Q;
+  Eigen::VectorXd b;
+};
+
+ReplicateDynamics replicate_dynamics(const CalibrationModel& m, const CalibrationSettings& s,
+                                     int r) {
+  if (!s.dynamics_prior) return {m.A, m.Q, m.b};
+  RandomStream stream = replicate_stream(s, kDynamicsCode, r);
+  const MatrixNormalInverseWishart::Draw draw = s.dynamics_prior->draw(stream);
+  return {draw.At.leftCols(m.dim()), draw.Q, draw.At.col(m.dim())};
+}
+
+bool grows(const Eigen::MatrixXd& A) {
+  return Eigen::EigenSolver<Eigen::MatrixXd>(A, false).eigenvalues().cwiseAbs().maxCoeff() >= 1.0;
+}
+
 struct Replicate {
   Eigen::MatrixXd latents;                  // D x T
   Eigen::ArrayXXd counts;                   // N x T
   std::vector<Eigen::ArrayXXd> continuous;  // channels x T each
 };
 
-Replicate simulate_replicate(const CalibrationModel& m, const CalibrationSettings& s, int r) {
+Replicate simulate_replicate(const CalibrationModel& m, const ReplicateDynamics& dynamics,
+                             const CalibrationSettings& s, int r) {
   const int dim = m.dim(), bins = s.bins;
   Replicate out;
   RandomStream latent_stream = replicate_stream(s, kLatentCode, r);
@@ -53,11 +77,12 @@ Replicate simulate_replicate(const CalibrationModel& m, const CalibrationSetting
     return v;
   };
   const Eigen::MatrixXd initial = lower_factor(m.Sigma0, "Sigma0");
-  const Eigen::MatrixXd noise = lower_factor(m.Q, "Q");
+  const Eigen::MatrixXd noise = lower_factor(dynamics.Q, "Q");
   out.latents.resize(dim, bins);
   out.latents.col(0) = m.mu0 + initial * normals(latent_stream, dim);
   for (int t = 1; t < bins; ++t)
-    out.latents.col(t) = m.A * out.latents.col(t - 1) + m.b + noise * normals(latent_stream, dim);
+    out.latents.col(t) =
+        dynamics.A * out.latents.col(t - 1) + dynamics.b + noise * normals(latent_stream, dim);
 
   Eigen::MatrixXd eta = m.spikes.C * out.latents;
   eta.colwise() += m.spikes.d;
@@ -107,6 +132,33 @@ void rank_replicate(const CalibrationSettings& s, const std::vector<int>& bins, 
   }
 }
 
+// The number of the L draws from q(A~, Q) below each true entry of [A b] (to `dynamics`) and of
+// Q's lower triangle (to `noise`); widened like the latents' draws, about the posterior means.
+void rank_dynamics(const CalibrationSettings& s, int r, const ReplicateDynamics& truth,
+                   const MatrixNormalInverseWishart& q, std::int64_t* dynamics,
+                   std::int64_t* noise) {
+  const int dim = q.dim();
+  const double scale = std::sqrt(s.variance_inflation);
+  const Eigen::MatrixXd mean_Q = q.mean_Q();
+  std::fill(dynamics, dynamics + dim * (dim + 1), 0);
+  std::fill(noise, noise + dim * (dim + 1) / 2, 0);
+  for (int l = 0; l < s.draws; ++l) {
+    RandomStream stream =
+        replicate_stream(s, kDynamicsPosteriorCode, r, static_cast<std::uint64_t>(l));
+    const MatrixNormalInverseWishart::Draw draw = q.draw(stream);
+    const Eigen::MatrixXd At = q.M + scale * (draw.At - q.M);
+    const Eigen::MatrixXd Q = mean_Q + scale * (draw.Q - mean_Q);
+    std::size_t k = 0;
+    for (int j = 0; j <= dim; ++j)
+      for (int i = 0; i < dim; ++i, ++k)
+        if (At(i, j) < (j < dim ? truth.A(i, j) : truth.b(i))) ++dynamics[k];
+    k = 0;
+    for (int j = 0; j < dim; ++j)
+      for (int i = j; i < dim; ++i, ++k)
+        if (Q(i, j) < truth.Q(i, j)) ++noise[k];
+  }
+}
+
 void validate(const CalibrationModel& m, const CalibrationSettings& s) {
   auto require = [](bool ok, const std::string& message) {
     if (!ok) throw ConfigError(message);
@@ -118,6 +170,65 @@ void validate(const CalibrationModel& m, const CalibrationSettings& s) {
   require(std::isfinite(s.variance_inflation) && s.variance_inflation > 0,
           "--widen must be finite and > 0 (got " + std::to_string(s.variance_inflation) + ")");
   require(m.dim() >= 1 && m.spike_model != nullptr, "sbc: the model has no latents or spike model");
+  if (s.dynamics_prior) {
+    const MatrixNormalInverseWishart& prior = *s.dynamics_prior;
+    require(prior.dim() == m.dim() && prior.inputs() == 0,
+            "sbc: the dynamics prior must be D x (D + 1) = " + std::to_string(m.dim()) + " x " +
+                std::to_string(m.dim() + 1) + " (no inputs)");
+    require(s.dynamics_sweeps >= 1,
+            "sbc: dynamics sweeps must be >= 1 (got " + std::to_string(s.dynamics_sweeps) + ")");
+    require(std::isfinite(s.dynamics_tolerance) && s.dynamics_tolerance >= 0,
+            "sbc: the dynamics tolerance must be finite and >= 0");
+  }
+}
+
+// Replicate r's posterior: q(z) at theta's dynamics (the local step), or with a dynamics prior
+// q(z) q(A~, Q) by VB-EM from q(A~, Q) = prior.
+struct ReplicatePosterior {
+  GaussMarkovState latents;
+  bool latents_converged = true;
+  std::optional<MatrixNormalInverseWishart> dynamics;
+  bool dynamics_converged = true;
+};
+
+ReplicatePosterior infer_replicate(const CalibrationModel& m, const CalibrationSettings& s,
+                                   const PriorBlocks& fixed_prior,
+                                   const std::vector<ModalityView>& modalities,
+                                   FamilyEvaluator& family, Estimator& estimator) {
+  ReplicatePosterior out;
+  const int dim = m.dim();
+  if (!s.dynamics_prior) {
+    const LocalProblem problem{fixed_prior, modalities, family, estimator};
+    problem.evaluate(Sites::zero(dim, s.bins), out.latents);
+    out.latents_converged = cvi_local_step(problem, out.latents, s.local).converged;
+    problem.evaluate(out.latents.sites, out.latents);  // the factor of the final sites
+    return out;
+  }
+  const MatrixNormalInverseWishart& prior = *s.dynamics_prior;
+  MatrixNormalInverseWishart q = prior;
+  Sites sites = Sites::zero(dim, s.bins);
+  double previous = -std::numeric_limits<double>::infinity();
+  out.dynamics_converged = false;
+  for (int sweep = 0; sweep < s.dynamics_sweeps; ++sweep) {
+    const PriorBlocks blocks = prior_blocks(q.expectations(), m.mu0, m.Sigma0, s.bins);
+    const LocalProblem problem{blocks, modalities, family, estimator};
+    problem.evaluate(sites, out.latents);
+    out.latents_converged = cvi_local_step(problem, out.latents, s.local).converged;
+    problem.evaluate(out.latents.sites, out.latents);
+    sites = out.latents.sites;
+    // The ELBO of q(z) q(A~, Q) (DESIGN.md §3); the conjugate update below can only raise it.
+    const double elbo = out.latents.elbo - q.kl_divergence(prior);
+    TransitionStatistics statistics = TransitionStatistics::zero(dim);
+    statistics.add_trial(out.latents.moments);
+    q = MatrixNormalInverseWishart::blend(q, prior, statistics, 1.0, 1.0);
+    if (elbo - previous <= s.dynamics_tolerance * std::abs(elbo)) {
+      out.dynamics_converged = true;
+      break;
+    }
+    previous = elbo;
+  }
+  out.dynamics = q;
+  return out;
 }
 
 }  // namespace
@@ -164,6 +275,24 @@ CalibrationModel CalibrationModel::from_fit(const GlobalState& globals,
   return m;
 }
 
+MatrixNormalInverseWishart CalibrationModel::dynamics_prior(double scale,
+                                                            double degrees_of_freedom) const {
+  const int d = dim();
+  if (!(std::isfinite(scale) && scale > 0))
+    throw ConfigError("--dynamics-prior-scale must be finite and > 0 (got " +
+                      std::to_string(scale) + ")");
+  if (!(std::isfinite(degrees_of_freedom) && degrees_of_freedom > d + 1))
+    throw ConfigError("--dynamics-prior-dof must exceed D + 1 = " + std::to_string(d + 1) +
+                      " (got " + std::to_string(degrees_of_freedom) + ")");
+  MatrixNormalInverseWishart prior;
+  prior.M.resize(d, d + 1);
+  prior.M << A, b;
+  prior.V = scale * Eigen::MatrixXd::Identity(d + 1, d + 1);
+  prior.nu = degrees_of_freedom;
+  prior.Psi = (degrees_of_freedom - d - 1) * Q;
+  return prior;
+}
+
 std::vector<int> monitored_bins(const CalibrationSettings& s) {
   std::vector<int> bins = s.monitored_bins;
   if (bins.empty())
@@ -200,39 +329,48 @@ CalibrationResult run_calibration(const CalibrationModel& m, const CalibrationSe
     gaussian.emplace_back(modality.variances);
     gaussian_kernels.push_back(std::make_unique<ReadoutKernels>(modality.readout));
   }
-  const PriorBlocks prior =
+  const PriorBlocks fixed_prior =
       prior_blocks(DynamicsExpectations::point(m.A, m.b, m.Q), m.mu0, m.Sigma0, s.bins);
   const std::unique_ptr<FamilyEvaluator> family = make_family_evaluator(s.family);
   DeterministicEstimator estimator(model.expectations);
 
-  // Replicate r on rank r mod P; the rest of the table stays zero here.
-  Eigen::MatrixXd table = Eigen::MatrixXd::Zero(s.replicates, scalars);
-  std::vector<double> totals(4, 0.0);  // elbo, spikes, unconverged, failed ranks
-  std::vector<std::int64_t> ranks(static_cast<std::size_t>(scalars));
+  // One row per replicate: the latents' ranks, then (with a dynamics prior) those of [A b] and
+  // of Q. Replicate r on rank r mod P; the rest of the table stays zero here.
+  const Eigen::Index dynamics_scalars = s.dynamics_prior ? dim * (dim + 1) : 0;
+  const Eigen::Index noise_scalars = s.dynamics_prior ? dim * (dim + 1) / 2 : 0;
+  const Eigen::Index columns = scalars + dynamics_scalars + noise_scalars;
+  Eigen::MatrixXd table = Eigen::MatrixXd::Zero(s.replicates, columns);
+  // elbo, spikes, unconverged local steps, failed replicates, unconverged VB-EM, unstable A
+  std::vector<double> totals(6, 0.0);
+  std::vector<std::int64_t> ranks(static_cast<std::size_t>(columns));
   const int share = (s.replicates - comm.rank() + comm.size() - 1) / comm.size();
   int done = 0;
   std::string failure;  // this rank's first failed replicate, if any
   const std::clock_t cpu_start = std::clock();
   for (int r = comm.rank(); r < s.replicates && failure.empty(); r += comm.size()) {
     try {
-      const Replicate data = simulate_replicate(m, s, r);
+      const ReplicateDynamics dynamics = replicate_dynamics(m, s, r);
+      const Replicate data = simulate_replicate(m, dynamics, s, r);
       std::vector<ModalityView> modalities{
           ModalityView{spike_likelihood.get(), &spike_kernels, &data.counts,
                        spike_likelihood->log_base_measure(data.counts)}};
       for (std::size_t k = 0; k < gaussian.size(); ++k)
         modalities.push_back(
             ModalityView{&gaussian[k], gaussian_kernels[k].get(), &data.continuous[k], 0.0});
-      const LocalProblem problem{prior, modalities, *family, estimator};
-      GaussMarkovState state;
-      problem.evaluate(Sites::zero(dim, s.bins), state);
-      const LocalStepReport report = cvi_local_step(problem, state, s.local);
-      problem.evaluate(state.sites, state);  // the factor of the final sites, for the draws
-      rank_replicate(s, bins, r, data.latents, state.moments.mean, *family, ranks.data());
-      for (Eigen::Index k = 0; k < scalars; ++k)
+      const ReplicatePosterior posterior =
+          infer_replicate(m, s, fixed_prior, modalities, *family, estimator);
+      rank_replicate(s, bins, r, data.latents, posterior.latents.moments.mean, *family,
+                     ranks.data());
+      if (posterior.dynamics)
+        rank_dynamics(s, r, dynamics, *posterior.dynamics, ranks.data() + scalars,
+                      ranks.data() + scalars + dynamics_scalars);
+      for (Eigen::Index k = 0; k < columns; ++k)
         table(r, k) = static_cast<double>(ranks[static_cast<std::size_t>(k)]);
-      totals[0] += state.elbo;
+      totals[0] += posterior.latents.elbo;
       totals[1] += data.counts.sum();
-      totals[2] += report.converged ? 0.0 : 1.0;
+      totals[2] += posterior.latents_converged ? 0.0 : 1.0;
+      totals[4] += posterior.dynamics_converged ? 0.0 : 1.0;
+      totals[5] += s.dynamics_prior && grows(dynamics.A) ? 1.0 : 0.0;
     } catch (const Error& error) {
       failure = "sbc: replicate " + std::to_string(r) + ": " + error.what();
       totals[3] += 1.0;
@@ -251,7 +389,7 @@ CalibrationResult run_calibration(const CalibrationModel& m, const CalibrationSe
     throw NumericalError(failure.empty() ? "sbc: a replicate failed on another rank" : failure);
 
   CalibrationResult result;
-  result.latent_ranks = table.cast<std::int64_t>();
+  result.latent_ranks = table.leftCols(scalars).cast<std::int64_t>();
   for (int t : bins)
     for (int i = 0; i < dim; ++i)
       result.latent_names.push_back("z[trial 0, bin " + std::to_string(t) + ", dim " +
@@ -259,8 +397,22 @@ CalibrationResult run_calibration(const CalibrationModel& m, const CalibrationSe
   result.elbo = totals[0];
   result.spikes = totals[1];
   result.unconverged_local_steps = static_cast<int>(totals[2]);
+  result.unconverged_dynamics = static_cast<int>(totals[4]);
+  result.unstable_dynamics = static_cast<int>(totals[5]);
   result.cpu_seconds_max = cpu_max[0];
-  result.cpu_seconds_total = totals[4];
+  result.cpu_seconds_total = totals[6];
+  if (s.dynamics_prior) {
+    result.dynamics_ranks = table.middleCols(scalars, dynamics_scalars).cast<std::int64_t>();
+    result.noise_ranks = table.rightCols(noise_scalars).cast<std::int64_t>();
+    for (int j = 0; j <= dim; ++j)
+      for (int i = 0; i < dim; ++i)
+        result.dynamics_names.push_back(j < dim ? "A[" + std::to_string(i) + "," +
+                                                      std::to_string(j) + "]"
+                                                : "b[" + std::to_string(i) + "]");
+    for (int j = 0; j < dim; ++j)
+      for (int i = j; i < dim; ++i)
+        result.noise_names.push_back("Q[" + std::to_string(i) + "," + std::to_string(j) + "]");
+  }
   return result;
 }
 

@@ -64,6 +64,11 @@ void write_sbc(const std::string& path, const SbcRecord& r) {
   file.write_double_attribute("/", "variance_inflation", r.variance_inflation);
   file.write_double_attribute("/", "alpha", r.alpha);
   file.write_double_attribute("/", "seconds", r.seconds);
+  file.write_string_attribute("/", "dynamics", r.dynamics);
+  if (r.dynamics == "prior") {
+    file.write_double_attribute("/", "dynamics_prior_scale", r.dynamics_prior_scale);
+    file.write_double_attribute("/", "dynamics_prior_dof", r.dynamics_prior_dof);
+  }
   file.create_group("/config");
   write_attributes(file, "/config", r.configuration);
   file.create_group("/sbc");

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "spikevi/error.hpp"
+#include "spikevi/math/random_stream.hpp"
 
 namespace spikevi {
 
@@ -265,6 +266,33 @@ MatrixXd MatrixNormalInverseWishart::mean_Q() const {
   require(nu > dim() + 1, "MatrixNormalInverseWishart::mean_Q: nu = " + std::to_string(nu) +
                               " must exceed D + 1 = " + std::to_string(dim() + 1));
   return Psi / (nu - dim() - 1);
+}
+
+// Bartlett: W = G G' with G = L B, L = chol(Psi^-1), B lower triangular, B_ii^2 ~ chi2(nu - i)
+// (0-based i; chi2(k) = 2 Gamma(k/2)), B_ij ~ N(0, 1) below the diagonal. Then Q = W^-1 and
+// S = G^-T has S S' = (G G')^-1 = Q.
+MatrixNormalInverseWishart::Draw MatrixNormalInverseWishart::draw(RandomStream& stream) const {
+  const std::string where = "MatrixNormalInverseWishart::draw";
+  const int d = dim();
+  require_degrees_of_freedom(nu, d, where);
+  const Llt psi_llt = spd_factor(Psi, where + ": Psi");
+  const MatrixXd psi_inverse_factor = spd_factor(inverse(psi_llt, d), where + ": Psi^-1").matrixL();
+  MatrixXd bartlett = MatrixXd::Zero(d, d);
+  for (int i = 0; i < d; ++i) {
+    bartlett(i, i) = std::sqrt(2.0 * stream.next_gamma(0.5 * (nu - i)));
+    for (int j = 0; j < i; ++j) bartlett(i, j) = stream.next_normal();
+  }
+  const MatrixXd wishart_factor = psi_inverse_factor * bartlett;  // G, lower triangular
+  const MatrixXd noise_factor =                                   // S = G^-T
+      wishart_factor.transpose().triangularView<Eigen::Upper>().solve(MatrixXd::Identity(d, d));
+  MatrixXd normals(d, M.cols());
+  for (Index j = 0; j < normals.cols(); ++j)
+    for (Index i = 0; i < d; ++i) normals(i, j) = stream.next_normal();
+  const MatrixXd column_factor = spd_factor(V, where + ": V").matrixL();
+  Draw out;
+  out.Q = symmetrised(noise_factor * noise_factor.transpose());
+  out.At = M + noise_factor * normals * column_factor.transpose();
+  return out;
 }
 
 MatrixNormalInverseWishart MatrixNormalInverseWishart::weak_prior(int dim, double v0, double q0,

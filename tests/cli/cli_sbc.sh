@@ -2,7 +2,8 @@
 # spikevi sbc and family-check end to end: on a linear-Gaussian data set (spikes with zero
 # loadings, a Gaussian behaviour modality) the Gauss-Markov family is exact and `uniform`,
 # mean-field is `too narrow` and a posterior widened four times `too wide`; SBC.h5's layout;
-# the ranks bitwise the same on 1 and 2 MPI ranks; the progress line on rank 0 only and none
+# the ranks bitwise the same on 1 and 2 MPI ranks; with the dynamics drawn from a prior, their
+# groups, attributes and refusals; the progress line on rank 0 only and none
 # with --quiet; sbc from a fit's globals; the family check's table and FAMILY.h5; refusals.
 set -euo pipefail
 source "$(dirname "$0")/harness.sh" "$@"
@@ -74,6 +75,41 @@ b = h5py.File(sys.argv[1] + "/np2.h5")["sbc/latents"]
 assert np.array_equal(a["ranks"][()], b["ranks"][()])
 assert a.attrs["chi_square"] == b.attrs["chi_square"]
 PY
+# The dynamics drawn per replicate: two more groups, the prior in the attributes, the same
+# ranks on 1 and 2 ranks (the verdicts' exactness is tested in tests/driver/test_calibration.cpp).
+for np_ in 1 2; do
+  check "sbc --dynamics prior on $np_ rank(s)" timeout -k 10 300 mpirun -np $np_ "$spikevi" sbc \
+    --data "$work/lg.h5" --out "$work/dyn$np_.h5" --replicates 40 --quiet --dynamics prior \
+    --dynamics-prior-scale 0.02
+done
+holds "the prior is printed, with the unstable draws, and three groups" "$work/out" \
+  "dynamics drawn per replicate from MNIW(M0 = theta's \[A b\], V0 = 0.02 I, nu0 = 22" \
+  "of 40 drawn A had spectral radius >= 1" "^latents  *10 " "^dynamics  *6 " "^noise  *3 "
+assert -v "SBC.h5 with drawn dynamics" "$python" - "$work" <<'PY'
+import sys, h5py, numpy as np
+work = sys.argv[1]
+a, b = h5py.File(f"{work}/dyn1.h5"), h5py.File(f"{work}/dyn2.h5")
+assert a.attrs["dynamics"] == "prior" and a.attrs["dynamics_prior_scale"] == 0.02
+assert a.attrs["dynamics_prior_dof"] == 22
+for group, k in [("latents", 10), ("dynamics", 6), ("noise", 3)]:
+    g = a["sbc/" + group]
+    assert g["ranks"].shape == (40, k) and g.attrs["verdict"] in (
+        "uniform", "too narrow", "too wide", "biased"), group
+    assert np.array_equal(g["ranks"][()], b["sbc/" + group]["ranks"][()]), group
+names = [n.decode() for n in a["sbc/dynamics/names"][()]]
+assert names == ["A[0,0]", "A[1,0]", "A[0,1]", "A[1,1]", "b[0]", "b[1]"], names
+assert [n.decode() for n in a["sbc/noise/names"][()]] == ["Q[0,0]", "Q[1,0]", "Q[1,1]"]
+with h5py.File(f"{work}/gm.h5") as f:
+    assert f.attrs["dynamics"] == "fixed" and "dynamics" not in f["sbc"]
+print("drawn dynamics ok")
+PY
+refuses "an unknown --dynamics" "--dynamics must be fixed or prior (got 'random')" \
+  "$spikevi" sbc --data "$work/lg.h5" --out "$work/bad.h5" --dynamics random
+refuses "a prior's dof at most D + 1" "--dynamics-prior-dof must exceed D + 1 = 3 (got 3" \
+  "$spikevi" sbc --data "$work/lg.h5" --out "$work/bad.h5" --dynamics prior --dynamics-prior-dof 3
+refuses "prior options without --dynamics prior" "need --dynamics prior" \
+  "$spikevi" sbc --data "$work/lg.h5" --out "$work/bad.h5" --dynamics-prior-scale 0.1
+
 check "sbc --quiet" "$spikevi" sbc --data "$work/lg.h5" --out "$work/quiet.h5" --replicates 20 --quiet
 assert "no progress line with --quiet" bash -c "! grep -q 's left\]' '$work/out'"
 

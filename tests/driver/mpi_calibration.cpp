@@ -12,12 +12,17 @@
 namespace spikevi {
 namespace {
 
-TEST(MpiCalibration, RanksDoNotDependOnTheRankCount) {
+// The /truth of a small simulation: 20 neurons, D = 3.
+CalibrationModel small_model() {
   SimulationSettings sim;
   sim.neurons = 20;
   sim.latents = 3;
   sim.trials = 2;
-  const CalibrationModel model = CalibrationModel::from_truth(*simulate(sim).truth);
+  return CalibrationModel::from_truth(*simulate(sim).truth);
+}
+
+TEST(MpiCalibration, RanksDoNotDependOnTheRankCount) {
+  const CalibrationModel model = small_model();
   for (FamilyKind family : {FamilyKind::kGaussMarkov, FamilyKind::kMeanField}) {
     CalibrationSettings s;
     s.replicates = 11;
@@ -36,6 +41,24 @@ TEST(MpiCalibration, RanksDoNotDependOnTheRankCount) {
         (11 - testing::world().rank() + testing::world().size() - 1) / testing::world().size();
     EXPECT_EQ(calls, here);
   }
+}
+
+// With the dynamics drawn per replicate the three tables are the same on any rank count too.
+TEST(MpiCalibration, DrawnDynamicsDoNotDependOnTheRankCount) {
+  const CalibrationModel model = small_model();
+  CalibrationSettings s;
+  s.replicates = 7;
+  s.draws = 19;
+  s.bins = 30;
+  s.dynamics_prior = model.dynamics_prior(0.01, 13.0);
+  SerialCommunicator serial;
+  const CalibrationResult alone = run_calibration(model, s, serial);
+  const CalibrationResult world = run_calibration(model, s, testing::world());
+  EXPECT_TRUE((alone.latent_ranks.array() == world.latent_ranks.array()).all());
+  EXPECT_TRUE((alone.dynamics_ranks.array() == world.dynamics_ranks.array()).all());
+  EXPECT_TRUE((alone.noise_ranks.array() == world.noise_ranks.array()).all());
+  EXPECT_EQ(alone.unstable_dynamics, world.unstable_dynamics);
+  EXPECT_EQ(alone.dynamics_ranks.cols(), 12);
 }
 
 }  // namespace

@@ -6,6 +6,13 @@
 // paths from q and ranks every monitored true latent coordinate among them. Under exact
 // inference every rank is uniform on 0..L (rank_calibration.hpp tests that).
 //
+// Optionally (CalibrationSettings::dynamics_prior) the dynamics are drawn too: replicate r
+// first draws (A~ = [A b], Q) from an MNIW prior, simulates with them, and infers
+// q(z) q(A~, Q) by VB-EM, alternating the local step with the exact conjugate MNIW update
+// (DESIGN.md §3, the full-batch global step at rho = 1) until the ELBO
+// ELBO_k - KL(q(A~, Q) || prior) stops rising; the readouts, mu0 and Sigma0 stay at theta. The
+// true entries of A and b, and of Q, are then ranked among L draws from q(A~, Q) as well.
+//
 // Every draw of replicate r comes from the counter-based stream (seed, kCalibration) at
 // counter (code, r, bin or draw), so a replicate is the same whichever rank runs it. The
 // replicates are dealt round-robin to the ranks and the rank table is summed over them
@@ -13,6 +20,7 @@
 #include <Eigen/Dense>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,6 +28,7 @@
 #include "spikevi/inference/local_step.hpp"
 #include "spikevi/inference/model_settings.hpp"
 #include "spikevi/io/dataset.hpp"
+#include "spikevi/model/dynamics.hpp"
 #include "spikevi/model/global_state.hpp"
 #include "spikevi/model/readout.hpp"
 #include "spikevi/model/row_parameters.hpp"
@@ -51,6 +60,11 @@ struct CalibrationModel {
                                      const SpikeModelCatalogue& models = builtin_spike_models());
   // A fit's globals: the dynamics at their posterior means, the point-valued readouts.
   static CalibrationModel from_fit(const GlobalState& globals, const ModelSettings& model);
+  // An MNIW prior centred on these dynamics, for drawing them: M0 = [A b], V0 = scale I,
+  // nu0 = degrees_of_freedom and Psi0 = (nu0 - D - 1) Q, so that E[A~] = [A b], E[Q] = Q and
+  // each entry of A or b has prior variance scale E[Q]_ii. ConfigError unless scale > 0 and
+  // nu0 > D + 1.
+  MatrixNormalInverseWishart dynamics_prior(double scale, double degrees_of_freedom) const;
 };
 
 struct CalibrationSettings {
@@ -66,6 +80,12 @@ struct CalibrationSettings {
   double variance_inflation = 1.0;
   std::uint64_t seed = 1;
   LocalStepSettings local{.tolerance = 1e-6, .max_iterations = 200};
+  // Set: each replicate draws its dynamics from this prior (D x (D + 1): no inputs) and ranks
+  // them (see the top of this file). VB-EM sweeps stop when one gains less than
+  // dynamics_tolerance x |ELBO|, or after dynamics_sweeps.
+  std::optional<MatrixNormalInverseWishart> dynamics_prior;
+  int dynamics_sweeps = 200;
+  double dynamics_tolerance = 1e-9;
 };
 
 // The bins ranked under `settings` (its monitored_bins, or the default spread); ConfigError
@@ -75,9 +95,15 @@ std::vector<int> monitored_bins(const CalibrationSettings& settings);
 struct CalibrationResult {
   RankTable latent_ranks;                 // R x K, K = monitored bins x D, bin-major
   std::vector<std::string> latent_names;  // "z[trial 0, bin 10, dim 1]"
-  double elbo = 0.0;                      // sum over replicates of ELBO_k at convergence
-  double spikes = 0.0;                    // spikes simulated over all replicates
-  int unconverged_local_steps = 0;        // replicates whose local step hit its limit
+  // With a dynamics prior: R x D(D+1) ranks of A and b ("A[0,1]", "b[0]", column-major over
+  // [A b]) and R x D(D+1)/2 ranks of Q's lower triangle ("Q[1,0]", column-major); else empty.
+  RankTable dynamics_ranks, noise_ranks;
+  std::vector<std::string> dynamics_names, noise_names;
+  int unconverged_dynamics = 0;     // replicates whose VB-EM stopped at dynamics_sweeps
+  int unstable_dynamics = 0;        // drawn A with spectral radius >= 1 (latents that grow)
+  double elbo = 0.0;                // sum over replicates of ELBO_k at convergence
+  double spikes = 0.0;              // spikes simulated over all replicates
+  int unconverged_local_steps = 0;  // replicates whose local step hit its limit
   // Processor time of the replicates (std::clock, before the ranks wait for each other): the
   // most any rank spent, and the sum over ranks. On an idle machine with a core per rank the
   // replicates' wall time is about cpu_seconds_max.

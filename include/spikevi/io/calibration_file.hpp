@@ -2,13 +2,14 @@
 // The results file of `spikevi sbc` (SBC.h5, docs/output-files.md#sbc-file) and of
 // `spikevi family-check` (FAMILY.h5, docs/output-files.md#family-check-file). SBC.h5:
 //   root attributes: the provenance (version, git_revision, date, ranks, command_line), family,
-//     replicates, draws, bins (B), trial_bins, seed, variance_inflation, alpha, seconds
+//     replicates, draws, bins (B), trial_bins, seed, variance_inflation, alpha, seconds,
+//     dynamics (fixed | prior) and, with prior, dynamics_prior_scale and dynamics_prior_dof
 //   /config attributes: the options used
-//   per monitored group G (latents): /sbc/G with attributes verdict (uniform | too narrow |
-//     too wide | biased), chi_square, chi_square_dof, chi_square_p_value, design_effect,
-//     effective_count, outside_band (0/1), mean_z, outer_z, and datasets
-//     ranks int64 [R,K], names string [K], histogram int64 [B], ecdf_grid, ecdf_difference,
-//     band_lower, band_upper float64 [L] (grid i/(L+1), i = 1..L)
+//   per monitored group G (latents; with dynamics = prior also dynamics and noise): /sbc/G
+//     with attributes verdict (uniform | too narrow | too wide | biased), chi_square,
+//     chi_square_dof, chi_square_p_value, design_effect, effective_count, outside_band (0/1),
+//     mean_z, outer_z, and datasets ranks int64 [R,K], names string [K], histogram int64 [B],
+//     ecdf_grid, ecdf_difference, band_lower, band_upper float64 [L] (grid i/(L+1), i = 1..L)
 #include <map>
 #include <string>
 #include <vector>
@@ -30,6 +31,9 @@ struct SbcRecord {
   std::string family;
   int replicates = 0, draws = 0, bins = 0, trial_bins = 0;
   double seed = 0, variance_inflation = 1.0, alpha = 0.01, seconds = 0.0;
+  // "fixed" (theta's dynamics) or "prior" (drawn per replicate from the MNIW prior below).
+  std::string dynamics = "fixed";
+  double dynamics_prior_scale = 0.0, dynamics_prior_dof = 0.0;
   std::vector<SbcGroup> groups;
   std::map<std::string, std::string> provenance, configuration;
 };

@@ -11,6 +11,8 @@
 
 namespace spikevi {
 
+class RandomStream;
+
 // The expectations the prior part of the ELBO needs (DESIGN.md §3), A~ = [A B b] (D x P).
 struct DynamicsExpectations {
   Eigen::MatrixXd E_Qinv;        // D x D, E[Q^-1]
@@ -74,6 +76,15 @@ struct MatrixNormalInverseWishart {
   Eigen::MatrixXd mean_Q() const;  // Psi / (nu - D - 1), requires nu > D + 1
   int dim() const { return static_cast<int>(M.rows()); }
   int inputs() const { return static_cast<int>(M.cols()) - dim() - 1; }  // U
+
+  // One draw (A~, Q) from this distribution: Q = W^-1 with W ~ Wishart(Psi^-1, nu) by
+  // Bartlett's decomposition (any real nu > D - 1), then A~ = M + S E R' with S S' = Q,
+  // R R' = V and E a D x P matrix of standard normals, taken from `stream` in order.
+  struct Draw {
+    Eigen::MatrixXd At;  // D x P, [A B b]
+    Eigen::MatrixXd Q;   // D x D
+  };
+  Draw draw(RandomStream& stream) const;
 
   // The default weak prior: M0 = 0 (D x P), V0 = v0 I (P x P), nu0 = D + 3,
   // Psi0 = q0 (nu0 - D - 1) I, so E[Q] = q0 I.
