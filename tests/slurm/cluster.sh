@@ -9,7 +9,8 @@
 #                           Where slurmd cannot run (not root, no Slurm installed, a daemon
 #                           that does not come up) the test is skipped with exit 77, except
 #                           with CI=true in the environment, where that is a failure.
-#   submit VAR SBATCH-ARGUMENTS...     sbatch --parsable; VAR = the job id
+#   submit VAR SBATCH-ARGUMENTS...     sbatch --parsable; VAR = the job id (a failed test
+#                           prints each submitted job's record and --output log at exit)
 #   job_field JOB FIELD     one field of `scontrol show job` (JobState, Restarts, ExitCode...)
 #   wait_state JOB SECONDS STATE...    polls until the job is in one of the states (status 1
 #                           if it never is within SECONDS)
@@ -24,6 +25,7 @@
 cluster=$work/slurm
 node=$(hostname -s)
 declare -gA cluster_pid=()  # munged, slurmctld, slurmd -> PID (of the daemon itself)
+declare -gA cluster_job_log=()  # every submitted job -> its --output log (or "")
 
 # Cannot run here: a skip, but in CI (CI=true) a failure.
 cluster_unavailable() {
@@ -199,8 +201,15 @@ cluster_stop() {
 }
 
 cluster_exit() {
-  local status=$?
+  local status=$? job
   set +e
+  # A failed test shows what SLURM and the job saw (a CI log is often all there is).
+  if [ "$status" -ne 0 ] && [ "$status" -ne 77 ]; then
+    for job in "${!cluster_job_log[@]}"; do
+      echo "--- on failure: job $job"
+      job_report "$job" "${cluster_job_log[$job]}" | sed 's/^/  /'
+    done
+  fi
   cluster_stop
   (exit "$status")
   harness_exit
@@ -211,8 +220,13 @@ trap cluster_exit EXIT
 
 submit() {  # submit VAR SBATCH-ARGUMENTS...
   local -n cluster_job=$1; shift
+  local argument output=""
   cluster_job=$(timeout 30 sbatch --parsable "$@") || abort "sbatch $* failed"
   cluster_job=${cluster_job%%;*}
+  for argument in "$@"; do
+    [[ "$argument" != --output=* ]] || output=${argument#--output=}
+  done
+  cluster_job_log[$cluster_job]=$output
 }
 
 job_field() {  # job_field JOB FIELD
