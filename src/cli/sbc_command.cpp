@@ -61,7 +61,8 @@ int run_sbc(const CommandContext& context) {
     throw ConfigError("--dynamics must be fixed or prior (got '" + dynamics + "')");
   if (dynamics == "prior")
     o.calibration.dynamics_prior = setup.model.dynamics_prior(
-        prior_scale, prior_dof > 0 ? prior_dof : setup.model.dim() + 20.0);
+        prior_scale,
+        values["dynamics-prior-dof"].defaulted() ? setup.model.dim() + 20.0 : prior_dof);
   else if (!values["dynamics-prior-scale"].defaulted() ||
            !values["dynamics-prior-dof"].defaulted() || !values["dynamics-sweeps"].defaulted())
     throw ConfigError(
@@ -119,6 +120,11 @@ int run_sbc(const CommandContext& context) {
     if (result.unconverged_local_steps > 0)
       std::printf("warning: %d replicates' local steps stopped at --local-max-iterations\n",
                   result.unconverged_local_steps);
+    if (result.non_monotone_dynamics > 0)
+      std::printf(
+          "note: in %d replicates a VB-EM sweep lowered the ELBO, by at most %.3g nats (roundoff "
+          "where drawn dynamics explode; a large value would be a bug)\n",
+          result.non_monotone_dynamics, result.largest_dynamics_decrease);
     if (result.unconverged_dynamics > 0)
       std::printf("warning: %d replicates' VB-EM stopped at --dynamics-sweeps\n",
                   result.unconverged_dynamics);

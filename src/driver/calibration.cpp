@@ -175,8 +175,10 @@ void validate(const CalibrationModel& m, const CalibrationSettings& s) {
     require(prior.dim() == m.dim() && prior.inputs() == 0,
             "sbc: the dynamics prior must be D x (D + 1) = " + std::to_string(m.dim()) + " x " +
                 std::to_string(m.dim() + 1) + " (no inputs)");
+    require(prior.nu > m.dim() + 1, "sbc: the dynamics prior's nu0 must exceed D + 1 = " +
+                                        std::to_string(m.dim() + 1) + " (--dynamics-prior-dof)");
     require(s.dynamics_sweeps >= 1,
-            "sbc: dynamics sweeps must be >= 1 (got " + std::to_string(s.dynamics_sweeps) + ")");
+            "--dynamics-sweeps must be >= 1 (got " + std::to_string(s.dynamics_sweeps) + ")");
     require(std::isfinite(s.dynamics_tolerance) && s.dynamics_tolerance >= 0,
             "sbc: the dynamics tolerance must be finite and >= 0");
   }
@@ -189,6 +191,8 @@ struct ReplicatePosterior {
   bool latents_converged = true;
   std::optional<MatrixNormalInverseWishart> dynamics;
   bool dynamics_converged = true;
+  bool dynamics_monotone = true;  // no sweep lowered the ELBO by more than the stopping rule
+  double largest_decrease = 0.0;  // nats
 };
 
 ReplicatePosterior infer_replicate(const CalibrationModel& m, const CalibrationSettings& s,
@@ -206,26 +210,30 @@ ReplicatePosterior infer_replicate(const CalibrationModel& m, const CalibrationS
   }
   const MatrixNormalInverseWishart& prior = *s.dynamics_prior;
   MatrixNormalInverseWishart q = prior;
-  Sites sites = Sites::zero(dim, s.bins);
+  out.latents.sites = Sites::zero(dim, s.bins);
   double previous = -std::numeric_limits<double>::infinity();
   out.dynamics_converged = false;
-  for (int sweep = 0; sweep < s.dynamics_sweeps; ++sweep) {
+  for (int sweep = 0;; ++sweep) {
     const PriorBlocks blocks = prior_blocks(q.expectations(), m.mu0, m.Sigma0, s.bins);
     const LocalProblem problem{blocks, modalities, family, estimator};
-    problem.evaluate(sites, out.latents);
+    warm_start(problem, out.latents);  // the last sweep's sites, or zero sites if invalid here
     out.latents_converged = cvi_local_step(problem, out.latents, s.local).converged;
-    problem.evaluate(out.latents.sites, out.latents);
-    sites = out.latents.sites;
-    // The ELBO of q(z) q(A~, Q) (DESIGN.md §3); the conjugate update below can only raise it.
+    problem.evaluate(out.latents.sites, out.latents);  // the factor of the final sites
+    // The ELBO of q(z) q(A~, Q) (DESIGN.md §3): the local step and the conjugate update can
+    // only raise it, up to the local step's own tolerance, which bounds the stopping rule too.
     const double elbo = out.latents.elbo - q.kl_divergence(prior);
+    const double gain = elbo - previous;
+    const double threshold =
+        std::max(s.dynamics_tolerance * std::abs(elbo), 3.0 * s.local.tolerance);
+    if (gain < -threshold) out.dynamics_monotone = false;
+    out.largest_decrease = std::max(out.largest_decrease, -gain);
+    if (gain <= threshold) out.dynamics_converged = true;
+    // Stop with q(z) fitted to the q(A~, Q) returned, converged or at the sweep limit.
+    if (out.dynamics_converged || sweep + 1 >= s.dynamics_sweeps) break;
+    previous = elbo;
     TransitionStatistics statistics = TransitionStatistics::zero(dim);
     statistics.add_trial(out.latents.moments);
     q = MatrixNormalInverseWishart::blend(q, prior, statistics, 1.0, 1.0);
-    if (elbo - previous <= s.dynamics_tolerance * std::abs(elbo)) {
-      out.dynamics_converged = true;
-      break;
-    }
-    previous = elbo;
   }
   out.dynamics = q;
   return out;
@@ -340,8 +348,10 @@ CalibrationResult run_calibration(const CalibrationModel& m, const CalibrationSe
   const Eigen::Index noise_scalars = s.dynamics_prior ? dim * (dim + 1) / 2 : 0;
   const Eigen::Index columns = scalars + dynamics_scalars + noise_scalars;
   Eigen::MatrixXd table = Eigen::MatrixXd::Zero(s.replicates, columns);
-  // elbo, spikes, unconverged local steps, failed replicates, unconverged VB-EM, unstable A
-  std::vector<double> totals(6, 0.0);
+  // elbo, spikes, unconverged local steps, failed replicates, unconverged VB-EM, unstable A,
+  // non-monotone VB-EM
+  std::vector<double> totals(7, 0.0);
+  double largest_decrease = 0.0;
   std::vector<std::int64_t> ranks(static_cast<std::size_t>(columns));
   const int share = (s.replicates - comm.rank() + comm.size() - 1) / comm.size();
   int done = 0;
@@ -371,15 +381,20 @@ CalibrationResult run_calibration(const CalibrationModel& m, const CalibrationSe
       totals[2] += posterior.latents_converged ? 0.0 : 1.0;
       totals[4] += posterior.dynamics_converged ? 0.0 : 1.0;
       totals[5] += s.dynamics_prior && grows(dynamics.A) ? 1.0 : 0.0;
+      totals[6] += posterior.dynamics_monotone ? 0.0 : 1.0;
+      largest_decrease = std::max(largest_decrease, posterior.largest_decrease);
     } catch (const Error& error) {
-      failure = "sbc: replicate " + std::to_string(r) + ": " + error.what();
+      failure = "sbc: replicate " + std::to_string(r) + ": " + error.what() +
+                (s.dynamics_prior ? " (its dynamics were drawn from the prior: a smaller "
+                                    "--dynamics-prior-scale draws fewer that explode)"
+                                  : "");
       totals[3] += 1.0;
     }
     if (progress) progress(++done, share);
   }
   // This rank's processor time in its replicates, before any wait for the others.
   const double cpu = static_cast<double>(std::clock() - cpu_start) / CLOCKS_PER_SEC;
-  std::vector<double> cpu_max{cpu};
+  std::vector<double> cpu_max{cpu, largest_decrease};
   comm.allreduce_max(cpu_max);
   totals.push_back(cpu);
   comm.allreduce_sum(std::span<double>(table.data(), static_cast<std::size_t>(table.size())));
@@ -400,7 +415,9 @@ CalibrationResult run_calibration(const CalibrationModel& m, const CalibrationSe
   result.unconverged_dynamics = static_cast<int>(totals[4]);
   result.unstable_dynamics = static_cast<int>(totals[5]);
   result.cpu_seconds_max = cpu_max[0];
-  result.cpu_seconds_total = totals[6];
+  result.non_monotone_dynamics = static_cast<int>(totals[6]);
+  result.largest_dynamics_decrease = cpu_max[1];
+  result.cpu_seconds_total = totals[7];
   if (s.dynamics_prior) {
     result.dynamics_ranks = table.middleCols(scalars, dynamics_scalars).cast<std::int64_t>();
     result.noise_ranks = table.rightCols(noise_scalars).cast<std::int64_t>();

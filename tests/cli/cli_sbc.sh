@@ -107,8 +107,16 @@ refuses "an unknown --dynamics" "--dynamics must be fixed or prior (got 'random'
   "$spikevi" sbc --data "$work/lg.h5" --out "$work/bad.h5" --dynamics random
 refuses "a prior's dof at most D + 1" "--dynamics-prior-dof must exceed D + 1 = 3 (got 3" \
   "$spikevi" sbc --data "$work/lg.h5" --out "$work/bad.h5" --dynamics prior --dynamics-prior-dof 3
-refuses "prior options without --dynamics prior" "need --dynamics prior" \
-  "$spikevi" sbc --data "$work/lg.h5" --out "$work/bad.h5" --dynamics-prior-scale 0.1
+for option in "--dynamics-prior-scale 0.1" "--dynamics-prior-dof 30" "--dynamics-sweeps 5"; do
+  # shellcheck disable=SC2086  # the option and its value
+  refuses "$option without --dynamics prior" "need --dynamics prior" \
+    "$spikevi" sbc --data "$work/lg.h5" --out "$work/bad.h5" $option
+done
+refuses "an explicit --dynamics-prior-dof 0 is refused, not replaced by the default" \
+  "--dynamics-prior-dof must exceed D + 1 = 3 (got 0" \
+  "$spikevi" sbc --data "$work/lg.h5" --out "$work/bad.h5" --dynamics prior --dynamics-prior-dof 0
+refuses "--dynamics-sweeps 0" "--dynamics-sweeps must be >= 1 (got 0)" \
+  "$spikevi" sbc --data "$work/lg.h5" --out "$work/bad.h5" --dynamics prior --dynamics-sweeps 0
 
 check "sbc --quiet" "$spikevi" sbc --data "$work/lg.h5" --out "$work/quiet.h5" --replicates 20 --quiet
 assert "no progress line with --quiet" bash -c "! grep -q 's left\]' '$work/out'"

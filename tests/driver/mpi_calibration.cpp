@@ -59,6 +59,7 @@ TEST(MpiCalibration, DrawnDynamicsDoNotDependOnTheRankCount) {
   EXPECT_TRUE((alone.noise_ranks.array() == world.noise_ranks.array()).all());
   EXPECT_EQ(alone.unstable_dynamics, world.unstable_dynamics);
   EXPECT_EQ(alone.dynamics_ranks.cols(), 12);
+  EXPECT_EQ(alone.noise_ranks.cols(), 6);
 }
 
 }  // namespace

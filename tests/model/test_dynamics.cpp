@@ -861,20 +861,22 @@ TEST(MatrixNormalInverseWishart, MeanQRequiresMoreThanDPlusOneDegreesOfFreedom) 
 }
 
 // Draws against the closed-form moments of the MNIW (Q ~ IW(Psi, nu), A~ | Q ~ MN(M, Q, V)):
-// E[Q] = Psi / (nu - D - 1), E[Q^-1] = nu Psi^-1, E[A~] = M and
-// E[(A~ - M)_ia (A~ - M)_jb] = E[Q]_ij V_ab. Each sample mean is compared with its exact value
-// within 5 of its own Monte Carlo standard errors (estimated from the draws): a correct sampler
-// fails one such check with probability below 1e-6; the fixed seed makes it deterministic.
-TEST(MatrixNormalInverseWishart, DrawsHaveTheClosedFormMoments) {
-  std::mt19937_64 rng(31);
-  const int dim = 2;
+// E[Q] = Psi / (nu - D - 1), E[Q^-1] = nu Psi^-1, E[A~] = M,
+// E[(A~ - M)_ia (A~ - M)_jb] = E[Q]_ij V_ab, and E[(A~ - M)' Q^-1 (A~ - M)] = D V, which holds
+// only when A~ is drawn with the same Q (not with E[Q] or an independent Q). Each sample mean
+// is compared with its exact value within 5 of its own Monte Carlo standard errors (estimated
+// from the draws): a correct sampler fails one such check with probability below 1e-6; the
+// fixed seed makes it deterministic.
+void expect_closed_form_moments(int dim, double nu, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
   Mniw q = random_mniw(dim, rng);
-  q.nu = 9.5;  // real, > D + 3 so that the variance of Q exists
+  q.nu = nu;
   const int draws = 40000;
   const MatrixXd mean_Q = q.mean_Q();
   const MatrixXd mean_Q_inverse = q.nu * q.Psi.inverse();
   const Eigen::Index p = q.M.cols();
-  // Per draw: the entries of Q, of Q^-1, of A~, and the products (A~ - M)_ia (A~ - M)_jb.
+  // Per draw: the entries of Q, of Q^-1, of A~, the products (A~ - M)_ia (A~ - M)_jb, and of
+  // (A~ - M)' Q^-1 (A~ - M).
   std::vector<std::pair<std::string, double>> exact;
   for (int i = 0; i < dim; ++i)
     for (int j = 0; j < dim; ++j) {
@@ -884,18 +886,21 @@ TEST(MatrixNormalInverseWishart, DrawsHaveTheClosedFormMoments) {
   for (Eigen::Index a = 0; a < p; ++a)
     for (int i = 0; i < dim; ++i) exact.emplace_back("A~", q.M(i, a));
   for (Eigen::Index a = 0; a < p; ++a)
-    for (Eigen::Index b = 0; b < p; ++b)
+    for (Eigen::Index b = 0; b < p; ++b) {
       for (int i = 0; i < dim; ++i)
         for (int j = 0; j < dim; ++j) exact.emplace_back("A~ A~'", mean_Q(i, j) * q.V(a, b));
+      exact.emplace_back("A~' Q^-1 A~", dim * q.V(a, b));
+    }
   const auto count = static_cast<Eigen::Index>(exact.size());
   VectorXd sum = VectorXd::Zero(count), sum_squares = VectorXd::Zero(count);
   for (int l = 0; l < draws; ++l) {
-    RandomStream stream({5, RandomPurpose::kCalibration}, {9, static_cast<std::uint64_t>(l), 0});
+    RandomStream stream({seed, RandomPurpose::kCalibration}, {9, static_cast<std::uint64_t>(l), 0});
     const Mniw::Draw x = q.draw(stream);
     ASSERT_EQ(x.At.rows(), dim);
     ASSERT_EQ(x.At.cols(), p);
     const MatrixXd offset = x.At - q.M;
     const MatrixXd Q_inverse = x.Q.inverse();
+    const MatrixXd whitened = offset.transpose() * Q_inverse * offset;
     VectorXd values(count);
     Eigen::Index k = 0;
     for (int i = 0; i < dim; ++i)
@@ -906,9 +911,11 @@ TEST(MatrixNormalInverseWishart, DrawsHaveTheClosedFormMoments) {
     for (Eigen::Index a = 0; a < p; ++a)
       for (int i = 0; i < dim; ++i) values(k++) = x.At(i, a);
     for (Eigen::Index a = 0; a < p; ++a)
-      for (Eigen::Index b = 0; b < p; ++b)
+      for (Eigen::Index b = 0; b < p; ++b) {
         for (int i = 0; i < dim; ++i)
           for (int j = 0; j < dim; ++j) values(k++) = offset(i, a) * offset(j, b);
+        values(k++) = whitened(a, b);
+      }
     sum += values;
     sum_squares += values.cwiseProduct(values);
   }
@@ -916,8 +923,14 @@ TEST(MatrixNormalInverseWishart, DrawsHaveTheClosedFormMoments) {
     const double mean = sum(k) / draws;
     const double standard_error = std::sqrt((sum_squares(k) / draws - mean * mean) / draws);
     EXPECT_NEAR(mean, exact[static_cast<std::size_t>(k)].second, 5 * standard_error)
-        << exact[static_cast<std::size_t>(k)].first << " moment " << k;
+        << exact[static_cast<std::size_t>(k)].first << " moment " << k << ", D = " << dim;
   }
+}
+
+// Real nu > D + 3, so that the variances of Q, and the standard errors, exist.
+TEST(MatrixNormalInverseWishart, DrawsHaveTheClosedFormMoments) {
+  expect_closed_form_moments(2, 9.5, 31);
+  expect_closed_form_moments(3, 12.3, 33);
 }
 
 TEST(MatrixNormalInverseWishart, DrawIsAFunctionOfTheStream) {
