@@ -119,8 +119,8 @@ TEST(VariationalFitOverRanks, NegativeBinomialByMonteCarloWithBehaviourIsBitwise
   s.behavior_channels = 2;
   s.behavior_missing = 0.1;
   Problem p = simulated(s, 2, 4);
-  p.settings.model = ModelSettings::for_model(builtin_spike_models().get("negbin"),
-                                              FamilyKind::kMeanField);
+  p.settings.model =
+      ModelSettings::for_model(builtin_spike_models().get("negbin"), FamilyKind::kMeanField);
   p.settings.model.expectations = ExpectationMethod::kMonteCarlo;
   p.settings.model.samples = 3;
   p.settings.continuous_names = {kBehaviorModality};
@@ -147,8 +147,8 @@ TEST(VariationalFitOverRanks, SquaremIsBitwiseTheSerialFit) {
   s.observation = "negative_binomial";
   s.behavior_channels = 2;
   Problem p = simulated(s, 3, 12);
-  p.settings.model = ModelSettings::for_model(builtin_spike_models().get("negbin"),
-                                              FamilyKind::kGaussMarkov);
+  p.settings.model =
+      ModelSettings::for_model(builtin_spike_models().get("negbin"), FamilyKind::kGaussMarkov);
   p.settings.continuous_names = {kBehaviorModality};
   p.settings.accelerate = Acceleration::kSquarem;
   expect_rank_count_independent(p);

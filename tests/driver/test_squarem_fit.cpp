@@ -11,21 +11,14 @@
 
 #include "spikevi/driver/fit_callbacks.hpp"
 #include "spikevi/driver/variational_fit.hpp"
-#include "spikevi/evaluation/evaluation.hpp"
-#include "spikevi/io/trial_counts.hpp"
-#include "spikevi/model/simulation.hpp"
+#include "support/test_support.hpp"
 
 namespace spikevi {
 namespace {
 
-const Dataset& default_data() {
-  static const Dataset data = simulate(SimulationSettings{});
-  return data;
-}
+using testing::default_cosmoothing;
 
-std::vector<TrialCounts> training_counts() {
-  return make_trial_counts(default_data(), default_data().split->train_trials);
-}
+std::vector<TrialCounts> training_counts() { return testing::default_training_counts(); }
 
 FitSettings settings(Acceleration accelerate, int steps = 0) {
   FitSettings s;
@@ -37,11 +30,7 @@ FitSettings settings(Acceleration accelerate, int steps = 0) {
   return s;
 }
 
-double cobps(const FitOutcome& fit) {
-  const LocalStepSettings local{.tolerance = 1e-8, .max_iterations = 200};
-  return cosmooth(InferenceModel::of(fit.globals, ModelSettings{}), default_data(), local)
-      .bits_per_spike;
-}
+double cobps(const FitOutcome& fit) { return default_cosmoothing(fit.globals); }
 
 int kept_extrapolations(const FitOutcome& fit) {
   int kept = 0;
