@@ -527,8 +527,13 @@ int VariationalFit::undo_rows_that_dropped(const GlobalStatistics& stats,
 // (-1: the extrapolation was the plain step itself).
 std::optional<GlobalState> VariationalFit::extrapolate(IterationRecord& record) {
   if (!squarem_ || !squarem_->due()) return std::nullopt;
-  std::optional<Squarem::Proposal> proposal = timed(
-      FitPhase::kGlobal, [&] { return squarem_->propose(globals_before_, outcome_.globals); });
+  std::optional<Squarem::Proposal> proposal = timed(FitPhase::kGlobal, [&] {
+    try {
+      return squarem_->propose(globals_before_, outcome_.globals);
+    } catch (const NumericalError&) {  // no coordinates for a state: take the plain step
+      return std::optional<Squarem::Proposal>();
+    }
+  });
   record.squarem_alpha = proposal ? proposal->alpha : -1.0;
   if (!proposal) return std::nullopt;
   GlobalState plain = std::exchange(outcome_.globals, std::move(proposal->globals));

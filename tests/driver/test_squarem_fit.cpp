@@ -2,8 +2,9 @@
 // training trials of 100 bins): the objective never drops (an extrapolation is kept only where
 // it rises, and the plain iterations are VB-EM's), the fit converges to plain VB-EM's fixed
 // point (ELBO 1e-6 relative, co-smoothing 0.003 bits/spike, the targets of issue 17) in fewer
-// iterations, with and without partial local steps, and a fit continued from the state after
-// any iteration of a cycle is bitwise the uninterrupted one.
+// iterations, with and without partial local steps, a rejected extrapolation leaves exactly
+// the plain iteration, and a fit continued from the state after any iteration of a cycle is
+// bitwise the uninterrupted one.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -115,6 +116,31 @@ TEST(SquaremFit, ContinuedFromAnyIterationIsBitwiseTheUninterruptedFit) {
     EXPECT_EQ(continued.globals.Sigma0, straight.globals.Sigma0) << stop;
     EXPECT_EQ(continued.posteriors.back().moments.mean, straight.posteriors.back().moments.mean);
   }
+}
+
+// Near the fixed point, where the ELBO's changes approach the local steps' tolerance, some
+// extrapolations do not raise it: the iteration then is exactly the plain iteration from the
+// same state, and the trace stays monotone.
+TEST(SquaremFit, ARejectedExtrapolationIsThePlainIteration) {
+  SerialCommunicator comm;
+  FitSettings s = settings(Acceleration::kSquarem);
+  s.iterations = 150;
+  s.tolerance = 0.0;
+  StateKeeper keeper;
+  const FitOutcome straight = fit_variational(training_counts(), s, comm, {&keeper});
+  expect_monotone(straight);
+  std::size_t rejected = 0;
+  while (rejected < straight.trace.size() && !straight.trace[rejected].squarem_rejected) ++rejected;
+  ASSERT_LT(rejected, straight.trace.size()) << "no extrapolation was rejected";
+  FitSettings plain = settings(Acceleration::kNone);
+  plain.iterations = static_cast<int>(rejected) + 1;
+  plain.tolerance = 0.0;
+  const FitOutcome once =
+      fit_variational(training_counts(), plain, comm, {}, &keeper.states[rejected - 1]);
+  ASSERT_EQ(once.trace.size(), rejected + 1);
+  EXPECT_EQ(once.trace[rejected].elbo, straight.trace[rejected].elbo)
+      << "iteration " << rejected + 1;
+  EXPECT_GT(straight.trace[rejected].local_iterations, once.trace[rejected].local_iterations);
 }
 
 }  // namespace
