@@ -179,6 +179,11 @@ CheckpointLayout FitJob::checkpoint_layout(const std::vector<TrialCounts>& count
     layout.extra_state =
         amortised_state_template(*amortised, inputs, settings_.latents, settings_.iterations);
   }
+  if (settings_.accelerate == Acceleration::kSquarem) {
+    const GlobalState shape =
+        make_prior_state(settings_.latents, metadata_.neurons, PriorSettings{}, layout.model);
+    layout.extra_state = Squarem::state_template(squarem_coordinates(shape).size());
+  }
   return layout;
 }
 

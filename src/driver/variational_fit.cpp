@@ -6,7 +6,9 @@
 #include <cstdio>
 #include <iostream>
 #include <limits>
+#include <optional>
 #include <string>
+#include <utility>
 
 #include "spikevi/driver/fit_callbacks.hpp"
 #include "spikevi/error.hpp"
@@ -116,7 +118,21 @@ void validate(const std::vector<TrialCounts>& trials, const FitSettings& setting
   settings.minibatch.validate(population);
   if (settings.model.readout == ReadoutKind::kMlp && !settings.minibatch.full_batch(population))
     throw ConfigError("--readout mlp is available in full batch only (no --minibatch)");
+  if (settings.accelerate == Acceleration::kSquarem &&
+      (!settings.minibatch.full_batch(population) ||
+       settings.model.optimizer != OptimizerKind::kNatural ||
+       settings.model.readout != ReadoutKind::kLinear))
+    throw ConfigError(
+        "--accelerate squarem extrapolates full-batch VB-EM: it needs no --minibatch, "
+        "--optimizer natural and --readout linear");
 }
+
+// The readout (and the spike model at its row parameters) whose per-row objective a local pass
+// records under each trial's previous q, for the full-batch row check; none when null.
+struct RowCheck {
+  const Readout* readout = nullptr;
+  const ObservationModel* model = nullptr;
+};
 
 // One fit: the state every rank keeps, and the steps of DESIGN.md §3-4. It is the FitProgress
 // its callbacks see.
@@ -153,8 +169,14 @@ class VariationalFit final : private FitProgress {
   void initial_readout_steps(const GlobalStatistics& stats);
   GlobalStatistics statistics_at_current_moments();
   std::vector<std::size_t> members_of_batch(int iteration) const;
-  GlobalStatistics local_pass(const std::vector<std::size_t>& members, bool check_readout,
+  GlobalStatistics local_pass(const std::vector<std::size_t>& members, RowCheck check,
                               int iteration, bool keep_sites);
+  // --accelerate squarem: replaces the plain step's globals by an extrapolation when one is
+  // due; returns the plain step's globals then (to fall back to), else nothing.
+  std::optional<GlobalState> extrapolate(IterationRecord& record);
+  bool extrapolation_rose(const GlobalStatistics& stats) const;
+  void fall_back_to_plain_step(const std::vector<std::size_t>& members, GlobalState plain,
+                               int iteration);
   GlobalStatistics reduce(ReproducibleSum sum);
   void global_step(const GlobalStatistics& stats, GlobalStepSize step);
   int undo_rows_that_dropped(const GlobalStatistics& stats, const GlobalStatistics& previous);
@@ -187,7 +209,10 @@ class VariationalFit final : private FitProgress {
   FitOutcome outcome_;
   Readout readout_before_step_;  // full batch: to undo rows whose step dropped the objective
   RowParameters row_parameters_before_step_;
-  Eigen::VectorXd row_damping_;  // full batch: halved for a row whose step was undone
+  Eigen::VectorXd row_damping_;       // full batch: halved for a row whose step was undone
+  std::unique_ptr<Squarem> squarem_;  // --accelerate squarem
+  std::unique_ptr<ObservationModel> plain_model_;  // spikes at the plain step's row parameters
+  bool tentative_pass_ = false;  // an extrapolation's local pass: failures are not printed
 
   // The loop: the statistics of the last completed iteration and the step they call for.
   GlobalStatistics stats_;
@@ -381,17 +406,20 @@ GlobalStatistics VariationalFit::reduce(ReproducibleSum sum) {
 }
 
 // Local steps of the members under the current globals, warm-started from their sites, and
-// the one reduction of their statistics. With `check_readout`, each trial first adds its
-// E_q log p(x | w) per row under its previous q at the newly proposed readout. With
+// the one reduction of their statistics. With a `check` readout, each trial first adds its
+// E_q log p(x | w) per row under its previous q at that readout (the newly proposed one). With
 // `keep_sites`, the members' sites are kept first, to undo the pass if the iteration fails.
-GlobalStatistics VariationalFit::local_pass(const std::vector<std::size_t>& members,
-                                            bool check_readout, int iteration, bool keep_sites) {
+GlobalStatistics VariationalFit::local_pass(const std::vector<std::size_t>& members, RowCheck check,
+                                            int iteration, bool keep_sites) {
   ReproducibleSum sum(buffer_size_);
   if (keep_sites) members_ = members;
   timed(FitPhase::kLocal, [&] {
     const GlobalState& globals = outcome_.globals;
     const LatentPrior latent_prior = LatentPrior::from(globals);
     const ModalityKernels kernels(globals, *model_, continuous_models_, cubature_.get());
+    std::optional<ReadoutKernels> other_readout;  // an extrapolation checks the plain step's
+    if (check.readout && check.readout != &globals.spikes) other_readout.emplace(*check.readout);
+    const ReadoutKernels& check_kernels = other_readout ? *other_readout : kernels.spikes();
     for (TrialWorker& worker : workers_) {
       worker.trial_stats = GlobalStatistics::zero(dim(), neurons(), layout_);
       worker.sum = ReproducibleSum(buffer_size_);
@@ -407,10 +435,13 @@ GlobalStatistics VariationalFit::local_pass(const std::vector<std::size_t>& memb
       trial_stats.clear();
       worker.estimator->begin(RandomCounter{static_cast<std::uint64_t>(iteration),
                                             static_cast<std::uint64_t>(trial.position), 0});
+      bool checked = false;
       try {
-        if (check_readout)
+        if (check.readout) {
           trial_stats.candidate_log_likelihood =
-              row_log_likelihood(kernels.spikes(), *model_, trial.counts, state.moments);
+              row_log_likelihood(check_kernels, *check.model, trial.counts, state.moments);
+          checked = true;
+        }
         const PriorBlocks prior =
             latent_prior.blocks(static_cast<int>(trial.counts.cols()), trial.inputs_or_null());
         const auto modalities = kernels.views(trial, spike_base_measures_[k]);
@@ -430,13 +461,21 @@ GlobalStatistics VariationalFit::local_pass(const std::vector<std::size_t>& memb
       } catch (const std::exception& error) {
         // Every rank must still reach the reduction: report here, count it, stop after.
 #pragma omp critical(spikevi_local_failure)
-        {
+        if (!tentative_pass_) {
           std::cerr << "spikevi: rank " << comm_.rank() << ": trial " << trial.index << ": "
                     << error.what() << std::endl;
           first_failed_trial_ = std::min(first_failed_trial_, trial.index);
         }
+        const Eigen::VectorXd candidate = trial_stats.candidate_log_likelihood;
         trial_stats.clear();
         trial_stats.failed_trials = 1.0;
+        // A failed extrapolation still leaves the plain step's row check to be done: keep its
+        // candidates (NaN, every row undone, where even they failed).
+        if (tentative_pass_ && check.readout)
+          trial_stats.candidate_log_likelihood =
+              checked ? candidate
+                      : Eigen::VectorXd::Constant(candidate.size(),
+                                                  std::numeric_limits<double>::quiet_NaN());
       }
       trial_stats.pack_into(worker.packed);
       worker.sum.add(worker.packed);
@@ -481,6 +520,47 @@ int VariationalFit::undo_rows_that_dropped(const GlobalStatistics& stats,
   }
   if (!dropped.empty()) refresh_models();
   return static_cast<int>(dropped.size());
+}
+
+// --accelerate squarem, once the plain step is taken: when a cycle is due, its extrapolation
+// (squarem.hpp) becomes the globals and the plain step's are returned; `record` notes the alpha
+// (-1: the extrapolation was the plain step itself).
+std::optional<GlobalState> VariationalFit::extrapolate(IterationRecord& record) {
+  if (!squarem_ || !squarem_->due()) return std::nullopt;
+  std::optional<Squarem::Proposal> proposal = timed(FitPhase::kGlobal, [&] {
+    try {
+      return squarem_->propose(globals_before_, outcome_.globals);
+    } catch (const NumericalError&) {  // no coordinates for a state: take the plain step
+      return std::optional<Squarem::Proposal>();
+    }
+  });
+  record.squarem_alpha = proposal ? proposal->alpha : -1.0;
+  if (!proposal) return std::nullopt;
+  GlobalState plain = std::exchange(outcome_.globals, std::move(proposal->globals));
+  plain_model_ = settings_.model.spike_observation(plain.spike_parameters);
+  refresh_models();
+  return plain;
+}
+
+// The extrapolation is kept only if every trial's local step succeeded and the objective rose
+// above the last iteration's (which keeps the accelerated fit monotone).
+bool VariationalFit::extrapolation_rose(const GlobalStatistics& stats) const {
+  return stats.failed_trials == 0 && std::isfinite(stats.elbo_sum) &&
+         stats.elbo_sum + outcome_.globals.global_terms() > previous_elbo_;
+}
+
+// Undoes the extrapolation's local pass (the members' sites) and takes the plain step instead:
+// the same state as a plain iteration, the rejected pass's sweeps counted in the record.
+void VariationalFit::fall_back_to_plain_step(const std::vector<std::size_t>& members,
+                                             GlobalState plain, int iteration) {
+  const GlobalStatistics tried = std::move(stats_);
+  for (std::size_t k : members) outcome_.posteriors[k].sites = sites_before_[k];
+  outcome_.globals = std::move(plain);
+  refresh_models();
+  stats_ = local_pass(members, RowCheck{}, iteration, false);
+  stats_.candidate_log_likelihood = tried.candidate_log_likelihood;  // under the q before
+  stats_.local_iterations += tried.local_iterations;
+  stats_.stop_requests += tried.stop_requests;
 }
 
 IterationRecord VariationalFit::record_of(int iteration, const GlobalStatistics& stats,
@@ -539,6 +619,7 @@ void VariationalFit::start(const FitState* resume_from) {
 
   sites_before_.resize(trials_.size());
   local_settings_ = settings_.local;
+  if (settings_.accelerate == Acceleration::kSquarem) squarem_ = std::make_unique<Squarem>();
   workers_.resize(static_cast<std::size_t>(std::clamp(resolve_thread_count(settings_.local.threads),
                                                       1, static_cast<int>(trials_.size()))));
   for (TrialWorker& worker : workers_) {
@@ -576,15 +657,29 @@ bool VariationalFit::iterate(int iteration) {
       return fail(iteration, error.what());
     }
   }
+  IterationRecord record;
+  std::optional<GlobalState> plain = iteration > 1 ? extrapolate(record) : std::nullopt;
   const std::vector<std::size_t> members = members_of_batch(iteration - 1);
   GlobalStatistics previous = std::move(stats_);
-  stats_ = local_pass(members, check_readout, iteration, true);
+  RowCheck check;
+  if (check_readout) {  // an extrapolation keeps the plain step's candidates, to fall back to
+    check.readout = plain ? &plain->spikes : &outcome_.globals.spikes;
+    check.model = plain ? plain_model_.get() : model_.get();
+  }
+  tentative_pass_ = plain.has_value();
+  stats_ = local_pass(members, check, iteration, true);
+  tentative_pass_ = false;
+  if (plain && !extrapolation_rose(stats_)) {
+    record.squarem_rejected = true;
+    fall_back_to_plain_step(members, std::move(*plain), iteration);
+    plain.reset();
+  }
   int rejected = 0;
-  if (check_readout && std::isfinite(stats_.elbo_sum)) {
+  if (check_readout && !plain && std::isfinite(stats_.elbo_sum)) {
     rejected = undo_rows_that_dropped(stats_, previous);
     if (rejected > 0) {  // q under the corrected readout; keep the stop requests
       const double stops = stats_.stop_requests;
-      stats_ = local_pass(members, false, iteration, false);
+      stats_ = local_pass(members, RowCheck{}, iteration, false);
       stats_.stop_requests += stops;
     }
   }
@@ -596,7 +691,7 @@ bool VariationalFit::iterate(int iteration) {
     // what keeps VB-EM monotone (DESIGN.md §3).
     const double stops = stats_.stop_requests;
     local_settings_.steps = 0;
-    stats_ = local_pass(members, false, iteration, false);
+    stats_ = local_pass(members, RowCheck{}, iteration, false);
     local_settings_.steps = settings_.local.steps;
     stats_.stop_requests += stops;
   }
@@ -608,7 +703,10 @@ bool VariationalFit::iterate(int iteration) {
 
   const double scale = statistics_scale(population_, static_cast<int>(stats_.trials));
   pending_ = GlobalStepSize{settings_.minibatch.step_size(iteration - 1, population_), scale};
-  IterationRecord record = record_of(iteration, stats_, scale);
+  const IterationRecord squarem_record = record;
+  record = record_of(iteration, stats_, scale);
+  record.squarem_alpha = squarem_record.squarem_alpha;
+  record.squarem_rejected = squarem_record.squarem_rejected;
   record.rho = pending_.rho;
   record.rejected_readout_rows = rejected;
   record.relative_change = (record.elbo - previous_elbo_) / std::abs(record.elbo);
@@ -616,7 +714,14 @@ bool VariationalFit::iterate(int iteration) {
   outcome_.trace.push_back(record);
   previous_elbo_ = record.elbo;
   completed_ = iteration;
-  converged_ = full_batch() && settings_.tolerance > 0 &&
+  if (squarem_) {
+    if (record.squarem_alpha != 0.0)
+      squarem_->attempted(!record.squarem_rejected, record.squarem_alpha);
+    else
+      squarem_->plain_iteration(outcome_.globals);
+  }
+  // An extrapolation's change says nothing of how close the plain iteration has come.
+  converged_ = full_batch() && settings_.tolerance > 0 && !plain &&
                std::abs(record.relative_change) < settings_.tolerance;
   const bool stop = stats_.stop_requests > 0;
   last_ = converged_ || stop || iteration == settings_.iterations;
@@ -728,6 +833,8 @@ FitState VariationalFit::state_after(int iteration, const GlobalStatistics& stat
   state.pending = pending;
   state.row_damping = row_damping_;
   state.optimizer_state = optimizer_->state();
+  if (squarem_)
+    squarem_->add_state(state.optimizer_state, squarem_coordinates(outcome_.globals).size());
   state.previous_elbo = elbo;
   state.unconverged_local_steps = outcome_.unconverged_local_steps;
   state.trace = outcome_.trace;
@@ -758,6 +865,7 @@ void VariationalFit::resume(const FitState& state) {
         priors.spike_parameters.parameters[p].spec;
   // Adam's bias correction counts the global steps taken: one per iteration after the first.
   optimizer_->restore(state.optimizer_state, std::max(state.iteration - 1, 0));
+  if (squarem_) squarem_->restore(state.optimizer_state);
   refresh_models();
   const LatentPrior latent_prior = LatentPrior::from(outcome_.globals);
   const ModalityKernels kernels(outcome_.globals, *model_, continuous_models_, cubature_.get());
@@ -792,7 +900,7 @@ void VariationalFit::finish_stochastic() {
   }
   // The final pass draws its Monte Carlo samples as an iteration of its own.
   const GlobalStatistics all =
-      local_pass(every_trial(trials_.size()), false, settings_.iterations + 1, true);
+      local_pass(every_trial(trials_.size()), RowCheck{}, settings_.iterations + 1, true);
   if (const std::string problem = local_failure(all, settings_.iterations + 1); !problem.empty()) {
     fail(completed_ + 1, "the final pass over all trials: " + problem);
     outcome_.elbo = outcome_.trace.empty() ? std::numeric_limits<double>::quiet_NaN()

@@ -23,6 +23,23 @@ fit 1 --iterations 10 --out moved.h5 >/dev/null
 fit 2 --iterations 20 --out moved.h5 >/dev/null  # finds its checkpoint without --restart
 same_fit straight.h5 moved.h5 "10 on 1 rank + 10 more on 2 ranks vs 20 on 2"
 
+# 1b. The same with --accelerate squarem, whose cycle (x0, counter, step_max) the checkpoint
+#     holds: stopped after the iteration that starts a cycle (10) and before an extrapolation
+#     (11), on 2 ranks then 1 and on 1 then 2. A plain fit's checkpoint is not continued with it.
+sq=(--accelerate squarem)
+fit 2 --iterations 20 "${sq[@]}" --out sq_straight.h5 >/dev/null
+for stop in 10 11; do
+  fit 2 --iterations $stop "${sq[@]}" --out sq_$stop.h5 >/dev/null
+  fit 1 --iterations 20 "${sq[@]}" --out sq_$stop.h5 --restart >/dev/null
+  same_fit sq_straight.h5 sq_$stop.h5 "squarem: 20 iterations vs $stop on 2 ranks + the rest on 1"
+done
+fit 1 --iterations 11 "${sq[@]}" --out sq_moved.h5 >/dev/null
+fit 2 --iterations 20 "${sq[@]}" --out sq_moved.h5 >/dev/null
+same_fit sq_straight.h5 sq_moved.h5 "squarem: 11 on 1 rank + 9 more on 2 vs 20 on 2"
+fails_with 2 "a plain fit's checkpoint is not continued by --accelerate squarem" \
+  "accelerate = (not recorded), this fit has accelerate = squarem" \
+  fit 1 --iterations 30 --out part.h5 --restart "${sq[@]}"
+
 # 2. The same for stochastic VI (minibatch draws keyed by the iteration).
 mini=(--minibatch 4 --step-kappa 0.6 --seed 5)
 fit 2 --iterations 16 "${mini[@]}" --out mini_straight.h5 >/dev/null

@@ -2,7 +2,7 @@
 // trials through the world communicator, and the result must be bitwise the fit of all trials
 // on one process (a SerialCommunicator, computed on every rank): the same ELBO trace, globals
 // and latents whatever the rank count (DESIGN.md §4), full batch and minibatch, Poisson and a
-// negative binomial with Monte Carlo expectations, Adam and a Gaussian modality.
+// negative binomial with Monte Carlo expectations, Adam and a Gaussian modality, and SQUAREM.
 #include <gtest/gtest.h>
 
 #include <bit>
@@ -119,8 +119,8 @@ TEST(VariationalFitOverRanks, NegativeBinomialByMonteCarloWithBehaviourIsBitwise
   s.behavior_channels = 2;
   s.behavior_missing = 0.1;
   Problem p = simulated(s, 2, 4);
-  p.settings.model = ModelSettings::for_model(builtin_spike_models().get("negbin"),
-                                              FamilyKind::kMeanField);
+  p.settings.model =
+      ModelSettings::for_model(builtin_spike_models().get("negbin"), FamilyKind::kMeanField);
   p.settings.model.expectations = ExpectationMethod::kMonteCarlo;
   p.settings.model.samples = 3;
   p.settings.continuous_names = {kBehaviorModality};
@@ -134,6 +134,23 @@ TEST(VariationalFitOverRanks, AdamIsBitwiseTheSerialFit) {
   s.neurons = 14;
   Problem p = simulated(s, 2, 4);
   p.settings.model.optimizer = OptimizerKind::kAdam;
+  expect_rank_count_independent(p);
+}
+
+// SQUAREM's extrapolations (negative-binomial shapes and a behaviour modality extrapolated too)
+// and its accept/reject decisions are the same on every rank count.
+TEST(VariationalFitOverRanks, SquaremIsBitwiseTheSerialFit) {
+  SimulationSettings s;
+  s.trials = 13;
+  s.bins = 40;
+  s.neurons = 20;
+  s.observation = "negative_binomial";
+  s.behavior_channels = 2;
+  Problem p = simulated(s, 3, 12);
+  p.settings.model =
+      ModelSettings::for_model(builtin_spike_models().get("negbin"), FamilyKind::kGaussMarkov);
+  p.settings.continuous_names = {kBehaviorModality};
+  p.settings.accelerate = Acceleration::kSquarem;
   expect_rank_count_independent(p);
 }
 

@@ -8,21 +8,14 @@
 #include <cmath>
 
 #include "spikevi/driver/variational_fit.hpp"
-#include "spikevi/evaluation/evaluation.hpp"
-#include "spikevi/io/trial_counts.hpp"
-#include "spikevi/model/simulation.hpp"
+#include "support/test_support.hpp"
 
 namespace spikevi {
 namespace {
 
-const Dataset& default_data() {
-  static const Dataset data = simulate(SimulationSettings{});
-  return data;
-}
+using testing::default_cosmoothing;
 
-std::vector<TrialCounts> training_counts() {
-  return make_trial_counts(default_data(), default_data().split->train_trials);
-}
+std::vector<TrialCounts> training_counts() { return testing::default_training_counts(); }
 
 FitSettings converging(int steps, int threads = 1) {
   FitSettings settings;
@@ -40,11 +33,7 @@ double sweeps(const FitOutcome& fit) {
   return total;
 }
 
-double cobps(const FitOutcome& fit) {
-  const LocalStepSettings local{.tolerance = 1e-8, .max_iterations = 200};
-  return cosmooth(InferenceModel::of(fit.globals, ModelSettings{}), default_data(), local)
-      .bits_per_spike;
-}
+double cobps(const FitOutcome& fit) { return default_cosmoothing(fit.globals); }
 
 TEST(PartialLocalSteps, OneStepPerIterationKeepsTheObjectiveMonotone) {
   SerialCommunicator comm;

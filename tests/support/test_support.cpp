@@ -5,6 +5,10 @@
 #include <atomic>
 #include <cmath>
 
+#include "spikevi/evaluation/evaluation.hpp"
+#include "spikevi/io/trial_counts.hpp"
+#include "spikevi/model/simulation.hpp"
+
 namespace spikevi::testing {
 
 Eigen::MatrixXd random_normal(int rows, int cols, std::mt19937_64& rng, double sd) {
@@ -95,6 +99,21 @@ Estimator& exact_expectations() {
 const Optimizer& natural_gradient() {
   static const std::unique_ptr<Optimizer> optimizer = make_optimizer(ModelSettings{}, 1, 1, 0);
   return *optimizer;
+}
+
+const Dataset& default_simulation() {
+  static const Dataset data = simulate(SimulationSettings{});
+  return data;
+}
+
+std::vector<TrialCounts> default_training_counts() {
+  return make_trial_counts(default_simulation(), default_simulation().split->train_trials);
+}
+
+double default_cosmoothing(const GlobalState& globals) {
+  const LocalStepSettings local{.tolerance = 1e-8, .max_iterations = 200};
+  return cosmooth(InferenceModel::of(globals, ModelSettings{}), default_simulation(), local)
+      .bits_per_spike;
 }
 
 }  // namespace spikevi::testing

@@ -4,11 +4,15 @@
 #include <filesystem>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "spikevi/inference/estimator.hpp"
 #include "spikevi/inference/likelihood.hpp"
 #include "spikevi/inference/local_step.hpp"
 #include "spikevi/inference/optimizer.hpp"
+#include "spikevi/inference/trial.hpp"
+#include "spikevi/io/dataset.hpp"
+#include "spikevi/model/global_state.hpp"
 #include "spikevi/model/observation_model.hpp"
 #include "spikevi/model/readout.hpp"
 
@@ -64,5 +68,12 @@ const Optimizer& natural_gradient();
 
 // Largest absolute element-wise difference.
 double max_abs_diff(const Eigen::MatrixXd& a, const Eigen::MatrixXd& b);
+
+// The default simulation (SimulationSettings{}: 60 neurons, D = 4, 40 trials of 100 bins, 32 of
+// them for training), made once; its training trials; and the co-smoothing (bits per held-out
+// spike, local steps to 1e-8) of a Poisson fit's globals on its test trials.
+const Dataset& default_simulation();
+std::vector<TrialCounts> default_training_counts();
+double default_cosmoothing(const GlobalState& globals);
 
 }  // namespace spikevi::testing

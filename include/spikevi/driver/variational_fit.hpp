@@ -8,16 +8,17 @@
 #include <string>
 #include <vector>
 
-#include "spikevi/parallel/communicator.hpp"
 #include "spikevi/inference/gauss_markov.hpp"
-#include "spikevi/inference/initialisation.hpp"
-#include "spikevi/inference/trial.hpp"
-#include "spikevi/model/global_state.hpp"
 #include "spikevi/inference/global_step.hpp"
+#include "spikevi/inference/initialisation.hpp"
 #include "spikevi/inference/local_step.hpp"
-#include "spikevi/inference/optimizer.hpp"
 #include "spikevi/inference/minibatch.hpp"
 #include "spikevi/inference/model_settings.hpp"
+#include "spikevi/inference/optimizer.hpp"
+#include "spikevi/inference/squarem.hpp"
+#include "spikevi/inference/trial.hpp"
+#include "spikevi/model/global_state.hpp"
+#include "spikevi/parallel/communicator.hpp"
 
 namespace spikevi {
 
@@ -34,6 +35,9 @@ struct FitSettings {
   PriorSettings priors;
   InitialisationSettings initialisation;
   LocalStepSettings local;
+  // Full batch, natural-gradient optimiser, linear readout: SQUAREM over the globals
+  // (squarem.hpp); none keeps plain VB-EM.
+  Acceleration accelerate = Acceleration::kNone;
 };
 
 struct IterationRecord {
@@ -48,6 +52,10 @@ struct IterationRecord {
   int batch_trials = 0;           // |B_i|
   double rho = 1.0;               // step size of the global step that used these statistics
   int rejected_readout_rows = 0;  // full batch: rows whose readout step was undone
+  // --accelerate squarem: the step length of this iteration's extrapolation (0: none) and
+  // whether it was rejected (then the iteration took the plain step). Not checkpointed.
+  double squarem_alpha = 0.0;
+  bool squarem_rejected = false;
 };
 
 // How a fit ended (Ceres' TerminationType): converged (full batch: the relative ELBO change
