@@ -62,7 +62,10 @@ po::options_description fit_options(FitOptions& o) {
        "closed-form (Poisson only; the default there), quadrature (Gauss-Hermite; the "
        "default otherwise) or monte-carlo (reparameterized draws of the latent path)")
       ("quadrature-nodes", po::value(&s.model.quadrature_nodes)->default_value(20),
-       "Gauss-Hermite nodes per expectation")
+       "the most Gauss-Hermite nodes per expectation (fewer where the site's variance is small "
+       "enough for the same accuracy)")
+      ("fixed-quadrature", po::bool_switch(&s.model.fixed_quadrature),
+       "use --quadrature-nodes nodes at every site")
       ("samples", po::value(&s.model.samples)->default_value(16),
        "--expectations monte-carlo: draws per trial and local step")
       ("optimizer", po::value(&o.optimizer)->default_value("natural"),

@@ -105,13 +105,14 @@ void GlobalStatistics::add_trial(const GaussianMoments& q, const Readout& readou
   initial_mean_sum += q.mean.col(0);
   initial_second_moment_sum += q.cov_block(0) + q.mean.col(0) * q.mean.col(0).transpose();
   trials += 1.0;
+  Eigen::ArrayXXd mu, s2;
+  const bool with_row_parameters = row_parameters.gradient.size() > 0;
+  if (!mlp_kernels || with_row_parameters) ReadoutKernels(readout).eta_moments(q, mu, s2);
   if (mlp_kernels)
     mlp_kernels->add_statistics(model, counts, q, spikes, mlp);
   else
-    spikes.add_trial(readout, model, counts, q);
-  if (row_parameters.gradient.size() > 0) {
-    Eigen::ArrayXXd mu, s2;
-    ReadoutKernels(readout).eta_moments(q, mu, s2);
+    spikes.add_trial(readout, model, counts, q, mu, s2);
+  if (with_row_parameters) {
     Eigen::MatrixXd gradient, curvature;
     model.row_parameter_derivatives(counts, mu, s2, gradient, curvature);
     row_parameters.gradient += gradient;

@@ -101,7 +101,13 @@ std::unique_ptr<ObservationModel> ModelSettings::spike_observation(
     const RowParameters& parameters) const {
   const bool closed_form =
       spikes->has_closed_form() && expectations != ExpectationMethod::kQuadrature;
-  return spikes->observation(parameters.values(), closed_form, quadrature_nodes);
+  std::unique_ptr<ObservationModel> model =
+      spikes->observation(parameters.values(), closed_form, quadrature_nodes);
+  if (fixed_quadrature) {
+    if (auto* quadrature = dynamic_cast<QuadratureObservation*>(model.get()))
+      quadrature->use_fixed_rule();
+  }
+  return model;
 }
 
 }  // namespace spikevi

@@ -77,4 +77,20 @@ GaussHermiteRule::GaussHermiteRule(int points) {
   gaussian_weights_ = weights_ / std::sqrt(std::numbers::pi);
 }
 
+GaussHermiteLadder::GaussHermiteLadder(int points, std::span<const NodeStep> schedule) {
+  double previous_limit = 0.0;
+  int previous_points = 0;
+  for (const NodeStep& step : schedule) {
+    if (step.points <= previous_points || !(step.max_variance > previous_limit))
+      throw ConfigError("Gauss-Hermite ladder: the steps must ascend in points and variance");
+    previous_points = step.points;
+    previous_limit = step.max_variance;
+    if (step.points >= points) break;
+    rules_.emplace_back(step.points);
+    limits_.push_back(step.max_variance);
+  }
+  rules_.emplace_back(points);
+  limits_.push_back(std::numeric_limits<double>::infinity());
+}
+
 }  // namespace spikevi

@@ -81,10 +81,10 @@ void GaussianObservation::predicted_mean(const Eigen::ArrayXXd& mu, const Eigen:
   mean = mu;
 }
 
-
 // ---- The quadrature base: check, the pointwise derivatives averaged over the nodes ----
 
-QuadratureObservation::QuadratureObservation(int nodes) : rule_(nodes) {}
+QuadratureObservation::QuadratureObservation(int nodes, std::span<const NodeStep> schedule)
+    : rule_(nodes, schedule) {}
 
 void QuadratureObservation::expected_log_likelihood(const Eigen::ArrayXXd& x,
                                                     const Eigen::ArrayXXd& mu,
@@ -114,5 +114,20 @@ void QuadratureObservation::expected_derivatives(const Eigen::ArrayXXd& x,
                         {nullptr, nullptr, &d2, &d3, &d4});
 }
 
+void QuadratureObservation::expected_terms(const Eigen::ArrayXXd& x, const Eigen::ArrayXXd& mu,
+                                           const Eigen::ArrayXXd& s2, Eigen::ArrayXXd& ell,
+                                           Eigen::ArrayXXd& g, Eigen::ArrayXXd& G,
+                                           Eigen::ArrayXXd& d2, Eigen::ArrayXXd& d3,
+                                           Eigen::ArrayXXd& d4) const {
+  check_same_shape(name().c_str(), x, mu, s2);
+  check(x);
+  gaussian_expectations(rule_, mu, s2,
+                        [&](Index col, const Eigen::ArrayXd& eta, PointwiseDerivatives& at) {
+                          pointwise(x, col, eta, at);
+                        },
+                        {&ell, &g, &d2, &d3, &d4});
+  G = 0.5 * d2;  // Price: d/ds2 E f = E f'' / 2
+  add_eta_free_terms(x, ell);
+}
 
 }  // namespace spikevi

@@ -230,14 +230,21 @@ void ReadoutStatistics::add_trial(const Readout& readout, const ObservationModel
                      std::to_string(readout.rows()) + " rows and a trial of " +
                      std::to_string(q.bins()) + " bins");
   }
+  Eigen::ArrayXXd mu, s2;
+  ReadoutKernels(readout).eta_moments(q, mu, s2);
+  add_trial(readout, model, x, q, mu, s2);
+}
+
+void ReadoutStatistics::add_trial(const Readout& readout, const ObservationModel& model,
+                                  const Eigen::ArrayXXd& x, const GaussianMoments& q,
+                                  const Eigen::ArrayXXd& mu, const Eigen::ArrayXXd& s2) {
+  const Index dim = readout.dim();
   assert(gradient.rows() == dim + 1 && gradient.cols() == readout.rows());
   assert(hessian.rows() == dim + 1 && hessian.cols() == readout.rows() * (dim + 1));
-  const ReadoutKernels kernels(readout);
-  Eigen::ArrayXXd mu, s2, ell;
+  assert(mu.rows() == readout.rows() && mu.cols() == q.bins());
+  Eigen::ArrayXXd ell;
   BinTerms terms;
-  kernels.eta_moments(q, mu, s2);
-  model.expected_log_likelihood(x, mu, s2, ell, terms.g, terms.G);
-  model.expected_derivatives(x, mu, s2, terms.d2, terms.d3, terms.d4);
+  model.expected_terms(x, mu, s2, ell, terms.g, terms.G, terms.d2, terms.d3, terms.d4);
   log_likelihood += ell.rowwise().sum().matrix();
   for (Index t0 = 0; t0 < q.bins(); t0 += kBinBlock) {
     const BinBlock block{readout.C, q, terms, t0, std::min(kBinBlock, q.bins() - t0)};

@@ -221,5 +221,116 @@ TEST(GaussianExpectations, RejectsMeansAndVariancesOfDifferentShapes) {
       InputError);
 }
 
+// ---- GaussHermiteLadder: fewer nodes where s2 is small (issue 17) ----
+
+// The pointwise terms the softplus schedule covers, for n = 1 and shift 0 (a shift moves mu):
+// softplus(u), p = sigmoid(u), p q, p q (q - p), p q (1 - 6 p q), i.e. minus the derivatives of
+// orders 0..4 of f = -softplus (x eta, the rest of f, every rule integrates exactly).
+std::array<double, 5> softplus_terms(double u) {
+  const double e = std::exp(-std::abs(u));
+  const double p = u >= 0.0 ? 1.0 / (1.0 + e) : e / (1.0 + e), q = 1.0 - p, pq = p * q;
+  return {std::max(u, 0.0) + std::log1p(e), p, pq, pq * (q - p), pq * (1.0 - 6.0 * pq)};
+}
+
+// Max over mu in [-12, 12] (step 0.05) and the five orders of |rule - reference| at one s2.
+double softplus_error(const GaussHermiteRule& rule, const GaussHermiteRule& reference, double s2) {
+  const auto expectations = [s2](const GaussHermiteRule& r, double mu) {
+    std::array<double, 5> sum{};
+    for (int i = 0; i < r.points(); ++i) {
+      const std::array<double, 5> at = softplus_terms(mu + std::sqrt(2.0 * s2) * r.nodes()(i));
+      for (int k = 0; k < 5; ++k) sum[k] += r.gaussian_weights()(i) * at[k];
+    }
+    return sum;
+  };
+  double worst = 0.0;
+  for (int j = -240; j <= 240; ++j) {
+    const std::array<double, 5> a = expectations(rule, 0.05 * j);
+    const std::array<double, 5> b = expectations(reference, 0.05 * j);
+    for (int k = 0; k < 5; ++k) worst = std::max(worst, std::abs(a[k] - b[k]));
+  }
+  return worst;
+}
+
+// |E e^eta / exp(mu + s2 / 2) - 1| (independent of mu).
+double exp_error(const GaussHermiteRule& rule, double s2) {
+  double sum = 0.0;
+  for (int i = 0; i < rule.points(); ++i)
+    sum += rule.gaussian_weights()(i) * std::exp(std::sqrt(2.0 * s2) * rule.nodes()(i) - 0.5 * s2);
+  return std::abs(sum - 1.0);
+}
+
+// Each step of each schedule keeps its promise up to its limit, and below it: the softplus
+// terms within 1e-10 (per unit of n) of a 200-node rule, E e^eta within 1e-10 relative of the
+// closed form. The limits are ~0.7x where that first fails, so at twice the limit it fails:
+// the schedules are not needlessly cautious.
+TEST(GaussHermiteLadder, EveryStepMeetsItsScheduleAccuracyUpToItsLimit) {
+  const GaussHermiteRule reference(200);
+  for (const NodeStep& step : kSoftplusNodeSchedule) {
+    const GaussHermiteRule rule(step.points);
+    for (const double fraction : {1.0, 0.5, 0.1, 0.01}) {
+      EXPECT_LE(softplus_error(rule, reference, fraction * step.max_variance), 1e-10)
+          << step.points << " nodes at s2 = " << fraction * step.max_variance;
+    }
+    EXPECT_GT(softplus_error(rule, reference, 2.0 * step.max_variance), 1e-10) << step.points;
+  }
+  for (const NodeStep& step : kExpNodeSchedule) {
+    const GaussHermiteRule rule(step.points);
+    for (const double fraction : {1.0, 0.5, 0.1, 0.01})
+      EXPECT_LE(exp_error(rule, fraction * step.max_variance), 1e-10) << step.points;
+    EXPECT_GT(exp_error(rule, 2.0 * step.max_variance), 1e-10) << step.points;
+  }
+}
+
+TEST(GaussHermiteLadder, PicksTheSmallestRuleCoveringTheVarianceAndNeverMoreThanItsPoints) {
+  const GaussHermiteLadder ladder(20, kSoftplusNodeSchedule);
+  EXPECT_FALSE(ladder.fixed());
+  EXPECT_EQ(ladder.points(), 20);
+  EXPECT_EQ(ladder.for_variance(0.0).points(), 4);
+  EXPECT_EQ(ladder.for_variance(4.7e-3).points(), 4);
+  EXPECT_EQ(ladder.for_variance(5e-3).points(), 6);
+  EXPECT_EQ(ladder.for_variance(0.2).points(), 16);
+  EXPECT_EQ(ladder.for_variance(0.3).points(), 20);
+  EXPECT_EQ(ladder.for_variance(1e6).points(), 20);
+  // At most 8 nodes: the steps of 8 points and more are dropped, 8 nodes serve s2 > 2.6e-2.
+  const GaussHermiteLadder capped(8, kSoftplusNodeSchedule);
+  EXPECT_EQ(capped.for_variance(3e-2).points(), 8);
+  EXPECT_EQ(capped.for_variance(1e-2).points(), 6);
+  const GaussHermiteLadder fixed(20);
+  EXPECT_TRUE(fixed.fixed());
+  EXPECT_EQ(fixed.for_variance(0.0).points(), 20);
+  const NodeStep descending[] = {{6, 1e-2}, {4, 1e-1}};
+  EXPECT_THROW(GaussHermiteLadder(20, descending), ConfigError);
+}
+
+// A column takes the rule of its largest s2, and so agrees with the 20-node rule to the
+// schedule's accuracy (here E sigmoid, 1e-10).
+TEST(GaussianExpectations, ALadderTakesEachColumnsRuleFromItsLargestVariance) {
+  std::mt19937_64 rng(23);
+  ArrayXXd mu, s2;
+  random_moments(6, 4, rng, -4.0, 4.0, mu, s2);
+  s2.col(0).setConstant(1e-4);
+  s2.col(1).setConstant(1e-4);
+  s2(3, 1) = 0.12;  // column 1 needs the 12-point rule
+  s2.col(2).setConstant(0.5);
+  s2.col(3).setZero();
+  const auto sigmoid = [](Eigen::Index, const Eigen::ArrayXd& eta, PointwiseDerivatives& at) {
+    at.of_order[1] = 1.0 / (1.0 + (-eta).exp());
+  };
+  const GaussHermiteLadder ladder(20, kSoftplusNodeSchedule);
+  ASSERT_EQ(ladder.for_variance(1e-4).points(), 4);
+  ASSERT_EQ(ladder.for_variance(0.12).points(), 12);
+  ArrayXXd adaptive, fixed, twelve;
+  gaussian_expectations(ladder, mu, s2, sigmoid, {nullptr, &adaptive, nullptr, nullptr, nullptr});
+  gaussian_expectations(GaussHermiteRule(20), mu, s2, sigmoid,
+                        {nullptr, &fixed, nullptr, nullptr, nullptr});
+  gaussian_expectations(GaussHermiteRule(12), mu, s2, sigmoid,
+                        {nullptr, &twelve, nullptr, nullptr, nullptr});
+  EXPECT_LE((adaptive - fixed).abs().maxCoeff(), 1e-10);
+  for (Eigen::Index i = 0; i < 6; ++i) {
+    EXPECT_EQ(adaptive(i, 1), twelve(i, 1));
+    EXPECT_EQ(adaptive(i, 2), fixed(i, 2));
+  }
+}
+
 }  // namespace
 }  // namespace spikevi

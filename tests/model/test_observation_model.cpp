@@ -215,8 +215,7 @@ std::unique_ptr<ObservationModel> built_in(const std::string& name, int nodes = 
 std::unique_ptr<ObservationModel> poisson_by_quadrature(int nodes = 20) {
   return built_in("poisson", nodes);
 }
-std::unique_ptr<ObservationModel> negative_binomial(const Eigen::VectorXd& shapes,
-                                                    int nodes = 20) {
+std::unique_ptr<ObservationModel> negative_binomial(const Eigen::VectorXd& shapes, int nodes = 20) {
   return built_in("negative_binomial", nodes, {shapes});
 }
 std::unique_ptr<ObservationModel> bernoulli(int nodes = 20) { return built_in("bernoulli", nodes); }
@@ -347,7 +346,8 @@ TEST(NegativeBinomialObservation, ApproachesPoissonAsTheShapeGrows) {
   std::mt19937_64 rng(34);
   const Moments in = random_poisson_inputs(5, 12, rng);
   const double r = 1e7;
-  const Outputs nb = evaluate(*negative_binomial(Eigen::VectorXd::Constant(5, r)), in.x, in.mu, in.s2);
+  const Outputs nb =
+      evaluate(*negative_binomial(Eigen::VectorXd::Constant(5, r)), in.x, in.mu, in.s2);
   const Outputs poisson = evaluate(PoissonObservation{}, in.x, in.mu, in.s2);
   const ArrayXXd& x = in.x;
   const ArrayXXd rate = (in.mu + 0.5 * in.s2).exp();
@@ -586,6 +586,52 @@ TEST(QuadratureObservations, StayFiniteAndReachTheirAsymptotesForExtremeMeans) {
         EXPECT_NEAR(nb.ell(0, 1), a3 + 3.0 * mean, 1e-12 * -mean);
         EXPECT_NEAR(nb.g(0, 1), 3.0, 1e-12);
       }
+    }
+  }
+}
+
+// Nodes by variance (issue 17): the default ladder agrees with a fixed 200-node rule to its
+// schedule's promise, 1e-10 (x + r) per entry (1e-10 for the Bernoulli), over s2 from 1e-4 to
+// 0.25 (4 to 16 nodes; above, the ladder is the 20-node rule), and expected_terms is bitwise the
+// two separate calls.
+TEST(QuadratureObservation, NodesByVarianceMatchAHighOrderRuleAndOnePassEqualsTwo) {
+  std::mt19937_64 rng(31);
+  std::uniform_real_distribution<double> mean(-3.0, 2.0),
+      log_variance(std::log(1e-4), std::log(0.25));
+  const Eigen::Index rows = 5, cols = 40;
+  ArrayXXd mu(rows, cols), s2(rows, cols), counts(rows, cols), binary(rows, cols);
+  std::poisson_distribution<int> count(2.0);
+  for (Eigen::Index j = 0; j < cols; ++j) {
+    const double column_variance = std::exp(log_variance(rng));  // bins of small and large s2
+    for (Eigen::Index i = 0; i < rows; ++i) {
+      mu(i, j) = mean(rng);
+      s2(i, j) = column_variance * (0.2 + 0.8 * (i + 1) / static_cast<double>(rows));
+      counts(i, j) = count(rng);
+      binary(i, j) = counts(i, j) > 1 ? 1.0 : 0.0;
+    }
+  }
+  const Eigen::VectorXd shapes = (Eigen::VectorXd(rows) << 0.5, 1.5, 4.0, 30.0, 1e4).finished();
+  struct Case {
+    std::unique_ptr<ObservationModel> adaptive, reference;
+    const ArrayXXd* x;
+    ArrayXXd scale;
+  };
+  Case cases[2] = {
+      {negative_binomial(shapes), negative_binomial(shapes, 200), &counts,
+       counts.colwise() + shapes.array()},
+      {built_in("bernoulli"), built_in("bernoulli", 200), &binary, ArrayXXd::Ones(rows, cols)}};
+  for (Case& c : cases) {
+    ASSERT_TRUE(dynamic_cast<const QuadratureObservation&>(*c.adaptive).adaptive());
+    dynamic_cast<QuadratureObservation&>(*c.reference).use_fixed_rule();
+    std::array<ArrayXXd, 6> a, b, separate;
+    c.adaptive->expected_terms(*c.x, mu, s2, a[0], a[1], a[2], a[3], a[4], a[5]);
+    c.reference->expected_terms(*c.x, mu, s2, b[0], b[1], b[2], b[3], b[4], b[5]);
+    c.adaptive->expected_log_likelihood(*c.x, mu, s2, separate[0], separate[1], separate[2]);
+    c.adaptive->expected_derivatives(*c.x, mu, s2, separate[3], separate[4], separate[5]);
+    for (int k = 0; k < 6; ++k) {
+      EXPECT_TRUE((a[k] == separate[k]).all()) << c.adaptive->name() << " term " << k;
+      EXPECT_LE(((a[k] - b[k]).abs() / c.scale).maxCoeff(), 1e-10)
+          << c.adaptive->name() << " term " << k;
     }
   }
 }

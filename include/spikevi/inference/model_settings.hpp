@@ -42,7 +42,10 @@ struct ModelSettings {
   std::shared_ptr<const SpikeModel> spikes = poisson_spike_model();
   FamilyKind family = FamilyKind::kGaussMarkov;
   ExpectationMethod expectations = ExpectationMethod::kClosedForm;
+  // The most Gauss-Hermite nodes per site; models with a node schedule (negative binomial,
+  // Bernoulli, Poisson by quadrature) take fewer where s2 is small, unless fixed_quadrature.
   int quadrature_nodes = 20;
+  bool fixed_quadrature = false;
   // Monte Carlo: draws of the latent path per trial and local step; the draws are keyed by
   // (seed, iteration, trial position), so results do not depend on the rank count.
   int samples = 16;

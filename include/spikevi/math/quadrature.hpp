@@ -7,8 +7,11 @@
 // polynomial of degree <= 2n - 1.
 #include <Eigen/Dense>
 #include <array>
+#include <limits>
+#include <span>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "spikevi/error.hpp"
 
@@ -39,6 +42,50 @@ class GaussHermiteRule {
   Eigen::ArrayXd nodes_, weights_, gaussian_weights_;
 };
 
+// A rule with at most n points that uses fewer where the variance is small (issue 17): each step
+// (points, max_variance) says that `points` nodes meet the accuracy its schedule was built for
+// whenever s2 <= max_variance; steps ascend in both. The n-point rule serves every larger s2,
+// and steps with points >= n are dropped, so n stays the most nodes any site gets.
+struct NodeStep {
+  int points;
+  double max_variance;
+};
+
+class GaussHermiteLadder {
+ public:
+  // An empty schedule: the n-point rule everywhere (the fixed rule). ConfigError as for
+  // GaussHermiteRule, or for a schedule that does not ascend.
+  explicit GaussHermiteLadder(int points, std::span<const NodeStep> schedule = {});
+
+  // The smallest rule whose variance limit covers s2.
+  const GaussHermiteRule& for_variance(double s2) const {
+    std::size_t i = 0;
+    while (s2 > limits_[i]) ++i;  // the last limit is +infinity
+    return rules_[i];
+  }
+  const GaussHermiteRule& largest() const { return rules_.back(); }
+  int points() const { return largest().points(); }
+  bool fixed() const { return rules_.size() == 1; }
+
+ private:
+  std::vector<GaussHermiteRule> rules_;
+  std::vector<double> limits_;
+};
+
+// The schedule for the softplus family (negative binomial, Bernoulli): with f = x eta -
+// n softplus(eta - shift), every E f^{(k)}, k = 0..4, is within 1e-10 n of a 200-node rule
+// for any mu and shift (max over mu - shift in [-12, 12]; tests/math/test_quadrature.cpp), so
+// the ELBO moves by at most 1e-10 sum n over the entries: ~3e-10 of it on the negative-binomial
+// benchmark (perf/README.md "Quadrature nodes by variance"). The limits are 0.7x the largest
+// s2 at which that holds. The 20-node rule itself is only that accurate up to s2 ~ 0.55 (at
+// s2 = 1 its error is ~5e-8 n), where the ladder hands over to it.
+inline constexpr NodeStep kSoftplusNodeSchedule[] = {{4, 4.7e-3}, {6, 2.6e-2}, {8, 6.3e-2},
+                                                     {10, 0.108}, {12, 0.157}, {16, 0.26}};
+// The schedule for the exponential (Poisson by quadrature): E e^eta within 1e-10 of the exact
+// e^{mu + s2/2} relative, the same way (and with it E f^{(k)} for f = x eta - e^eta).
+inline constexpr NodeStep kExpNodeSchedule[] = {{4, 1.4e-2}, {6, 0.14},  {8, 0.49},
+                                                {10, 1.1},   {12, 1.98}, {16, 4.4}};
+
 // f^{(k)}(eta) for k = 0..4 at one column of points (one entry per row of the N x T arrays).
 // `wanted[k]` says which orders the caller accumulates; of_order[k] is sized to the column for
 // exactly those, and a callable may skip the others (e.g. a logarithm needed only by f itself).
@@ -53,16 +100,12 @@ struct PointwiseDerivatives {
 // f'', E f''', E f''''.
 using ExpectationTargets = std::array<Eigen::ArrayXXd*, 5>;
 
-// Element-wise over N x T arrays mu, s2 (s2 >= 0): E f^{(k)}(eta), eta ~ N(mu(i, j), s2(i, j)),
-// for the wanted k. `derivatives(column, eta, at)` fills at.of_order[k] (k wanted) with
-// f^{(k)} at the points eta (ArrayXd, one per row) of that column, so a model supplies only
-// its pointwise log-likelihood derivatives and may vectorise over the column. No allocation
-// happens per element or per node: the buffers are one column each, made once per call.
-// Nodes are summed in pairs (t_i, -t_i) from the tails inwards, smallest weights first.
-template <class ColumnDerivatives>
-void gaussian_expectations(const GaussHermiteRule& rule, const Eigen::ArrayXXd& mu,
-                           const Eigen::ArrayXXd& s2, ColumnDerivatives&& derivatives,
-                           const ExpectationTargets& targets) {
+namespace detail {
+// The body of both gaussian_expectations: `rule_of(col)` is the rule of column col.
+template <class RuleOfColumn, class ColumnDerivatives>
+void expectations_by_column(RuleOfColumn&& rule_of, const Eigen::ArrayXXd& mu,
+                            const Eigen::ArrayXXd& s2, ColumnDerivatives&& derivatives,
+                            const ExpectationTargets& targets) {
   using Eigen::Index;
   if (mu.rows() != s2.rows() || mu.cols() != s2.cols()) {
     throw InputError("gaussian_expectations: mu is " + std::to_string(mu.rows()) + " x " +
@@ -77,11 +120,12 @@ void gaussian_expectations(const GaussHermiteRule& rule, const Eigen::ArrayXXd& 
     at.of_order[k].resize(rows);
     targets[k]->setZero(rows, mu.cols());
   }
-  const Eigen::ArrayXd& t = rule.nodes();
-  const Eigen::ArrayXd& w = rule.gaussian_weights();
-  const int n = rule.points();
   Eigen::ArrayXd spread(rows), eta(rows);
   for (Index col = 0; col < mu.cols(); ++col) {
+    const GaussHermiteRule& rule = rule_of(col);
+    const Eigen::ArrayXd& t = rule.nodes();
+    const Eigen::ArrayXd& w = rule.gaussian_weights();
+    const int n = rule.points();
     spread = (2.0 * s2.col(col)).sqrt();
     const auto add_node = [&](int i) {
       eta = mu.col(col) + t(i) * spread;
@@ -95,6 +139,37 @@ void gaussian_expectations(const GaussHermiteRule& rule, const Eigen::ArrayXXd& 
       if (upper != lower) add_node(upper);  // odd n: the middle node once
     }
   }
+}
+
+}  // namespace detail
+
+// Element-wise over N x T arrays mu, s2 (s2 >= 0): E f^{(k)}(eta), eta ~ N(mu(i, j), s2(i, j)),
+// for the wanted k. `derivatives(column, eta, at)` fills at.of_order[k] (k wanted) with
+// f^{(k)} at the points eta (ArrayXd, one per row) of that column, so a model supplies only
+// its pointwise log-likelihood derivatives and may vectorise over the column. No allocation
+// happens per element or per node: the buffers are one column each, made once per call.
+// Nodes are summed in pairs (t_i, -t_i) from the tails inwards, smallest weights first.
+template <class ColumnDerivatives>
+void gaussian_expectations(const GaussHermiteRule& rule, const Eigen::ArrayXXd& mu,
+                           const Eigen::ArrayXXd& s2, ColumnDerivatives&& derivatives,
+                           const ExpectationTargets& targets) {
+  detail::expectations_by_column([&rule](Eigen::Index) -> const GaussHermiteRule& { return rule; },
+                                 mu, s2, std::forward<ColumnDerivatives>(derivatives), targets);
+}
+
+// The same with a ladder: each column takes the rule for the largest s2 in it
+// (ladder.for_variance), so the result depends only on that column's data (bitwise the same
+// on any number of ranks and threads).
+template <class ColumnDerivatives>
+void gaussian_expectations(const GaussHermiteLadder& ladder, const Eigen::ArrayXXd& mu,
+                           const Eigen::ArrayXXd& s2, ColumnDerivatives&& derivatives,
+                           const ExpectationTargets& targets) {
+  const auto rule_of = [&](Eigen::Index col) -> const GaussHermiteRule& {
+    if (ladder.fixed() || s2.rows() == 0) return ladder.largest();
+    return ladder.for_variance(s2.col(col).maxCoeff());
+  };
+  detail::expectations_by_column(rule_of, mu, s2, std::forward<ColumnDerivatives>(derivatives),
+                                 targets);
 }
 
 // Scalar form: `point(row, column, eta)` returns {f, f', f'', f''', f''''} at one point (all

@@ -9,6 +9,7 @@
 // Missing entries (NaN in x; only Gaussian models accept them) contribute zero to all of these.
 #include <Eigen/Dense>
 #include <memory>
+#include <span>
 #include <string>
 
 #include "spikevi/math/quadrature.hpp"
@@ -26,6 +27,14 @@ class ObservationModel {
   virtual void expected_derivatives(const Eigen::ArrayXXd& x, const Eigen::ArrayXXd& mu,
                                     const Eigen::ArrayXXd& s2, Eigen::ArrayXXd& d2,
                                     Eigen::ArrayXXd& d3, Eigen::ArrayXXd& d4) const = 0;
+  // Both of the above at once (what the readout statistics take); a model may share the work.
+  virtual void expected_terms(const Eigen::ArrayXXd& x, const Eigen::ArrayXXd& mu,
+                              const Eigen::ArrayXXd& s2, Eigen::ArrayXXd& ell, Eigen::ArrayXXd& g,
+                              Eigen::ArrayXXd& G, Eigen::ArrayXXd& d2, Eigen::ArrayXXd& d3,
+                              Eigen::ArrayXXd& d4) const {
+    expected_log_likelihood(x, mu, s2, ell, g, G);
+    expected_derivatives(x, mu, s2, d2, d3, d4);
+  }
   // sum over the (observed) entries of log h(x): e.g. -log x! for Poisson, 0 for Gaussian.
   virtual double log_base_measure(const Eigen::ArrayXXd& x) const = 0;
 
@@ -111,22 +120,35 @@ class GaussianObservation final : public ObservationModel {
 // base takes ell = E f, g = E f', G = E f'' / 2 (Price) and d2..d4 = E f''..E f'''' with an
 // n-node rule (quadrature.hpp; 20 nodes by default, as DESIGN.md §1 suggests). Since every f
 // here has f'' <= 0 pointwise and the weights are positive, G <= 0 holds exactly.
+//
+// `schedule` (quadrature.hpp) lets a site with a small s2 take fewer nodes than `nodes`, the most
+// any site gets; the model's schedule says for which s2 that many nodes are accurate enough.
+// An empty schedule, or use_fixed_rule(), is the fixed `nodes`-point rule everywhere.
 class QuadratureObservation : public ObservationModel {
  public:
-  explicit QuadratureObservation(int nodes);  // ConfigError for nodes outside [1, 256]
+  // ConfigError for nodes outside [1, 256].
+  explicit QuadratureObservation(int nodes, std::span<const NodeStep> schedule = {});
   int nodes() const { return rule_.points(); }
+  bool adaptive() const { return !rule_.fixed(); }
+  // The `nodes()`-point rule at every site (--fixed-quadrature), e.g. as a reference.
+  void use_fixed_rule() { rule_ = GaussHermiteLadder(rule_.points()); }
   void expected_log_likelihood(const Eigen::ArrayXXd& x, const Eigen::ArrayXXd& mu,
                                const Eigen::ArrayXXd& s2, Eigen::ArrayXXd& ell, Eigen::ArrayXXd& g,
                                Eigen::ArrayXXd& G) const final;
   void expected_derivatives(const Eigen::ArrayXXd& x, const Eigen::ArrayXXd& mu,
                             const Eigen::ArrayXXd& s2, Eigen::ArrayXXd& d2, Eigen::ArrayXXd& d3,
                             Eigen::ArrayXXd& d4) const final;
+  // One pass over the nodes for all five orders: the same numbers as the two calls.
+  void expected_terms(const Eigen::ArrayXXd& x, const Eigen::ArrayXXd& mu,
+                      const Eigen::ArrayXXd& s2, Eigen::ArrayXXd& ell, Eigen::ArrayXXd& g,
+                      Eigen::ArrayXXd& G, Eigen::ArrayXXd& d2, Eigen::ArrayXXd& d3,
+                      Eigen::ArrayXXd& d4) const final;
 
  protected:
-  const GaussHermiteRule& rule() const { return rule_; }
+  const GaussHermiteLadder& rule() const { return rule_; }
 
  private:
-  GaussHermiteRule rule_;
+  GaussHermiteLadder rule_;
 };
 
 }  // namespace spikevi

@@ -66,6 +66,10 @@ struct ReadoutStatistics {
   // Adds one trial: x is N x T (NaN = missing where the model allows it).
   void add_trial(const Readout& readout, const ObservationModel& model, const Eigen::ArrayXXd& x,
                  const GaussianMoments& q);
+  // The same with the trial's eta moments (ReadoutKernels::eta_moments) already taken, for a
+  // caller that needs them too.
+  void add_trial(const Readout& readout, const ObservationModel& model, const Eigen::ArrayXXd& x,
+                 const GaussianMoments& q, const Eigen::ArrayXXd& mu, const Eigen::ArrayXXd& s2);
 };
 
 // Per-row sum over the data of E_q[log p(x_n | w, z)] (base measure excluded) at a candidate

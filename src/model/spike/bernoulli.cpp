@@ -24,13 +24,12 @@ void check_binary(const Eigen::ArrayXXd& x) {
   }
 }
 
-
 // Bernoulli with logit link for binary bins (DESIGN.md §1):
 //   log p(x | eta) = x eta - log(1 + e^eta),  x in {0, 1},  base measure 0.
 // Any other x (NaN included) is an InputError.
 class BernoulliObservation final : public QuadratureObservation {
  public:
-  explicit BernoulliObservation(int nodes) : QuadratureObservation(nodes) {}
+  explicit BernoulliObservation(int nodes) : QuadratureObservation(nodes, kSoftplusNodeSchedule) {}
   std::string name() const override { return "bernoulli"; }
   double log_base_measure(const Eigen::ArrayXXd& x) const override;  // 0, after check(x)
   void pointwise(const Eigen::ArrayXXd& x, Eigen::Index col, const Eigen::ArrayXd& eta,
@@ -66,7 +65,6 @@ double BernoulliObservation::log_base_measure(const Eigen::ArrayXXd& x) const {
   check_binary(x);
   return 0.0;
 }
-
 
 // ---- The model ----
 

@@ -18,7 +18,8 @@ namespace {
 
 using Eigen::Index;
 
-void check_shapes(const Eigen::VectorXd& shapes) {
+// The shapes, after checking them.
+Eigen::VectorXd checked_shapes(Eigen::VectorXd shapes) {
   for (Index n = 0; n < shapes.size(); ++n) {
     const double r = shapes(n);
     if (!std::isfinite(r) || r <= 0.0) {
@@ -26,6 +27,7 @@ void check_shapes(const Eigen::VectorXd& shapes) {
                            " is " + std::to_string(r) + ", must be finite and > 0");
     }
   }
+  return shapes;
 }
 
 // The shape-dependent part of the negative binomial pmf relative to its Poisson limit
@@ -69,6 +71,40 @@ ShapeDerivatives shape_normaliser_derivatives(double x, double r) {
           boost::math::trigamma(x + r) - boost::math::trigamma(r) + x / (r * r)};
 }
 
+// a, a_r and a_rr of every count 0..kExactCountLimit for each shape: the partial sums of the
+// loops above in the same order, so the same numbers, made once per model (its shapes are
+// fixed) instead of once per entry and evaluation. Column n is row n's shape.
+class ShapeTerms {
+ public:
+  explicit ShapeTerms(const Eigen::VectorXd& shapes) {
+    const auto counts = static_cast<Index>(kExactCountLimit) + 1;
+    value_.setZero(counts, shapes.size());
+    first_.setZero(counts, shapes.size());
+    second_.setZero(counts, shapes.size());
+    for (Index n = 0; n < shapes.size(); ++n) {
+      const double r = shapes(n);
+      for (Index x = 2; x < counts; ++x) {
+        const auto k = static_cast<double>(x - 1);
+        const double rk = r * (r + k);
+        value_(x, n) = value_(x - 1, n) + std::log1p(k / r);
+        first_(x, n) = first_(x - 1, n) - k / rk;
+        second_(x, n) = second_(x - 1, n) + k * (2.0 * r + k) / (rk * rk);
+      }
+    }
+  }
+
+  double value(double x, Index row, double r) const {
+    return small_integer(x) ? value_(static_cast<Index>(x), row) : shape_normaliser(x, r);
+  }
+  ShapeDerivatives derivatives(double x, Index row, double r) const {
+    if (!small_integer(x)) return shape_normaliser_derivatives(x, r);
+    const auto count = static_cast<Index>(x);
+    return {first_(count, row), second_(count, row)};
+  }
+
+ private:
+  Eigen::ArrayXXd value_, first_, second_;
+};
 
 // Negative binomial with log link (DESIGN.md §1): mean e^eta, one shape r_n > 0 per row,
 // variance e^eta + e^{2 eta} / r_n, and as r_n -> infinity the Poisson model;
@@ -97,6 +133,8 @@ class NegativeBinomialObservation final : public QuadratureObservation {
 
  private:
   Eigen::VectorXd shapes_;
+  Eigen::ArrayXd log_shapes_;  // the shift of softplus, once per model rather than per node
+  ShapeTerms shape_terms_;
 };
 
 // ---- Negative binomial: ell = a(x, r) + E[x eta - (x + r) softplus(eta - log r)] ----
@@ -106,9 +144,10 @@ class NegativeBinomialObservation final : public QuadratureObservation {
 // (see shape_normaliser) and vanishes as r -> infinity, where the integrand tends to x eta - e^eta.
 
 NegativeBinomialObservation::NegativeBinomialObservation(Eigen::VectorXd shapes, int nodes)
-    : QuadratureObservation(nodes), shapes_(std::move(shapes)) {
-  check_shapes(shapes_);
-}
+    : QuadratureObservation(nodes, kSoftplusNodeSchedule),
+      shapes_(checked_shapes(std::move(shapes))),
+      log_shapes_(shapes_.array().log()),
+      shape_terms_(shapes_) {}
 
 void NegativeBinomialObservation::check(const Eigen::ArrayXXd& x) const {
   if (x.rows() != shapes_.size()) {
@@ -131,14 +170,14 @@ void NegativeBinomialObservation::pointwise(const Eigen::ArrayXXd& x, Eigen::Ind
                                             const Eigen::ArrayXd& eta,
                                             PointwiseDerivatives& at) const {
   SoftplusTerms& terms = softplus_scratch(x.rows());
-  terms.evaluate(eta, shapes_.array().log(), at.wanted[0]);
+  terms.evaluate(eta, log_shapes_, at.wanted[0]);
   terms.likelihood(x.col(col), x.col(col) + shapes_.array(), eta, at);
 }
 
 void NegativeBinomialObservation::add_eta_free_terms(const Eigen::ArrayXXd& x,
                                                      Eigen::ArrayXXd& ell) const {
   for (Index j = 0; j < x.cols(); ++j) {
-    for (Index i = 0; i < x.rows(); ++i) ell(i, j) += shape_normaliser(x(i, j), shapes_(i));
+    for (Index i = 0; i < x.rows(); ++i) ell(i, j) += shape_terms_.value(x(i, j), i, shapes_(i));
   }
 }
 
@@ -168,13 +207,13 @@ void NegativeBinomialObservation::row_parameter_derivatives(const Eigen::ArrayXX
                                                             Eigen::MatrixXd& curvature) const {
   check_same_shape("negative_binomial", x, mu, s2);
   check(x);
-  const Eigen::ArrayXd r = shapes_.array(), log_r = r.log();
+  const Eigen::ArrayXd r = shapes_.array();
   SoftplusTerms terms(x.rows());
   // Not derivatives of one f this time: slots 0, 1, 2 carry softplus(u), p and p^2.
   Eigen::ArrayXXd softplus_mean, p_mean, p_squared_mean;
   gaussian_expectations(rule(), mu, s2,
                         [&](Index, const Eigen::ArrayXd& eta, PointwiseDerivatives& at) {
-                          terms.evaluate(eta, log_r, true);
+                          terms.evaluate(eta, log_shapes_, true);
                           at.of_order[0] = terms.softplus();
                           at.of_order[1] = terms.p();
                           at.of_order[2] = terms.p().square();
@@ -186,13 +225,12 @@ void NegativeBinomialObservation::row_parameter_derivatives(const Eigen::ArrayXX
     for (Index i = 0; i < x.rows(); ++i) {
       const double count = x(i, j), shape = r(i);
       const double p = p_mean(i, j), p2 = p_squared_mean(i, j);
-      const ShapeDerivatives a = shape_normaliser_derivatives(count, shape);
+      const ShapeDerivatives a = shape_terms_.derivatives(count, i, shape);
       gradient(i) += a.first + (1.0 + count / shape) * p - softplus_mean(i, j);
       curvature(i) += a.second + p2 / shape - count * (2.0 * p - p2) / (shape * shape);
     }
   }
 }
-
 
 // ---- The model ----
 

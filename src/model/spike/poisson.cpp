@@ -75,7 +75,6 @@ void PoissonObservation::predicted_mean(const Eigen::ArrayXXd& mu, const Eigen::
   mean = (mu + 0.5 * s2).exp();
 }
 
-
 namespace {
 
 // Poisson with its expectations taken by quadrature (--expectations quadrature): with 20 nodes
@@ -83,7 +82,8 @@ namespace {
 // ~2e-12; tests/model/test_observation_model.cpp).
 class PoissonQuadratureObservation final : public QuadratureObservation {
  public:
-  explicit PoissonQuadratureObservation(int nodes) : QuadratureObservation(nodes) {}
+  explicit PoissonQuadratureObservation(int nodes)
+      : QuadratureObservation(nodes, kExpNodeSchedule) {}
   std::string name() const override { return "poisson"; }
   double log_base_measure(const Eigen::ArrayXXd& x) const override;  // -sum log x!
   void pointwise(const Eigen::ArrayXXd& x, Eigen::Index col, const Eigen::ArrayXd& eta,
@@ -114,7 +114,6 @@ void PoissonQuadratureObservation::predicted_mean(const Eigen::ArrayXXd& mu,
                                                   Eigen::ArrayXXd& mean) const {
   PoissonObservation{}.predicted_mean(mu, s2, mean);
 }
-
 
 // ---- The model: counts ~ Poisson(exp(eta)) ----
 
