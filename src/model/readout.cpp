@@ -238,9 +238,9 @@ void ReadoutStatistics::add_trial(const Readout& readout, const ObservationModel
 void ReadoutStatistics::add_trial(const Readout& readout, const ObservationModel& model,
                                   const Eigen::ArrayXXd& x, const GaussianMoments& q,
                                   const Eigen::ArrayXXd& mu, const Eigen::ArrayXXd& s2) {
-  const Index dim = readout.dim();
-  assert(gradient.rows() == dim + 1 && gradient.cols() == readout.rows());
-  assert(hessian.rows() == dim + 1 && hessian.cols() == readout.rows() * (dim + 1));
+  assert(gradient.rows() == readout.dim() + 1 && gradient.cols() == readout.rows());
+  assert(hessian.rows() == readout.dim() + 1 &&
+         hessian.cols() == readout.rows() * (readout.dim() + 1));
   assert(mu.rows() == readout.rows() && mu.cols() == q.bins());
   Eigen::ArrayXXd ell;
   BinTerms terms;
