@@ -26,6 +26,7 @@ struct DecodeOptions {
   bool overwrite = false;
   LocalStepSettings local{.tolerance = 1e-6, .max_iterations = 200};
   int refine = 0;  // amortised fits: local steps from the encoder's sites
+  std::string readout_from = "spike-latents";  // or "fit"
 };
 
 po::options_description decode_options(DecodeOptions& o) {
@@ -34,7 +35,7 @@ po::options_description decode_options(DecodeOptions& o) {
   options.add_options()
       ("data", po::value(&o.data)->required(), "the data set the fit was made on (HDF5)")
       ("fit", po::value(&o.fit)->required(),
-       "results of spikevi fit with the target modality (fitted from /continuous/NAME)")
+       "results of spikevi fit (with --readout-from fit: one that fused /continuous/NAME)")
       ("target", po::value(&o.target)->required(), "NAME of the modality /continuous/NAME")
       ("out", po::value(&o.out)->required(), "decoding file to write (HDF5)")
       ("level", po::value(&o.level)->default_value(0.95, "0.95"),
@@ -46,6 +47,12 @@ po::options_description decode_options(DecodeOptions& o) {
       ("refine", po::value(&o.refine)->default_value(0),
        "amortised fits (fit --inference amortised): the latents are the encoder's q from the "
        "spikes, refined by this many natural-gradient local steps")
+      ("readout-from", po::value(&o.readout_from)->default_value("spike-latents"),
+       "spike-latents: the target's readout (w, e, R) refitted on the training trials' latents "
+       "inferred from their spikes alone, as the test trials' are (any fit, also one without "
+       "the modality); fit: the fit's own readout of the modality (its R is the noise given "
+       "latents that also saw the modality, so its intervals are too narrow when the spikes "
+       "cannot carry what the modality told the fit)")
       ("threads", po::value(&o.local.threads)->default_value(0),
        "threads over the trials (0: OMP_NUM_THREADS, else 1)")
       ("overwrite", po::bool_switch(&o.overwrite), "replace an existing --out");
@@ -103,8 +110,10 @@ int run_decode(const CommandContext& context) {
   po::variables_map values;
   if (!parse_options("decode",
                      "Predicts the Gaussian modality /continuous/NAME of the test trials from "
-                     "their spikes alone, with a fit that learned the modality on the train "
-                     "trials: posterior-predictive mean and interval, R^2 and coverage.",
+                     "their spikes alone, through a readout refitted on the training trials' "
+                     "latents from spikes (or the fit's own, --readout-from fit): "
+                     "posterior-predictive mean and interval, R^2 and coverage, beside a lagged "
+                     "ridge baseline.",
                      options, context, values))
     return 0;
   check_output_path("--out", o.out, o.overwrite);
@@ -116,31 +125,43 @@ int run_decode(const CommandContext& context) {
     throw InputError(o.data + ": /split/test_trials is needed to decode");
   if (!data.continuous.count(o.target))
     throw InputError(o.data + ": /continuous/" + o.target + " does not exist");
-  const ContinuousReadout& modality = target_modality(fit.globals, o);
+  if (o.readout_from != "spike-latents" && o.readout_from != "fit")
+    throw ConfigError("--readout-from must be spike-latents or fit (got '" + o.readout_from +
+                      "')");
+  const bool refit = o.readout_from == "spike-latents";
+  const ContinuousReadout* fitted = refit ? nullptr : &target_modality(fit.globals, o);
   const std::vector<int>& test = data.split->test_trials;
+  const std::vector<int> train = training_trials(data);
   const std::vector<Eigen::MatrixXd> observed = modality_values(data, o.target, test);
-  if (observed.front().rows() != modality.channels())
+  if (fitted && observed.front().rows() != fitted->channels())
     throw InputError(o.data + ": /continuous/" + o.target + " has " +
                      std::to_string(observed.front().rows()) + " channels but the fit has " +
-                     std::to_string(modality.channels()));
-  if (!context.comm->is_root()) return 0;
-
-  // Latents from the spikes alone: the modality itself is not shown to the inference.
-  const std::vector<TrialCounts> trials = make_trial_counts(data, test);
+                     std::to_string(fitted->channels()));
   if (o.refine < 0) throw ConfigError("--refine must be >= 0 local steps");
   const std::optional<EncoderRecord> encoder = read_encoder(o.fit);
   if (!encoder && o.refine > 0)
     throw ConfigError("--refine applies to amortised fits only; " + o.fit + " has no /encoder");
-  const std::vector<GaussMarkovState> states =
-      encoder ? encode_latents(InferenceModel::of(fit.globals, fit.model), *encoder, trials,
-                               every_neuron(data), o.refine, o.local)
-              : infer_latents(InferenceModel::of(fit.globals, fit.model), trials, o.local);
-  std::vector<GaussianMoments> latents;
-  for (const GaussMarkovState& state : states) latents.push_back(state.moments);
-  const DecodedModality decoded = predict_modality(modality, latents, o.level);
+  if (!context.comm->is_root()) return 0;
+
+  // Latents from the spikes alone: the modality itself is not shown to the inference.
+  const InferenceModel model = InferenceModel::of(fit.globals, fit.model);
+  const auto spike_latents = [&](const std::vector<int>& trial_indices) {
+    const std::vector<TrialCounts> trials = make_trial_counts(data, trial_indices);
+    const std::vector<GaussMarkovState> states =
+        encoder ? encode_latents(model, *encoder, trials, every_neuron(data), o.refine, o.local)
+                : infer_latents(model, trials, o.local);
+    std::vector<GaussianMoments> latents;
+    for (const GaussMarkovState& state : states) latents.push_back(state.moments);
+    return latents;
+  };
+  const ContinuousReadout modality =
+      refit ? refit_modality_readout(o.target, modality_values(data, o.target, train),
+                                     spike_latents(train), fit.globals.continuous_prior,
+                                     fit.globals.noise_prior)
+            : *fitted;
+  const DecodedModality decoded = predict_modality(modality, spike_latents(test), o.level);
   const DecodingScores scores = score_decoding(decoded, observed);
   const double oracle = oracle_r_squared(data, o.target, test, observed);
-  const std::vector<int> train = training_trials(data);
   const std::vector<int> all_neurons = every_neuron(data);
   const LaggedRidge ridge =
       fit_lagged_ridge(select_trials_and_rows(data.counts, data.first_trial, train, all_neurons),
@@ -151,10 +172,14 @@ int run_decode(const CommandContext& context) {
 
   DecodingRecord record{
       o.target, o.level,     test,       data.bins,          decoded, scores, oracle,
-      ridge_r2, ridge.ridge, ridge.lags, provenance(context)};
+      ridge_r2, ridge.ridge, ridge.lags, o.readout_from, modality.variances,
+      provenance(context)};
   write_atomically(o.out, [&](const std::string& path) { write_decoding(path, record); });
   std::printf("spikevi decode: %s from spikes on %zu test trials (%.0f observed values)\n",
               o.target.c_str(), test.size(), scores.observed);
+  std::printf("  readout of %s: %s\n", o.target.c_str(),
+              refit ? "refitted on the training trials' latents from spikes alone"
+                    : "the fit's own (fused) readout");
   std::printf("  R^2                                   %8.4f\n", scores.r_squared);
   if (std::isfinite(oracle))
     std::printf("  oracle R^2 (true latents and readout)  %8.4f\n", oracle);

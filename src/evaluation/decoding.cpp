@@ -1,6 +1,7 @@
 #include "spikevi/evaluation/decoding.hpp"
 
 #include <boost/math/distributions/normal.hpp>
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -21,6 +22,41 @@ ModalityPredictive modality_predictive(const ContinuousReadout& modality,
     predictive.variance.push_back(std::move(variance));
   }
   return predictive;
+}
+
+ContinuousReadout refit_modality_readout(const std::string& name,
+                                         const std::vector<Eigen::MatrixXd>& values,
+                                         const std::vector<GaussianMoments>& latents,
+                                         const ReadoutPrior& prior, const NoisePrior& noise_prior) {
+  if (values.size() != latents.size() || values.empty())
+    throw InputError("decoding: " + std::to_string(values.size()) + " trials of /continuous/" +
+                     name + " for " + std::to_string(latents.size()) + " inferred trials");
+  const int channels = static_cast<int>(values.front().rows());
+  ContinuousReadout modality = make_continuous_readout(name, channels, prior);
+  for (std::size_t k = 0; k < values.size(); ++k)
+    modality.statistics.add_trial_means(values[k].array(), latents[k].mean);
+  solve_continuous_readout(modality, prior, noise_prior);
+  // R_j from the residuals less the latents' own share of the predictive variance.
+  const ModalityPredictive at_zero_noise = [&] {
+    ContinuousReadout noiseless = modality;
+    noiseless.variances.setZero();
+    return modality_predictive(noiseless, latents);
+  }();
+  Eigen::ArrayXd excess = Eigen::ArrayXd::Zero(channels), squares = excess, count = excess;
+  for (std::size_t k = 0; k < values.size(); ++k)
+    for (Eigen::Index t = 0; t < values[k].cols(); ++t)
+      for (Eigen::Index j = 0; j < channels; ++j) {
+        const double y = values[k](j, t);
+        if (std::isnan(y)) continue;
+        const double residual2 = std::pow(y - at_zero_noise.mean[k](j, t), 2);
+        squares(j) += residual2;
+        excess(j) += residual2 - at_zero_noise.variance[k](j, t);
+        count(j) += 1.0;
+      }
+  for (Eigen::Index j = 0; j < channels; ++j)
+    if (count(j) > 0.0)
+      modality.variances(j) = std::max(excess(j), 1e-3 * squares(j)) / count(j);
+  return modality;
 }
 
 DecodedModality predict_modality(const ContinuousReadout& modality,

@@ -83,6 +83,10 @@ void write_decoding(const std::string& path, const DecodingRecord& r) {
   file.write_double_attribute("/decoded", "ridge_r_squared", r.ridge_r_squared);
   file.write_double_attribute("/decoded", "ridge_penalty", r.ridge_penalty);
   file.write_double_attribute("/decoded", "ridge_lags", r.ridge_lags);
+  file.write_string_attribute("/decoded", "readout_from", r.readout_from);
+  file.write_doubles("/decoded/noise_variances",
+                     {r.noise_variances.data(), static_cast<std::size_t>(r.noise_variances.size())},
+                     {static_cast<std::size_t>(r.noise_variances.size())});
   write_provenance(file, r.provenance);
   file.close();
 }

@@ -14,17 +14,26 @@ RegressionStatistics RegressionStatistics::zero(int channels, int dim) {
 }
 
 void RegressionStatistics::add_trial(const Eigen::ArrayXXd& y, const GaussianMoments& q) {
-  const int dim = q.dim(), p = dim + 1;
-  if (y.rows() != channels() || y.cols() != q.bins())
+  add(y, q.mean, &q);
+}
+
+void RegressionStatistics::add_trial_means(const Eigen::ArrayXXd& y, const Eigen::MatrixXd& mean) {
+  add(y, mean, nullptr);
+}
+
+void RegressionStatistics::add(const Eigen::ArrayXXd& y, const Eigen::MatrixXd& mean,
+                               const GaussianMoments* q) {
+  const int dim = static_cast<int>(mean.rows()), p = dim + 1;
+  if (y.rows() != channels() || y.cols() != mean.cols())
     throw InputError("continuous modality: " + std::to_string(y.rows()) + " x " +
                      std::to_string(y.cols()) + " values for " + std::to_string(channels()) +
-                     " channels and " + std::to_string(q.bins()) + " bins");
+                     " channels and " + std::to_string(mean.cols()) + " bins");
   Eigen::VectorXd mean_tilde(p);
   Eigen::MatrixXd second_tilde(p, p);
   for (Eigen::Index t = 0; t < y.cols(); ++t) {
-    mean_tilde << q.mean.col(t), 1.0;
+    mean_tilde << mean.col(t), 1.0;
     second_tilde = mean_tilde * mean_tilde.transpose();
-    second_tilde.topLeftCorner(dim, dim) += q.cov_block(static_cast<int>(t));
+    if (q) second_tilde.topLeftCorner(dim, dim) += q->cov_block(static_cast<int>(t));
     for (Eigen::Index j = 0; j < y.rows(); ++j) {
       const double value = y(j, t);
       if (std::isnan(value)) continue;

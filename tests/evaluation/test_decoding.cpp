@@ -218,5 +218,52 @@ TEST(ScoreDecoding, ScoresItsOwnPredictiveIntervalsFromPredictModality) {
   EXPECT_EQ(scores.observed, 6.0);
 }
 
+// refit_modality_readout: y_t = 2 m_t + 1 + r_t with residuals r_t = +-a orthogonal to m and to
+// the intercept, so least squares on the posterior means gives w = 2, e = 1 exactly; the
+// prior's precision (1e-12) moves them by ~1e-12 relative. R = a^2 - mean_t(w^2 s_t), the
+// residual variance less the latents' share. Tolerance 1e-9: the prior's pull, amplified by
+// the O(1) conditioning of the 2 x 2 normal equations.
+GaussianMoments one_latent(std::initializer_list<double> means, double variance) {
+  GaussianMoments q;
+  const auto bins = static_cast<Eigen::Index>(means.size());
+  q.mean = Eigen::Map<const Eigen::RowVectorXd>(means.begin(), bins);
+  q.cov = Eigen::MatrixXd::Constant(1, bins, variance);
+  q.lag_cov = Eigen::MatrixXd::Zero(1, bins);
+  return q;
+}
+
+TEST(RefitModalityReadout, RegressesOnThePosteriorMeansAndSubtractsTheLatentVariance) {
+  const double a = 0.5, s = 0.01;
+  // m = (-1, -1, 1, 1), r = a (1, -1, -1, 1): sum r = sum r m = 0.
+  const std::vector<GaussianMoments> latents{one_latent({-1, -1, 1, 1}, s)};
+  const Matrices values{matrix(1, 4, {2 * -1 + 1 + a, 2 * -1 + 1 - a, 2 + 1 - a, 2 + 1 + a})};
+  const ReadoutPrior prior = ReadoutPrior::weak(1, 1e-12, 1e-12);
+  const ContinuousReadout fitted = refit_modality_readout("y", values, latents, prior, {});
+  EXPECT_NEAR(fitted.readout.C(0, 0), 2.0, 1e-9);
+  EXPECT_NEAR(fitted.readout.d(0), 1.0, 1e-9);
+  EXPECT_NEAR(fitted.variances(0), a * a - 4.0 * s, 1e-9);
+  EXPECT_EQ(fitted.name, "y");
+}
+
+TEST(RefitModalityReadout, FloorsTheNoiseWhenTheLatentVarianceExplainsTheResiduals) {
+  const double a = 0.5, s = 1.0;  // w^2 s = 4 > a^2: R floored at 1e-3 a^2
+  const std::vector<GaussianMoments> latents{one_latent({-1, -1, 1, 1}, s)};
+  const Matrices values{matrix(1, 4, {-1 + a, -1 - a, 3 - a, 3 + a})};
+  const ContinuousReadout fitted = refit_modality_readout(
+      "y", values, latents, ReadoutPrior::weak(1, 1e-12, 1e-12), {});
+  EXPECT_NEAR(fitted.variances(0), 1e-3 * a * a, 1e-12);
+}
+
+TEST(RefitModalityReadout, LeavesMissingValuesOutAndRefusesMismatchedTrials) {
+  const double a = 0.5, s = 0.01;
+  const std::vector<GaussianMoments> latents{one_latent({-1, -1, 1, 1, 7}, s)};
+  const Matrices values{matrix(1, 5, {-1 + a, -1 - a, 3 - a, 3 + a, kNaN})};
+  const ReadoutPrior prior = ReadoutPrior::weak(1, 1e-12, 1e-12);
+  const ContinuousReadout fitted = refit_modality_readout("y", values, latents, prior, {});
+  EXPECT_NEAR(fitted.readout.C(0, 0), 2.0, 1e-9);
+  EXPECT_NEAR(fitted.variances(0), a * a - 4.0 * s, 1e-9);
+  EXPECT_THROW(refit_modality_readout("y", Matrices{}, latents, prior, {}), InputError);
+}
+
 }  // namespace
 }  // namespace spikevi

@@ -4,6 +4,7 @@
 //   y_tj | spikes ~ N(w_j m_t + e_j, w_j' S_t w_j + R_j)   (q(z) Gaussian, w point-valued),
 // with its mean and a central interval, and the scores users judge it by.
 #include <Eigen/Dense>
+#include <string>
 #include <vector>
 
 #include "spikevi/math/gaussian_moments.hpp"
@@ -27,6 +28,20 @@ ModalityPredictive modality_predictive(const ContinuousReadout& modality,
 // The posterior-predictive mean and central `level` interval (mean -/+ z sd, z the normal
 // quantile of (1 + level) / 2) of every channel of `modality` under each trial's q(z).
 // ConfigError for a level outside (0, 1).
+// The readout (w_j, e_j, R_j) of a modality refitted as a predictor from latents inferred from
+// the spikes alone (`latents`: the training trials' q(z) without the modality, as decoding
+// infers the test trials'): (w_j, e_j) the MAP regression of y on the posterior means m_t
+// (solve_continuous_readout on their statistics), and R_j the mean over observed bins of
+// (y - w_j m_t - e_j)^2 - w_j' S_t w_j (floored at 1e-3 of the first term), so that the
+// predictive variance w_j' S_t w_j + R_j matches the training residuals on average. A fused
+// fit's R_j is the noise given latents that also saw the modality, which makes intervals from
+// spikes alone too narrow whenever the spikes do not carry what the modality told the fit.
+// `values` per trial channels x T_k (NaN = missing). InputError for mismatched trials.
+ContinuousReadout refit_modality_readout(const std::string& name,
+                                         const std::vector<Eigen::MatrixXd>& values,
+                                         const std::vector<GaussianMoments>& latents,
+                                         const ReadoutPrior& prior, const NoisePrior& noise_prior);
+
 DecodedModality predict_modality(const ContinuousReadout& modality,
                                  const std::vector<GaussianMoments>& latents, double level = 0.95);
 

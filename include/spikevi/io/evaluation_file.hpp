@@ -54,6 +54,10 @@ struct DecodingRecord {
   double ridge_r_squared = 0.0;
   double ridge_penalty = 0.0;
   int ridge_lags = 0;
+  // Which readout of the target predicted it (decode --readout-from) and that readout's
+  // noise variances R_j.
+  std::string readout_from;
+  Eigen::VectorXd noise_variances;
   std::map<std::string, std::string> provenance;
 };
 void write_decoding(const std::string& path, const DecodingRecord& record);

@@ -23,8 +23,15 @@ struct RegressionStatistics {
   int channels() const { return static_cast<int>(cross.cols()); }
   // y is channels x T (NaN = missing), q over the same T bins.
   void add_trial(const Eigen::ArrayXXd& y, const GaussianMoments& q);
+  // The same with the regressors E[z~] only (no posterior covariance): statistics of the
+  // regression of y on the posterior means, as a predictor of y from them is fitted.
+  void add_trial_means(const Eigen::ArrayXXd& y, const Eigen::MatrixXd& mean);
   // this <- (1 - rho) this + rho scale batch (the SVI blend; rho = scale = 1: batch itself).
   void blend(const RegressionStatistics& batch, double scale, double rho);
+
+ private:
+  // covariance(t): the D x D block added to E[z z'] at bin t (nothing when null).
+  void add(const Eigen::ArrayXXd& y, const Eigen::MatrixXd& mean, const GaussianMoments* q);
 };
 
 // Weak priors: rows (w_j, e_j) ~ the readout prior, R_j ~ inverse-gamma(shape, scale).
