@@ -110,7 +110,8 @@ po::options_description fit_options(FitOptions& o) {
       ("local-steps", po::value(&s.local.steps)->default_value(0),
        "per-trial local step: at most this many accepted natural-gradient steps per iteration "
        "(a partial E-step, warm-started; full batch falls back to the exact E-step when the "
-       "objective drops); 0: to --local-tolerance (the exact E-step)")
+       "objective drops); 0: to --local-tolerance (the exact E-step); default 0, 1 with "
+       "--readout mlp")
       ("accelerate", po::value(&o.accelerate)->default_value("none"),
        "none or squarem: full batch, extrapolate the globals every third iteration (SQUAREM, "
        "Varadhan & Roland 2008), kept only where the ELBO rises (\"Accelerated VB-EM\" in "
@@ -300,6 +301,11 @@ int run_fit(const CommandContext& context) {
     return 0;
   validate(o);
   apply_model_options(o);
+  // The MLP readout's cubature makes an exact E-step take 3-5x the local steps of the linear
+  // readout for nothing (docs/model-and-inference.md#the-mlp-readout, "Cost"): unless asked
+  // otherwise its fits take partial local steps.
+  if (o.settings.model.readout == ReadoutKind::kMlp && values["local-steps"].defaulted())
+    o.settings.local.steps = kMlpDefaultLocalSteps;
   o.settings.accelerate = parse_acceleration(o.accelerate);
   if (o.settings.accelerate != Acceleration::kNone && o.inference != "iterative")
     throw ConfigError("--accelerate squarem needs --inference iterative");

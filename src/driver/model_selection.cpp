@@ -144,6 +144,9 @@ FitSettings candidate_settings(const FitSettings& base, const Candidate& candida
   settings.model.readout = candidate.readout;
   settings.model.hidden = candidate.hidden;
   settings.model.mlp_seed = base.minibatch.seed;
+  // As `fit --readout mlp` without --local-steps (compare has no --local-steps).
+  if (candidate.readout == ReadoutKind::kMlp && settings.local.steps == 0)
+    settings.local.steps = kMlpDefaultLocalSteps;
   settings.model.validate();
   return settings;
 }

@@ -19,6 +19,18 @@ fit 2 --iterations 6 --out part.h5 >/dev/null
 fit 1 --iterations 12 --out part.h5 --restart >/dev/null
 same_fit one.h5 part.h5 "6 iterations on 2 ranks + 6 more from the checkpoint on 1 vs 12"
 
+# The MLP readout's default is partial local steps: bitwise --local-steps 1, not the exact E-step.
+fit 1 --iterations 12 --out one_partial.h5 --local-steps 1 >/dev/null
+same_fit one.h5 one_partial.h5 "--readout mlp defaults to --local-steps 1"
+fit 1 --iterations 12 --out one_exact.h5 --local-steps 0 >/dev/null
+assert "--local-steps 0 still gives the exact E-step (more local steps)" "$python" - \
+  one.h5 one_exact.h5 <<'PY'
+import sys, h5py
+partial, exact = (h5py.File(p)["trace/local_iterations"][:].sum() for p in sys.argv[1:])
+print(f"local steps: default {partial:.1f}, --local-steps 0 {exact:.1f}")
+sys.exit(0 if exact > partial else 1)
+PY
+
 assert "the fit file records the MLP readout" "$python" - one.h5 <<'PY'
 import sys, h5py
 f = h5py.File(sys.argv[1])

@@ -33,6 +33,10 @@ ExpectationMethod default_expectations(const SpikeModel& model);
 // The spike readout (docs/model-and-inference.md "The MLP readout"): linear eta = c'z + d, or
 // the MLP readout of mlp_readout.hpp.
 enum class ReadoutKind { kLinear, kMlp };
+// The partial local steps (LocalStepSettings::steps) an MLP-readout fit takes unless told:
+// its cubature makes the exact E-step cost 3-5x the linear readout's local steps, for an
+// answer partial steps reach as well (docs/model-and-inference.md, "The MLP readout").
+inline constexpr int kMlpDefaultLocalSteps = 1;
 
 // "linear" or "mlp" (ConfigError naming --readout otherwise).
 ReadoutKind parse_readout(const std::string& name);
