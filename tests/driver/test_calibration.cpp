@@ -187,7 +187,11 @@ TEST(Calibration, TheDynamicsSplitIsTooNarrowWhenTheLatentsAreNoisy) {
   EXPECT_LT(dynamics.chi_square_p_value, 1e-6);
   const RankTest latents = test_rank_uniformity(result.latent_ranks, 99, RankTestSettings{});
   EXPECT_EQ(latents.verdict, RankVerdict::kUniform) << "p " << latents.chi_square_p_value;
-  EXPECT_EQ(result.largest_dynamics_decrease, 0.0) << result.non_monotone_dynamics;
+  // VB-EM never lowers the ELBO in exact arithmetic; a converged sweep that gains nothing can
+  // read as a loss from rounding of the log-determinants in the ELBO. Measured: 0 on one
+  // machine, 2.2e-6 nats on another (another CPU, -march=native), so 1e-4 nats: far below a
+  // real loss of a wrong update, which is of the order of the gains (nats per sweep).
+  EXPECT_LT(result.largest_dynamics_decrease, 1e-4) << result.non_monotone_dynamics;
 }
 
 // Each replicate simulates with its own drawn dynamics: the latents differ from a run at
