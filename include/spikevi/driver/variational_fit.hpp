@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "spikevi/model/history.hpp"
+
 #include "spikevi/inference/gauss_markov.hpp"
 #include "spikevi/inference/global_step.hpp"
 #include "spikevi/inference/initialisation.hpp"
@@ -38,6 +40,8 @@ struct FitSettings {
   // Full batch, natural-gradient optimiser, linear readout: SQUAREM over the globals
   // (squarem.hpp); none keeps plain VB-EM.
   Acceleration accelerate = Acceleration::kNone;
+  // --history K: history terms from the held-in rows (history.hpp); lags 0 = none.
+  HistorySettings history;
 };
 
 struct IterationRecord {
