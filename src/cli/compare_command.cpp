@@ -127,7 +127,9 @@ std::vector<int> parse_counts(const std::string& option, const std::string& text
   });
 }
 
-std::vector<int> parse_latents(const std::string& text) { return parse_counts("--latents", text, 1); }
+std::vector<int> parse_latents(const std::string& text) {
+  return parse_counts("--latents", text, 1);
+}
 
 std::vector<bool> parse_continuous(const std::string& text) {
   return parse_list<bool>("--continuous", text, "use, ignore", [](const std::string& name) {

@@ -157,8 +157,9 @@ FitSettings candidate_settings(const FitSettings& base, const Candidate& candida
   settings.model.mlp_seed = base.minibatch.seed;
   settings.history.lags = candidate.history;
   if (candidate.history > 0 && candidate.readout != ReadoutKind::kLinear)
-    throw ConfigError("--history with --readout mlp is not supported (history terms need the "
-                      "linear readout)");
+    throw ConfigError(
+        "--history with --readout mlp is not supported (history terms need the "
+        "linear readout)");
   settings.model.validate();
   return settings;
 }

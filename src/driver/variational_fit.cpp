@@ -127,10 +127,9 @@ void validate(const std::vector<TrialCounts>& trials, const FitSettings& setting
     throw ConfigError(
         "--accelerate squarem extrapolates full-batch VB-EM: it needs no --minibatch, "
         "--optimizer natural and --readout linear");
-  if (settings.history.active() &&
-      (settings.model.readout != ReadoutKind::kLinear ||
-       settings.model.optimizer != OptimizerKind::kNatural ||
-       settings.accelerate != Acceleration::kNone))
+  if (settings.history.active() && (settings.model.readout != ReadoutKind::kLinear ||
+                                    settings.model.optimizer != OptimizerKind::kNatural ||
+                                    settings.accelerate != Acceleration::kNone))
     throw ConfigError(
         "--history is available with --readout linear, --optimizer natural and --accelerate "
         "none only");
@@ -394,8 +393,8 @@ void VariationalFit::initialise() {
   std::vector<LikelihoodWorkspace> work(workers_.size());
   for_each_index(trials_.size(), threads(), [&](std::size_t k, int thread) {
     expected_log_likelihood(kernels.views(trials_[k], spike_base_measures_[k], offset_of(k)),
-                            start[k],
-                            work[static_cast<std::size_t>(thread)], &outcome_.posteriors[k].sites);
+                            start[k], work[static_cast<std::size_t>(thread)],
+                            &outcome_.posteriors[k].sites);
   });
   row_damping_ = Eigen::VectorXd::Ones(neurons());
 }
@@ -493,9 +492,8 @@ GlobalStatistics VariationalFit::local_pass(const std::vector<std::size_t>& memb
       bool checked = false;
       try {
         if (check.readout) {
-          trial_stats.candidate_log_likelihood =
-              row_log_likelihood(check_kernels, *check.model, trial.counts, state.moments,
-                                 offset_of(k));
+          trial_stats.candidate_log_likelihood = row_log_likelihood(
+              check_kernels, *check.model, trial.counts, state.moments, offset_of(k));
           checked = true;
         }
         const PriorBlocks prior =
@@ -570,8 +568,8 @@ int VariationalFit::undo_rows_that_dropped(const GlobalStatistics& stats,
     before += history_before_step_.row_log_prior();
     after += history.row_log_prior();
   }
-  const std::vector<int> dropped = rows_that_dropped(
-      outcome_.globals.spikes_prior, readout_before_step_, before, readout, after);
+  const std::vector<int> dropped = rows_that_dropped(outcome_.globals.spikes_prior,
+                                                     readout_before_step_, before, readout, after);
   row_damping_ = (2.0 * row_damping_).cwiseMin(1.0);
   const int p = dim() + 1;
   for (int n : dropped) {

@@ -139,8 +139,11 @@ InferenceModel truth_model(const Truth& truth, const SpikeModelCatalogue& models
   if (truth.mlp_W.size() > 0) mlp = MlpReadout{truth.mlp_A, truth.mlp_W, truth.mlp_b};
   return InferenceModel{LatentPrior{DynamicsExpectations::point(truth.A, truth.b, truth.Q, truth.B),
                                     truth.mu0, truth.Sigma0},
-                        truth_readout(truth), ModelSettings::for_model(spikes), row_parameters,
-                        mlp, HistoryCoupling{}};
+                        truth_readout(truth),
+                        ModelSettings::for_model(spikes),
+                        row_parameters,
+                        mlp,
+                        HistoryCoupling{}};
 }
 
 }  // namespace spikevi

@@ -28,11 +28,14 @@ Eigen::ArrayXXd history_offset(const HistoryCoupling& history, const TrialCounts
 
 InferenceModel InferenceModel::of(const GlobalState& globals, const ModelSettings& model) {
   return InferenceModel{LatentPrior::from(globals), globals.spikes, model.deterministic(),
-                        globals.spike_parameters, globals.mlp, globals.history};
+                        globals.spike_parameters,   globals.mlp,    globals.history};
 }
 
 InferenceModel InferenceModel::rows(const std::vector<int>& keep) const {
-  return InferenceModel{prior, readout.select_rows(keep), model, row_parameters.select_rows(keep),
+  return InferenceModel{prior,
+                        readout.select_rows(keep),
+                        model,
+                        row_parameters.select_rows(keep),
                         mlp.active() ? mlp.select_rows(keep) : mlp,
                         history.active() ? history.select_rows(keep) : history};
 }
@@ -66,10 +69,9 @@ std::vector<GaussMarkovState> infer_latents(const InferenceModel& inference,
     const int bins = static_cast<int>(trials[k].counts.cols());
     const PriorBlocks prior = inference.prior.blocks(bins, trials[k].inputs_or_null());
     const Eigen::ArrayXXd offset = history_offset(inference.history, trials[k]);
-    const std::vector<ModalityView> modalities{
-        ModalityView{model.get(), &kernels, &trials[k].counts,
-                     model->log_base_measure(trials[k].counts), mlp.get(),
-                     inference.history.active() ? &offset : nullptr}};
+    const std::vector<ModalityView> modalities{ModalityView{
+        model.get(), &kernels, &trials[k].counts, model->log_base_measure(trials[k].counts),
+        mlp.get(), inference.history.active() ? &offset : nullptr}};
     const LocalProblem problem{prior, modalities, *evaluators[static_cast<std::size_t>(thread)],
                                estimators[static_cast<std::size_t>(thread)]};
     problem.evaluate(Sites::zero(dim, bins), states[k]);

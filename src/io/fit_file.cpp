@@ -179,15 +179,15 @@ HistoryCoupling read_history(const Hdf5File& file, const std::string& path, Eige
   const std::vector<std::int64_t> rows = file.read_integers("/globals/history/rows");
   const auto lags = static_cast<int>(file.read_double_attribute("/globals/history", "lags"));
   if (shape.size() != 2 || shape[1] != rows.size() || lags < 1)
-    throw InputError(path + ": /globals/history is inconsistent (projection " +
-                     format_dims(shape) + ", " + std::to_string(rows.size()) + " rows, lags " +
-                     std::to_string(lags) + ")");
+    throw InputError(path + ": /globals/history is inconsistent (projection " + format_dims(shape) +
+                     ", " + std::to_string(rows.size()) + " rows, lags " + std::to_string(lags) +
+                     ")");
   const auto P = static_cast<Eigen::Index>(shape[0]);
   const auto H = static_cast<Eigen::Index>(rows.size());
   for (std::int64_t row : rows)
     if (row < 0 || row >= N)
-      throw InputError(path + ": /globals/history/rows names row " + std::to_string(row) +
-                       " of " + std::to_string(N));
+      throw InputError(path + ": /globals/history/rows names row " + std::to_string(row) + " of " +
+                       std::to_string(N));
   h.basis.lags = lags;
   h.basis.rows.assign(rows.begin(), rows.end());
   h.basis.projection = read_checked(file, "/globals/history/projection", P, H);

@@ -75,7 +75,8 @@ GlobalState make_prior_state(int dim, int neurons, const PriorSettings& settings
     state.mlp = MlpReadout::initial(neurons, dim, layout.hidden, layout.mlp_seed);
   state.mlp_prior_precision = layout.mlp_prior_precision;
   if (layout.history.active())
-    state.history = HistoryCoupling::at_prior(layout.history, neurons, layout.history_prior_precision);
+    state.history =
+        HistoryCoupling::at_prior(layout.history, neurons, layout.history_prior_precision);
   state.continuous_prior = state.spikes_prior;
   state.noise_prior = settings.noise;
   for (std::size_t m = 0; m < layout.continuous_names.size(); ++m)

@@ -17,7 +17,8 @@ const double kHalfLog2Pi = 0.5 * std::log(2.0 * std::numbers::pi);
 
 Eigen::MatrixXd selected_rows(const Eigen::ArrayXXd& counts, const std::vector<int>& rows) {
   Eigen::MatrixXd out(static_cast<Index>(rows.size()), counts.cols());
-  for (std::size_t i = 0; i < rows.size(); ++i) out.row(static_cast<Index>(i)) = counts.row(rows[i]);
+  for (std::size_t i = 0; i < rows.size(); ++i)
+    out.row(static_cast<Index>(i)) = counts.row(rows[i]);
   return out;
 }
 
@@ -76,7 +77,8 @@ HistoryBasis make_history_basis(const HistorySettings& settings, const CountMome
       sd.cwiseInverse().asDiagonal() * covariance * sd.cwiseInverse().asDiagonal();
   const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eigen(correlation);
   if (eigen.info() != Eigen::Success)
-    throw NumericalError("history basis: the eigen-decomposition of the held-in correlations failed");
+    throw NumericalError(
+        "history basis: the eigen-decomposition of the held-in correlations failed");
   basis.projection.resize(settings.components, H);
   for (int p = 0; p < settings.components; ++p) {  // eigenvalues ascend: take from the end
     Eigen::VectorXd u = eigen.eigenvectors().col(H - 1 - p);

@@ -8,8 +8,6 @@
 #include <string>
 #include <vector>
 
-#include "spikevi/model/history.hpp"
-
 #include "spikevi/inference/gauss_markov.hpp"
 #include "spikevi/inference/global_step.hpp"
 #include "spikevi/inference/initialisation.hpp"
@@ -20,6 +18,7 @@
 #include "spikevi/inference/squarem.hpp"
 #include "spikevi/inference/trial.hpp"
 #include "spikevi/model/global_state.hpp"
+#include "spikevi/model/history.hpp"
 #include "spikevi/parallel/communicator.hpp"
 
 namespace spikevi {

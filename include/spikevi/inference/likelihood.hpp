@@ -41,8 +41,8 @@ struct LikelihoodWorkspace {
 
 // The Monte Carlo estimates (DESIGN.md §6) of ell, g, G of one modality over the latent paths
 // `samples` (z_s ~ q, D x T each; into work.ell, work.g, work.G): the averages of f, f', f''/2
-// over eta_s = C z_s + d (+ the view's offset) (Bonnet and Price with the analytic second derivative, so G <= 0 for
-// log-concave models), the terms free of eta included.
+// over eta_s = C z_s + d (+ the view's offset) (Bonnet and Price with the analytic second
+// derivative, so G <= 0 for log-concave models), the terms free of eta included.
 void monte_carlo_expectations(const ModalityView& modality,
                               const std::vector<Eigen::MatrixXd>& samples,
                               LikelihoodWorkspace& work);

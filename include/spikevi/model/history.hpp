@@ -14,7 +14,7 @@
 namespace spikevi {
 
 struct HistorySettings {
-  int lags = 0;                 // K (--history); 0: no history terms
+  int lags = 0;                  // K (--history); 0: no history terms
   int components = 0;            // P (--history-components); 0: min(4, held-in rows)
   double prior_precision = 1.0;  // lambda (--history-prior)
   std::vector<int> rows;         // the held-in rows the features read; empty: every row
