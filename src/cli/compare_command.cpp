@@ -19,7 +19,7 @@ namespace {
 
 struct CompareOptions {
   std::string data, models, links, families, latents, continuous, table, best_out, select,
-      readouts = "linear";
+      readouts = "linear", history = "0";
   int folds = 5, hidden = 8;
   bool overwrite = false, quiet = false;
   CrossValidationSettings cross_validation;
@@ -48,6 +48,9 @@ po::options_description compare_options(CompareOptions& o) {
        "linear, mlp or linear,mlp: the spike readout (mlp: the MLP readout of fit --readout; its "
        "rows read NAME+mlp)")
       ("hidden", po::value(&o.hidden)->default_value(8), "--readout mlp: hidden units H")
+      ("history", po::value(&o.history)->default_value("0"),
+       "comma-separated history lags K of fit --history, e.g. 0,5 (rows NAME+historyK; the "
+       "history terms read the held-in neurons only)")
       ("folds", po::value(&o.folds)->default_value(5),
        "number of cross-validation folds over the training trials")
       ("select", po::value(&o.select)->default_value("cobps"),
@@ -108,8 +111,10 @@ std::vector<Kind> parse_list(const std::string& option, const std::string& text,
   return kinds;
 }
 
-std::vector<int> parse_latents(const std::string& text) {
-  return parse_list<int>("--latents", text, "whole numbers >= 1", [](const std::string& name) {
+// Comma-separated whole numbers >= `least` of `option`.
+std::vector<int> parse_counts(const std::string& option, const std::string& text, int least) {
+  const std::string choices = "whole numbers >= " + std::to_string(least);
+  return parse_list<int>(option, text, choices, [least](const std::string& name) {
     std::size_t used = 0;
     int d = 0;
     try {
@@ -117,9 +122,13 @@ std::vector<int> parse_latents(const std::string& text) {
     } catch (const std::exception&) {
       used = 0;
     }
-    if (used != name.size() || d < 1) throw ConfigError(name);
+    if (used != name.size() || d < least) throw ConfigError(name);
     return d;
   });
+}
+
+std::vector<int> parse_latents(const std::string& text) {
+  return parse_counts("--latents", text, 1);
 }
 
 std::vector<bool> parse_continuous(const std::string& text) {
@@ -244,8 +253,10 @@ void refit_best(const CompareOptions& o, const Candidate& best, const Comparison
     job.identity["readout"] = "mlp";
     job.identity["hidden"] = std::to_string(best.hidden);
   }
+  if (best.history > 0) job.identity["history"] = std::to_string(best.history);
   job.configuration = option_values(values);
   for (const auto& [key, value] : job.identity) job.configuration[key] = value;
+  job.configuration["history"] = std::to_string(best.history);  // the winner's, not the list
   job.configuration["selected-by"] = o.select;
   job.provenance = provenance(context);
   if (root)
@@ -289,9 +300,10 @@ int run_compare(const CommandContext& context) {
   const SelectionCriterion criterion = parse_selection_criterion(o.select);
   const std::vector<ReadoutKind> readouts =
       parse_list<ReadoutKind>("--readout", o.readouts, "linear, mlp", parse_readout);
+  const std::vector<int> history = parse_counts("--history", o.history, 0);
   std::vector<Candidate> candidates =
       candidate_grid(observations, families, parse_latents(o.latents),
-                     parse_continuous(o.continuous), readouts, o.hidden);
+                     parse_continuous(o.continuous), readouts, o.hidden, history);
   for (const Candidate& candidate : candidates)
     candidate_settings(o.cross_validation.fit, candidate);  // ConfigError for a bad combination
   o.cross_validation.family_check = families.size() == 2;
@@ -308,7 +320,7 @@ int run_compare(const CommandContext& context) {
     std::erase_if(candidates, [](const Candidate& c) { return c.use_continuous; });
     if (candidates.empty())
       for (const Candidate& c : candidate_grid(observations, families, parse_latents(o.latents),
-                                               {false}, readouts, o.hidden))
+                                               {false}, readouts, o.hidden, history))
         candidates.push_back(c);
   }
   const std::vector<int> trials = training_trials(data);

@@ -119,6 +119,14 @@ po::options_description fit_options(FitOptions& o) {
       ("threads", po::value(&s.local.threads)->default_value(0),
        "threads over this rank's trials (0: OMP_NUM_THREADS, else 1); any count gives the "
        "same bits")
+      ("history", po::value(&s.history.lags)->default_value(0),
+       "K: coupling/history terms b_n' f_t from the held-in neurons' previous K bins (all "
+       "neurons without /split/heldout_neurons), projected on --history-components principal "
+       "directions (\"History terms\" in docs/model-and-inference.md); 0: none")
+      ("history-components", po::value(&s.history.components)->default_value(0),
+       "--history: P principal directions of the held-in counts per lag; 0: min(4, held-in)")
+      ("history-prior", po::value(&s.history.prior_precision)->default_value(1.0),
+       "--history: prior precision lambda of each history weight (b_n ~ N(0, I/lambda))")
       ("prior-readout-precision", po::value(&s.priors.readout_weight_precision)->default_value(1.0),
        "prior precision pc of each loading c_n (c_n ~ N(0, I/pc))")
       ("prior-offset-precision", po::value(&s.priors.readout_offset_precision)->default_value(0.01),
@@ -206,6 +214,12 @@ void validate(const FitOptions& o) {
                    s.priors.dynamics_column_variance, s.priors.process_noise})
     if (!(p > 0) || !std::isfinite(p)) throw ConfigError("prior settings must be finite and > 0");
   if (o.checkpoint_every < 0) throw ConfigError("--checkpoint-every must be >= 0");
+  if (s.history.lags < 0 || s.history.components < 0 || !(s.history.prior_precision > 0) ||
+      !std::isfinite(s.history.prior_precision))
+    throw ConfigError("--history and --history-components must be >= 0 and --history-prior > 0");
+  if (s.history.active() && o.inference != "iterative")
+    throw ConfigError("--history needs --inference iterative (not --inference " + o.inference +
+                      ")");
   check_output_path("--out", o.out, true);  // the folder; an existing file is checked later
   check_output_is_not_input("--out", o.out, "--data", o.data);
   const std::string checkpoint = checkpoint_path(o.out);
@@ -246,6 +260,10 @@ std::map<std::string, std::string> checkpoint_identity(const po::variables_map& 
                           "prior-dynamics-variance",
                           "prior-process-noise"})
     if (options.count(key)) identity[key] = options.at(key);
+  // A fit with history terms holds their weights (a fit without keeps its identity).
+  if (options.count("history") && options.at("history") != "0")
+    for (const char* key : {"history", "history-components", "history-prior"})
+      if (options.count(key)) identity[key] = options.at(key);
   // An amortised fit's checkpoint also holds its encoder and per-iteration diagnostics (sized
   // by --iterations); an iterative fit's identity stays as it was.
   if (options.count("inference") && options.at("inference") == "amortised")

@@ -150,6 +150,14 @@ void FitJob::plan(const Dataset& metadata, const std::vector<int>& trials) {
   metadata_.bins = metadata.bins;
   metadata_.neurons = metadata.neurons;
   metadata_.trial_lengths = metadata.trial_lengths;
+  // --history reads the held-in neurons only (all of them without held-out neurons).
+  if (settings_.history.active()) {
+    settings_.history.rows.clear();
+    if (metadata.split && !metadata.split->heldout_neurons.empty())
+      settings_.history.rows = metadata.split->heldin_neurons();
+    else
+      for (int n = 0; n < metadata.neurons; ++n) settings_.history.rows.push_back(n);
+  }
 }
 
 CheckpointLayout FitJob::checkpoint_layout(const std::vector<TrialCounts>& counts) const {
@@ -170,6 +178,7 @@ CheckpointLayout FitJob::checkpoint_layout(const std::vector<TrialCounts>& count
   layout.model.hidden = settings_.model.mlp_hidden();
   layout.model.mlp_seed = settings_.model.mlp_seed;
   layout.model.mlp_prior_precision = settings_.model.mlp_prior_precision;
+  if (settings_.history.active()) layout.model.history = HistoryBasis::shaped(settings_.history);
   for (const TrialCounts& trial : counts)
     layout.bins.push_back(static_cast<int>(trial.counts.cols()));
   if (const std::optional<AmortisedSettings> amortised = amortised_settings()) {

@@ -71,6 +71,14 @@ FoldOutcome run_task(Dataset& data, const std::vector<int>& fitted, const std::v
   return outcome;
 }
 
+// The table's observation column: "NAME", "NAME+mlp", "NAME+history5".
+std::string row_observation(const Candidate& candidate) {
+  std::string name = candidate.observation->name();
+  if (candidate.readout == ReadoutKind::kMlp) name += "+mlp";
+  if (candidate.history > 0) name += "+history" + std::to_string(candidate.history);
+  return name;
+}
+
 FoldOutcome failed_outcome() {
   FoldOutcome outcome;
   outcome.failed = true;
@@ -119,20 +127,23 @@ std::string describe(const Candidate& candidate, bool data_has_continuous) {
     text += candidate.use_continuous ? " / continuous used" : " / continuous ignored";
   if (candidate.readout == ReadoutKind::kMlp)
     text += " / mlp readout (H = " + std::to_string(candidate.hidden) + ")";
+  if (candidate.history > 0) text += " / history K = " + std::to_string(candidate.history);
   return text;
 }
 
 std::vector<Candidate> candidate_grid(
     const std::vector<std::shared_ptr<const SpikeModel>>& observations,
     const std::vector<FamilyKind>& families, const std::vector<int>& latents,
-    const std::vector<bool>& continuous, const std::vector<ReadoutKind>& readouts, int hidden) {
+    const std::vector<bool>& continuous, const std::vector<ReadoutKind>& readouts, int hidden,
+    const std::vector<int>& history) {
   std::vector<Candidate> grid;
   for (const auto& observation : observations)
     for (FamilyKind family : families)
       for (int d : latents)
         for (bool use : continuous)
           for (ReadoutKind readout : readouts)
-            grid.push_back(Candidate{observation, family, d, use, readout, hidden});
+            for (int lags : history)
+              grid.push_back(Candidate{observation, family, d, use, readout, hidden, lags});
   return grid;
 }
 
@@ -147,6 +158,11 @@ FitSettings candidate_settings(const FitSettings& base, const Candidate& candida
   // As `fit --readout mlp` without --local-steps (compare has no --local-steps).
   if (candidate.readout == ReadoutKind::kMlp && settings.local.steps == 0)
     settings.local.steps = kMlpDefaultLocalSteps;
+  settings.history.lags = candidate.history;
+  if (candidate.history > 0 && candidate.readout != ReadoutKind::kLinear)
+    throw ConfigError(
+        "--history with --readout mlp is not supported (history terms need the "
+        "linear readout)");
   settings.model.validate();
   return settings;
 }
@@ -213,8 +229,7 @@ std::vector<ComparisonRow> comparison_rows(const std::vector<Candidate>& candida
     const Candidate& candidate = candidates[c];
     std::vector<FoldScores> scores;
     for (const FoldOutcome& o : outcomes[c]) scores.push_back(o.scores);
-    const std::string observation =
-        candidate.observation->name() + (candidate.readout == ReadoutKind::kMlp ? "+mlp" : "");
+    const std::string observation = row_observation(candidate);
     ComparisonRow row = summarise_folds(observation, family_name(candidate.family), scores);
     row.latents = candidate.latents;
     row.continuous = !data_has_continuous ? "none" : candidate.use_continuous ? "use" : "ignore";
@@ -225,9 +240,8 @@ std::vector<ComparisonRow> comparison_rows(const std::vector<Candidate>& candida
   for (std::size_t c = 0; c < candidates.size(); ++c) {
     const Candidate& candidate = candidates[c];
     if (candidate.family != FamilyKind::kMeanField) continue;
-    const auto found = gauss_markov.find(std::make_tuple(
-        candidate.observation->name() + (candidate.readout == ReadoutKind::kMlp ? "+mlp" : ""),
-        candidate.latents, candidate.use_continuous));
+    const auto found = gauss_markov.find(
+        std::make_tuple(row_observation(candidate), candidate.latents, candidate.use_continuous));
     if (found == gauss_markov.end()) continue;
     // Both families were fitted to the same training trials in each fold, so folds line up.
     std::vector<double> gaps, ratios;

@@ -40,9 +40,11 @@ class ModalityKernels {
   }
   const ReadoutKernels& spikes() const { return spikes_; }
   const MlpKernels* mlp() const { return mlp_.get(); }
-  std::vector<ModalityView> views(const TrialCounts& trial, double spike_base_measure) const {
-    std::vector<ModalityView> views{
-        ModalityView{&spike_model_, &spikes_, &trial.counts, spike_base_measure, mlp_.get()}};
+  // `offset`: the trial's history offset (--history), else null.
+  std::vector<ModalityView> views(const TrialCounts& trial, double spike_base_measure,
+                                  const Eigen::ArrayXXd* offset = nullptr) const {
+    std::vector<ModalityView> views{ModalityView{&spike_model_, &spikes_, &trial.counts,
+                                                 spike_base_measure, mlp_.get(), offset}};
     for (std::size_t m = 0; m < continuous_.size(); ++m)
       views.push_back(
           ModalityView{&continuous_models_[m], continuous_[m].get(), &trial.continuous[m], 0.0});
@@ -125,6 +127,14 @@ void validate(const std::vector<TrialCounts>& trials, const FitSettings& setting
     throw ConfigError(
         "--accelerate squarem extrapolates full-batch VB-EM: it needs no --minibatch, "
         "--optimizer natural and --readout linear");
+  if (settings.history.active() && (settings.model.readout != ReadoutKind::kLinear ||
+                                    settings.model.optimizer != OptimizerKind::kNatural ||
+                                    settings.accelerate != Acceleration::kNone))
+    throw ConfigError(
+        "--history is available with --readout linear, --optimizer natural and --accelerate "
+        "none only");
+  if (settings.history.lags < 0)
+    throw ConfigError("--history must be >= 0 (got " + std::to_string(settings.history.lags) + ")");
 }
 
 // The readout (and the spike model at its row parameters) whose per-row objective a local pass
@@ -163,6 +173,15 @@ class VariationalFit final : private FitProgress {
   void start(const FitState* resume);
   void initialise();
   void refresh_models();
+  void build_history_basis();
+  // The trial's history offset, or null without history terms.
+  const Eigen::ArrayXXd* offset_of(std::size_t k) const {
+    return history_offsets_.empty() ? nullptr : &history_offsets_[k];
+  }
+  HistoryTerms history_terms_of(std::size_t k) const {
+    if (history_offsets_.empty()) return {};
+    return {&history_offsets_[k], &history_features_[k]};
+  }
   void resume(const FitState& state);
   FitState state_after(int iteration, const GlobalStatistics& stats, GlobalStepSize pending,
                        double elbo, bool converged) const;
@@ -209,10 +228,14 @@ class VariationalFit final : private FitProgress {
   FitOutcome outcome_;
   Readout readout_before_step_;  // full batch: to undo rows whose step dropped the objective
   RowParameters row_parameters_before_step_;
+  HistoryCoupling history_before_step_;
   Eigen::VectorXd row_damping_;       // full batch: halved for a row whose step was undone
   std::unique_ptr<Squarem> squarem_;  // --accelerate squarem
   std::unique_ptr<ObservationModel> plain_model_;  // spikes at the plain step's row parameters
   bool tentative_pass_ = false;  // an extrapolation's local pass: failures are not printed
+  // --history: per local trial, its offset B f_t under the current globals (refresh_models).
+  std::vector<Eigen::ArrayXXd> history_offsets_;
+  std::vector<Eigen::MatrixXd> history_features_;  // per local trial, F x T (fixed)
 
   // The loop: the statistics of the last completed iteration and the step they call for.
   GlobalStatistics stats_;
@@ -260,7 +283,7 @@ GlobalStatistics VariationalFit::statistics_at_current_moments() {
     trial.clear();
     const GaussianMoments& q = outcome_.posteriors[k].moments;
     trial.add_trial(q, outcome_.globals.spikes, *model_, trials_[k].counts, 0.0,
-                    trials_[k].inputs_or_null());
+                    trials_[k].inputs_or_null(), nullptr, history_terms_of(k));
     for (std::size_t m = 0; m < trials_[k].continuous.size(); ++m)
       trial.add_continuous(m, trials_[k].continuous[m], q);
     trial.pack_into(worker.packed);
@@ -369,8 +392,9 @@ void VariationalFit::initialise() {
   const ModalityKernels kernels(globals, *model_, continuous_models_, cubature_.get());
   std::vector<LikelihoodWorkspace> work(workers_.size());
   for_each_index(trials_.size(), threads(), [&](std::size_t k, int thread) {
-    expected_log_likelihood(kernels.views(trials_[k], spike_base_measures_[k]), start[k],
-                            work[static_cast<std::size_t>(thread)], &outcome_.posteriors[k].sites);
+    expected_log_likelihood(kernels.views(trials_[k], spike_base_measures_[k], offset_of(k)),
+                            start[k], work[static_cast<std::size_t>(thread)],
+                            &outcome_.posteriors[k].sites);
   });
   row_damping_ = Eigen::VectorXd::Ones(neurons());
 }
@@ -382,6 +406,36 @@ void VariationalFit::refresh_models() {
   continuous_models_.clear();
   for (const ContinuousReadout& modality : globals.continuous)
     continuous_models_.emplace_back(modality.variances);
+  if (globals.history.active()) {
+    history_offsets_.resize(trials_.size());
+    for (std::size_t k = 0; k < trials_.size(); ++k)
+      history_offsets_[k] = globals.history.offset(history_features_[k]);
+  }
+}
+
+// --history: the basis from the held-in counts of every training trial (all ranks, summed
+// exactly, so every rank and every rank count gets the same bits) and each trial's features.
+void VariationalFit::build_history_basis() {
+  HistorySettings history = settings_.history;
+  if (history.rows.empty())
+    for (int n = 0; n < neurons(); ++n) history.rows.push_back(n);
+  history.components = history.resolved_components();
+  const auto H = static_cast<Eigen::Index>(history.rows.size());
+  const auto size = static_cast<std::size_t>(H + H * H + 1);
+  const Eigen::VectorXd summed =
+      sum_over_trials(size, every_trial(trials_.size()), comm_, 1, [&](std::size_t k) {
+        const CountMoments moments = count_moments(trials_[k].counts, history.rows);
+        Eigen::VectorXd packed(static_cast<Eigen::Index>(size));
+        packed << moments.sum, moments.second.reshaped(), moments.bins;
+        return packed;
+      });
+  const CountMoments moments{summed.head(H), summed.segment(H, H * H).reshaped(H, H),
+                             summed(H + H * H)};
+  layout_.history = make_history_basis(history, moments);
+  layout_.history_prior_precision = history.prior_precision;
+  history_features_.clear();
+  for (const TrialCounts& trial : trials_)
+    history_features_.push_back(layout_.history.features(trial.counts));
 }
 
 // ---- Iterations ----
@@ -438,13 +492,13 @@ GlobalStatistics VariationalFit::local_pass(const std::vector<std::size_t>& memb
       bool checked = false;
       try {
         if (check.readout) {
-          trial_stats.candidate_log_likelihood =
-              row_log_likelihood(check_kernels, *check.model, trial.counts, state.moments);
+          trial_stats.candidate_log_likelihood = row_log_likelihood(
+              check_kernels, *check.model, trial.counts, state.moments, offset_of(k));
           checked = true;
         }
         const PriorBlocks prior =
             latent_prior.blocks(static_cast<int>(trial.counts.cols()), trial.inputs_or_null());
-        const auto modalities = kernels.views(trial, spike_base_measures_[k]);
+        const auto modalities = kernels.views(trial, spike_base_measures_[k], offset_of(k));
         const LocalStepReport report =
             warm_local_step(LocalProblem{prior, modalities, *worker.evaluator, *worker.estimator},
                             state, local_settings_, *optimizer_);
@@ -452,7 +506,7 @@ GlobalStatistics VariationalFit::local_pass(const std::vector<std::size_t>& memb
           throw NumericalError("its ELBO is " + std::to_string(state.elbo) +
                                " after the local step");
         trial_stats.add_trial(state.moments, globals.spikes, *model_, trial.counts, state.elbo,
-                              trial.inputs_or_null(), kernels.mlp());
+                              trial.inputs_or_null(), kernels.mlp(), history_terms_of(k));
         for (std::size_t m = 0; m < trial.continuous.size(); ++m)
           trial_stats.add_continuous(m, trial.continuous[m], state.moments);
         trial_stats.local_iterations = report.iterations;
@@ -496,6 +550,7 @@ void VariationalFit::global_step(const GlobalStatistics& stats, GlobalStepSize s
   timed(FitPhase::kGlobal, [&] {
     readout_before_step_ = outcome_.globals.spikes;
     row_parameters_before_step_ = outcome_.globals.spike_parameters;
+    history_before_step_ = outcome_.globals.history;
     checked_global_step(outcome_.globals, stats, step, row_damping_, optimizer_);
     refresh_models();
   });
@@ -506,9 +561,15 @@ void VariationalFit::global_step(const GlobalStatistics& stats, GlobalStepSize s
 int VariationalFit::undo_rows_that_dropped(const GlobalStatistics& stats,
                                            const GlobalStatistics& previous) {
   Readout& readout = outcome_.globals.spikes;
-  const std::vector<int> dropped =
-      rows_that_dropped(outcome_.globals.spikes_prior, readout_before_step_,
-                        previous.spikes.log_likelihood, readout, stats.candidate_log_likelihood);
+  HistoryCoupling& history = outcome_.globals.history;
+  // With history terms a row's objective also holds log p0(b_n): (c_n, d_n, b_n) step together.
+  Eigen::VectorXd before = previous.spikes.log_likelihood, after = stats.candidate_log_likelihood;
+  if (history.active()) {
+    before += history_before_step_.row_log_prior();
+    after += history.row_log_prior();
+  }
+  const std::vector<int> dropped = rows_that_dropped(outcome_.globals.spikes_prior,
+                                                     readout_before_step_, before, readout, after);
   row_damping_ = (2.0 * row_damping_).cwiseMin(1.0);
   const int p = dim() + 1;
   for (int n : dropped) {
@@ -516,6 +577,7 @@ int VariationalFit::undo_rows_that_dropped(const GlobalStatistics& stats,
     readout.d(n) = readout_before_step_.d(n);
     readout.precision.middleCols(n * p, p) = readout_before_step_.precision.middleCols(n * p, p);
     outcome_.globals.spike_parameters.copy_row(row_parameters_before_step_, n);
+    if (history.active()) history.copy_row(history_before_step_, n);
     row_damping_(n) = std::max(0.25 * row_damping_(n), std::ldexp(1.0, -30));
   }
   if (!dropped.empty()) refresh_models();
@@ -601,6 +663,7 @@ void VariationalFit::start(const FitState* resume_from) {
   layout_.continuous_channels.clear();
   for (const Eigen::ArrayXXd& values : trials_.front().continuous)
     layout_.continuous_channels.push_back(static_cast<int>(values.rows()));
+  if (settings_.history.active()) build_history_basis();
   buffer_size_ = GlobalStatistics::zero(dim(), neurons(), layout_).pack().size();
   evaluator_ = make_family_evaluator(settings_.model.family);
   estimator_ = make_estimator(settings_.model);
@@ -860,6 +923,8 @@ void VariationalFit::resume(const FitState& state) {
   outcome_.globals.continuous_prior = priors.continuous_prior;
   outcome_.globals.noise_prior = priors.noise_prior;
   outcome_.globals.mlp_prior_precision = priors.mlp_prior_precision;
+  outcome_.globals.history.basis = priors.history.basis;  // recomputed from the data
+  outcome_.globals.history.prior_precision = priors.history.prior_precision;
   for (std::size_t p = 0; p < outcome_.globals.spike_parameters.count(); ++p)
     outcome_.globals.spike_parameters.parameters[p].spec =
         priors.spike_parameters.parameters[p].spec;
@@ -878,7 +943,7 @@ void VariationalFit::resume(const FitState& state) {
     try {  // only the full-batch readout check reads these moments, and there they are valid
       estimator_->begin(RandomCounter{static_cast<std::uint64_t>(state.iteration),
                                       static_cast<std::uint64_t>(trials_[k].position), 0});
-      evaluator_->evaluate(prior, kernels.views(trials_[k], spike_base_measures_[k]),
+      evaluator_->evaluate(prior, kernels.views(trials_[k], spike_base_measures_[k], offset_of(k)),
                            state.sites[k], *estimator_, outcome_.posteriors[k]);
     } catch (const NumericalError&) {
       // a minibatch trial's stale sites: its next warm local step restarts from the prior,

@@ -70,7 +70,23 @@ CosmoothingResult cosmooth(const InferenceModel& model, const Dataset& data,
                            const LocalStepSettings& settings) {
   const Split& split = require_split(data);
   const std::vector<int> heldin = split.heldin_neurons();
-  const std::vector<TrialCounts> test = make_trial_counts(data, split.test_trials, heldin);
+  std::vector<TrialCounts> test = make_trial_counts(data, split.test_trials, heldin);
+  // --history: each test trial's features from its held-in counts (the basis reads those rows
+  // of all neurons' counts only), the same for the held-in and the held-out offsets.
+  std::vector<Eigen::MatrixXd> features;
+  if (model.history.active()) {
+    for (int row : model.history.basis.rows)
+      if (std::find(split.heldout_neurons.begin(), split.heldout_neurons.end(), row) !=
+          split.heldout_neurons.end())
+        throw InputError("co-smoothing: the fit's history terms read neuron " +
+                         std::to_string(row) + ", held out in " + data.path +
+                         ": refit with --history on a file whose /split/heldout_neurons it is");
+    const std::vector<TrialCounts> all_rows = make_trial_counts(data, split.test_trials, {});
+    for (std::size_t k = 0; k < test.size(); ++k) {
+      features.push_back(model.history.basis.features(all_rows[k].counts));
+      test[k].history_features = features.back();
+    }
+  }
   const std::vector<GaussMarkovState> states = infer_latents(model.rows(heldin), test, settings);
 
   std::vector<GaussianMoments> latents;
@@ -82,12 +98,14 @@ CosmoothingResult cosmooth(const InferenceModel& model, const Dataset& data,
   const GaussianCubature cubature = model.model.cubature(model.readout.dim());
   const std::unique_ptr<MlpKernels> mlp = heldout.mlp_kernels(cubature);
   Eigen::ArrayXXd mean, variance, rates;
-  for (const GaussianMoments& q : latents) {
+  for (std::size_t k = 0; k < latents.size(); ++k) {
+    const GaussianMoments& q = latents[k];
     if (mlp) {  // the MLP readout: rates and eta moments by its cubature
       mlp->eta_moments(q, mean, variance);
       rates = mlp->predicted_mean(*observation, q);
     } else {
       kernels.eta_moments(q, mean, variance);
+      if (heldout.history.active()) mean += heldout.history.offset(features[k]);
       observation->predicted_mean(mean, variance, rates);  // as predicted_rates does
     }
     result.rates.push_back(rates.matrix());
@@ -121,8 +139,11 @@ InferenceModel truth_model(const Truth& truth, const SpikeModelCatalogue& models
   if (truth.mlp_W.size() > 0) mlp = MlpReadout{truth.mlp_A, truth.mlp_W, truth.mlp_b};
   return InferenceModel{LatentPrior{DynamicsExpectations::point(truth.A, truth.b, truth.Q, truth.B),
                                     truth.mu0, truth.Sigma0},
-                        truth_readout(truth), ModelSettings::for_model(spikes), row_parameters,
-                        mlp};
+                        truth_readout(truth),
+                        ModelSettings::for_model(spikes),
+                        row_parameters,
+                        mlp,
+                        HistoryCoupling{}};
 }
 
 }  // namespace spikevi
@@ -145,8 +166,9 @@ double quadratic_form(const BlockTridiagonal& J, const Eigen::MatrixXd& z) {
 // eta and the base measure.
 double path_log_likelihood(const ObservationModel& model, const Readout& readout,
                            const Eigen::ArrayXXd& x, const Eigen::MatrixXd& z,
-                           double log_base_measure) {
-  const Eigen::ArrayXXd eta = ((readout.C * z).colwise() + readout.d).array();
+                           double log_base_measure, const Eigen::ArrayXXd* offset) {
+  Eigen::ArrayXXd eta = ((readout.C * z).colwise() + readout.d).array();
+  if (offset) eta += *offset;
   PointwiseDerivatives at;
   at.wanted = {true, false, false, false, false};
   at.of_order[0].resize(x.rows());
@@ -201,8 +223,10 @@ HeldoutScores heldout_scores(const GlobalState& globals, const ModelSettings& mo
     const int bins = static_cast<int>(trial.counts.cols()), dim = globals.dim();
     const PriorBlocks prior = point.blocks(bins, trial.inputs_or_null());
     const double base = spike_model->log_base_measure(trial.counts);
+    const Eigen::ArrayXXd offset = history_offset(globals.history, trial);
+    const Eigen::ArrayXXd* offset_or_null = globals.history.active() ? &offset : nullptr;
     const std::vector<ModalityView> modalities{
-        ModalityView{spike_model.get(), &kernels, &trial.counts, base, mlp.get()}};
+        ModalityView{spike_model.get(), &kernels, &trial.counts, base, mlp.get(), offset_or_null}};
     GaussMarkovState state;
     const LocalProblem problem{prior, modalities, *evaluator, deterministic};
     problem.evaluate(Sites::zero(dim, bins), state);
@@ -226,7 +250,8 @@ HeldoutScores heldout_scores(const GlobalState& globals, const ModelSettings& mo
           0.5 * importance.standard_draws()[static_cast<std::size_t>(s)].squaredNorm();
       const double log_likelihood =
           mlp ? mlp->path_log_likelihood(*spike_model, trial.counts, z) + base
-              : path_log_likelihood(*spike_model, globals.spikes, trial.counts, z, base);
+              : path_log_likelihood(*spike_model, globals.spikes, trial.counts, z, base,
+                                    offset_or_null);
       log_weights(s) = log_likelihood + log_prior - log_q;
     }
     const LogMeanExp estimate = log_mean_exp(log_weights);

@@ -53,6 +53,8 @@ void visit_fields(Stats& s, Visitor&& visit) {
   visit(s.mlp.A);
   visit(s.mlp.W);
   visit(s.mlp.b);
+  visit(s.history.gradient);
+  visit(s.history.curvature);
   for (auto& modality : s.continuous) {
     visit(modality.second_moment);
     visit(modality.cross);
@@ -85,6 +87,7 @@ GlobalStatistics GlobalStatistics::zero(int dim, int neurons, const ModelLayout&
   s.candidate_log_likelihood = Eigen::VectorXd::Zero(neurons);
   s.mlp = MlpGradient::zero(layout.hidden > 0 ? neurons : 0, layout.hidden > 0 ? dim : 0,
                             layout.hidden);
+  s.history = HistoryStatistics::zero(neurons, layout.history.features());
   return s;
 }
 
@@ -100,7 +103,7 @@ void GlobalStatistics::clear() {
 void GlobalStatistics::add_trial(const GaussianMoments& q, const Readout& readout,
                                  const ObservationModel& model, const Eigen::ArrayXXd& counts,
                                  double elbo, const Eigen::MatrixXd* inputs,
-                                 const MlpKernels* mlp_kernels) {
+                                 const MlpKernels* mlp_kernels, HistoryTerms history_terms) {
   transitions.add_trial(q, inputs);
   initial_mean_sum += q.mean.col(0);
   initial_second_moment_sum += q.cov_block(0) + q.mean.col(0) * q.mean.col(0).transpose();
@@ -108,6 +111,13 @@ void GlobalStatistics::add_trial(const GaussianMoments& q, const Readout& readou
   Eigen::ArrayXXd mu, s2;
   const bool with_row_parameters = row_parameters.gradient.size() > 0;
   if (!mlp_kernels || with_row_parameters) ReadoutKernels(readout).eta_moments(q, mu, s2);
+  assert(!(mlp_kernels && history_terms.offset));
+  if (history_terms.offset) {
+    mu += *history_terms.offset;
+    Eigen::ArrayXXd ell, g, G;
+    model.expected_log_likelihood(counts, mu, s2, ell, g, G);
+    history.add_trial(*history_terms.features, g, G);
+  }
   if (mlp_kernels)
     mlp_kernels->add_statistics(model, counts, q, spikes, mlp);
   else

@@ -39,6 +39,8 @@ std::string non_finite_parameter(const GlobalState& g) {
         !g.spikes.precision.middleCols(n * p, p).allFinite())
       return "readout row " + std::to_string(n);
   if (const std::string bad = g.spike_parameters.non_finite(); !bad.empty()) return bad;
+  for (Eigen::Index n = 0; n < g.history.B.rows(); ++n)
+    if (!g.history.B.row(n).allFinite()) return "history row " + std::to_string(n);
   if (!g.mlp.A.allFinite() || !g.mlp.W.allFinite() || !g.mlp.b.allFinite())
     return "the MLP readout's weights";
   for (const ContinuousReadout& modality : g.continuous)
@@ -62,6 +64,9 @@ double checked_global_step(GlobalState& globals, const GlobalStatistics& stats, 
       trial->readout_step(globals, stats, step, row_damping);
       trial->mlp_step(globals, stats, step);
       trial->row_parameter_step(globals, stats, step, row_damping);
+      if (globals.history.active())  // beside the readout rows, with their damping
+        history_natural_gradient_step(globals.history, stats.history, step.scale,
+                                      step.rho * row_damping);
       update_continuous(globals, stats, step);
       const std::string bad = non_finite_parameter(globals);
       if (bad.empty()) {

@@ -20,14 +20,24 @@ PriorBlocks LatentPrior::blocks(int bins, const Eigen::MatrixXd* inputs) const {
   return prior_blocks(dynamics, mu0, Sigma0, bins, inputs);
 }
 
+Eigen::ArrayXXd history_offset(const HistoryCoupling& history, const TrialCounts& trial) {
+  if (!history.active()) return {};
+  if (trial.history_features.rows() > 0) return history.offset(trial.history_features);
+  return history.offset(history.basis.features(trial.counts));
+}
+
 InferenceModel InferenceModel::of(const GlobalState& globals, const ModelSettings& model) {
   return InferenceModel{LatentPrior::from(globals), globals.spikes, model.deterministic(),
-                        globals.spike_parameters, globals.mlp};
+                        globals.spike_parameters,   globals.mlp,    globals.history};
 }
 
 InferenceModel InferenceModel::rows(const std::vector<int>& keep) const {
-  return InferenceModel{prior, readout.select_rows(keep), model, row_parameters.select_rows(keep),
-                        mlp.active() ? mlp.select_rows(keep) : mlp};
+  return InferenceModel{prior,
+                        readout.select_rows(keep),
+                        model,
+                        row_parameters.select_rows(keep),
+                        mlp.active() ? mlp.select_rows(keep) : mlp,
+                        history.active() ? history.select_rows(keep) : history};
 }
 
 std::unique_ptr<MlpKernels> InferenceModel::mlp_kernels(const GaussianCubature& cubature) const {
@@ -58,9 +68,10 @@ std::vector<GaussMarkovState> infer_latents(const InferenceModel& inference,
   for_each_index(trials.size(), threads, [&](std::size_t k, int thread) {
     const int bins = static_cast<int>(trials[k].counts.cols());
     const PriorBlocks prior = inference.prior.blocks(bins, trials[k].inputs_or_null());
-    const std::vector<ModalityView> modalities{
-        ModalityView{model.get(), &kernels, &trials[k].counts,
-                     model->log_base_measure(trials[k].counts), mlp.get()}};
+    const Eigen::ArrayXXd offset = history_offset(inference.history, trials[k]);
+    const std::vector<ModalityView> modalities{ModalityView{
+        model.get(), &kernels, &trials[k].counts, model->log_base_measure(trials[k].counts),
+        mlp.get(), inference.history.active() ? &offset : nullptr}};
     const LocalProblem problem{prior, modalities, *evaluators[static_cast<std::size_t>(thread)],
                                estimators[static_cast<std::size_t>(thread)]};
     problem.evaluate(Sites::zero(dim, bins), states[k]);

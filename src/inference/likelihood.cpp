@@ -20,6 +20,7 @@ void monte_carlo_expectations(const ModalityView& modality,
   for (int k = 0; k < 3; ++k) work.at.of_order[k].resize(rows);
   for (const Eigen::MatrixXd& z : samples) {
     work.eta = ((readout.C * z).colwise() + readout.d).array();
+    if (modality.offset) work.eta += *modality.offset;
     for (Eigen::Index t = 0; t < bins; ++t) {
       modality.model->pointwise(x, t, work.eta.col(t), work.at);
       work.ell.col(t) += work.at.of_order[0];
@@ -52,6 +53,7 @@ double expected_log_likelihood(const std::vector<ModalityView>& modalities,
     }
     if (!samples) {
       modality.kernels->eta_moments(q, work.mu, work.s2);
+      if (modality.offset) work.mu += *modality.offset;
       modality.model->expected_log_likelihood(*modality.data, work.mu, work.s2, work.ell, work.g,
                                               work.G);
     } else {

@@ -124,6 +124,10 @@ void visit_globals(State& g, Visit&& visit) {
     visit("mlp/W", g.mlp.W);
     visit("mlp/b", g.mlp.b);
   }
+  if (g.history.active()) {  // --history
+    visit("history/B", g.history.B);
+    visit("history/precision", g.history.precision);
+  }
   for (auto& modality : g.continuous) {
     const std::string prefix = "continuous/" + modality.name + "/";
     visit(prefix + "W", modality.readout.C);

@@ -51,6 +51,21 @@ Eigen::MatrixXd readout_covariances(const Readout& readout) {
   return cov;
 }
 
+// --history (docs/output-files.md): /globals/history/{B [N,F], precision [N,F,F], projection
+// [P,H], mean [H], rows [H]} and the attributes lags, prior_precision.
+void write_history(Hdf5File& file, const HistoryCoupling& h) {
+  const std::size_t F = dim_of(h.features());
+  write_matrix(file, "/globals/history/B", h.B);
+  file.write_doubles("/globals/history/precision", stacked_blocks(h.precision, h.features()),
+                     {dim_of(h.B.rows()), F, F});
+  write_matrix(file, "/globals/history/projection", h.basis.projection);
+  write_vector(file, "/globals/history/mean", h.basis.mean);
+  const std::vector<std::int64_t> rows(h.basis.rows.begin(), h.basis.rows.end());
+  file.write_int64("/globals/history/rows", rows, {rows.size()});
+  file.write_double_attribute("/globals/history", "lags", h.basis.lags);
+  file.write_double_attribute("/globals/history", "prior_precision", h.prior_precision);
+}
+
 // /globals/NAME_log_precision (or _logit_precision): the Laplace precision of a row parameter.
 std::string precision_dataset(const RowParameterSpec& spec) {
   return "/globals/" + spec.name + "_" + transform_name(spec.transform) + "_precision";
@@ -79,6 +94,7 @@ void write_globals(Hdf5File& file, const GlobalState& g) {
     write_vector(file, "/globals/mlp/b", g.mlp.b);
     file.write_double_attribute("/globals/mlp", "prior_precision", g.mlp_prior_precision);
   }
+  if (g.history.active()) write_history(file, g.history);
   write_vector(file, "/globals/readout_prior/mean", g.spikes_prior.mean);
   write_matrix(file, "/globals/readout_prior/precision", g.spikes_prior.precision);
   for (const RowParameter& parameter : g.spike_parameters.parameters) {
@@ -154,6 +170,33 @@ Eigen::MatrixXd read_checked(const Hdf5File& file, const std::string& name, Eige
                      ", expected " + std::to_string(rows) + " x " + std::to_string(cols) +
                      " values");
   return from_row_major(values, rows, cols);
+}
+
+// /globals/history of write_history (docs/output-files.md), for N spike rows.
+HistoryCoupling read_history(const Hdf5File& file, const std::string& path, Eigen::Index N) {
+  HistoryCoupling h;
+  const Hdf5File::Dims shape = file.shape("/globals/history/projection");
+  const std::vector<std::int64_t> rows = file.read_integers("/globals/history/rows");
+  const auto lags = static_cast<int>(file.read_double_attribute("/globals/history", "lags"));
+  if (shape.size() != 2 || shape[1] != rows.size() || lags < 1)
+    throw InputError(path + ": /globals/history is inconsistent (projection " + format_dims(shape) +
+                     ", " + std::to_string(rows.size()) + " rows, lags " + std::to_string(lags) +
+                     ")");
+  const auto P = static_cast<Eigen::Index>(shape[0]);
+  const auto H = static_cast<Eigen::Index>(rows.size());
+  for (std::int64_t row : rows)
+    if (row < 0 || row >= N)
+      throw InputError(path + ": /globals/history/rows names row " + std::to_string(row) + " of " +
+                       std::to_string(N));
+  h.basis.lags = lags;
+  h.basis.rows.assign(rows.begin(), rows.end());
+  h.basis.projection = read_checked(file, "/globals/history/projection", P, H);
+  h.basis.mean = read_checked(file, "/globals/history/mean", H, 1);
+  const Eigen::Index F = lags * P;
+  h.B = read_checked(file, "/globals/history/B", N, F);
+  h.precision = read_checked(file, "/globals/history/precision", N * F, F).transpose();
+  h.prior_precision = file.read_double_attribute("/globals/history", "prior_precision");
+  return h;
 }
 
 // M is D x (D + U + 1) with U known inputs (0 without).
@@ -242,6 +285,7 @@ GlobalState read_fit_globals(const std::string& path,
     g.mlp.b = read_checked(file, "/globals/mlp/b", H, 1);
     g.mlp_prior_precision = file.read_double_attribute("/globals/mlp", "prior_precision");
   }
+  if (file.exists("/globals/history")) g.history = read_history(file, path, N);
   g.continuous_prior = g.spikes_prior;
   if (file.exists("/globals/continuous")) {
     for (const std::string& name : file.list_children("/globals/continuous")) {

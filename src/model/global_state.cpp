@@ -34,6 +34,7 @@ double GlobalState::global_terms() const {
   double terms = spikes_prior.log_density(spikes) + spike_parameters.log_prior() -
                  dynamics.kl_divergence(dynamics_prior);
   if (mlp.active()) terms += mlp.log_prior(mlp_prior_precision);
+  if (history.active()) terms += history.row_log_prior().sum();
   for (const ContinuousReadout& modality : continuous)
     terms += continuous_prior.log_density(modality.readout) +
              noise_prior.log_density(modality.variances);
@@ -52,6 +53,7 @@ double GlobalState::laplace_correction() const {
     total += (kHalfLog2Pi - 0.5 * precision.log()).sum();
   }
   total += spike_parameters.laplace_correction();
+  if (history.active()) total += history.laplace_correction();
   return total;
 }
 
@@ -72,6 +74,9 @@ GlobalState make_prior_state(int dim, int neurons, const PriorSettings& settings
   if (layout.hidden > 0)
     state.mlp = MlpReadout::initial(neurons, dim, layout.hidden, layout.mlp_seed);
   state.mlp_prior_precision = layout.mlp_prior_precision;
+  if (layout.history.active())
+    state.history =
+        HistoryCoupling::at_prior(layout.history, neurons, layout.history_prior_precision);
   state.continuous_prior = state.spikes_prior;
   state.noise_prior = settings.noise;
   for (std::size_t m = 0; m < layout.continuous_names.size(); ++m)

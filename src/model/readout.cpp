@@ -254,9 +254,11 @@ void ReadoutStatistics::add_trial(const Readout& readout, const ObservationModel
 }
 
 Eigen::VectorXd row_log_likelihood(const ReadoutKernels& kernels, const ObservationModel& model,
-                                   const Eigen::ArrayXXd& x, const GaussianMoments& q) {
+                                   const Eigen::ArrayXXd& x, const GaussianMoments& q,
+                                   const Eigen::ArrayXXd* offset) {
   Eigen::ArrayXXd mu, s2, ell, g, G;
   kernels.eta_moments(q, mu, s2);
+  if (offset) mu += *offset;
   model.expected_log_likelihood(x, mu, s2, ell, g, G);
   return ell.rowwise().sum().matrix();
 }

@@ -307,7 +307,9 @@ keys = ["elbo", "trace/elbo_per_spike", "globals/C", "globals/d", "globals/A", "
         "globals/Q", "globals/mu0", "globals/Sigma0", "globals/readout_precision",
         "globals/dynamics/M", "globals/dynamics/V", "globals/dynamics/Psi", "globals/dynamics/nu",
         "latents/mean", "latents/cov"]
-keys += [k for k in ("globals/mlp/A", "globals/mlp/W", "globals/mlp/b") if k in a or k in b]
+keys += [k for k in ("globals/mlp/A", "globals/mlp/W", "globals/mlp/b", "globals/history/B",
+                     "globals/history/precision", "globals/history/projection")
+         if k in a or k in b]
 bad = [k for k in keys
        if k not in a or k not in b or not np.array_equal(a[k][:], b[k][:], equal_nan=True)]
 if a.attrs["elbo"] != b.attrs["elbo"]: bad.append("elbo attribute")

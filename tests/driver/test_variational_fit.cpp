@@ -46,6 +46,39 @@ TEST(FitVariational, ElboTraceNeverDecreasesInFullBatchMode) {
   EXPECT_GT(outcome.trace.back().elbo, outcome.trace.front().elbo);
 }
 
+TEST(FitVariational, HistoryLagsZeroIsTheFitWithoutHistoryBitForBit) {
+  SerialCommunicator comm;
+  const std::vector<TrialCounts> trials = training_counts(default_data());
+  FitSettings with_zero = settings_with(3, 6);
+  with_zero.history = HistorySettings{0, 3, 5.0, {0, 1, 2}};  // only K = 0 counts
+  const FitOutcome plain = fit_variational(trials, settings_with(3, 6), comm);
+  const FitOutcome zero = fit_variational(trials, with_zero, comm);
+  ASSERT_EQ(plain.trace.size(), zero.trace.size());
+  for (std::size_t i = 0; i < plain.trace.size(); ++i)
+    EXPECT_EQ(plain.trace[i].elbo, zero.trace[i].elbo) << "iteration " << i + 1;
+  EXPECT_EQ(plain.globals.spikes.C, zero.globals.spikes.C);
+  EXPECT_EQ(plain.globals.spikes.d, zero.globals.spikes.d);
+  EXPECT_FALSE(zero.globals.history.active());
+}
+
+TEST(FitVariational, HistoryFitKeepsTheElboMonotoneAndLearnsItsWeights) {
+  SerialCommunicator comm;
+  FitSettings settings = settings_with(3, 15);
+  settings.history.lags = 2;
+  settings.history.rows = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22};
+  const FitOutcome outcome = fit_variational(training_counts(default_data()), settings, comm);
+  ASSERT_EQ(outcome.trace.size(), 15u);
+  for (std::size_t i = 1; i < outcome.trace.size(); ++i)
+    EXPECT_GE(outcome.trace[i].elbo, outcome.trace[i - 1].elbo - 1e-6 * 32)
+        << "iteration " << i + 1;
+  const HistoryCoupling& history = outcome.globals.history;
+  ASSERT_TRUE(history.active());
+  EXPECT_EQ(history.features(), 2 * 4);  // K = 2 lags x P = min(4, 12) components
+  EXPECT_EQ(history.basis.rows, settings.history.rows);
+  EXPECT_GT(history.B.cwiseAbs().maxCoeff(), 0.0);  // moved from its prior mean
+  EXPECT_TRUE(history.B.allFinite());
+}
+
 TEST(FitVariational, CosmoothingComesWithinHundredthOfABitOfTheTrueParameters) {
   const Dataset& data = default_data();
   SerialCommunicator comm;

@@ -28,21 +28,24 @@ struct Candidate {
   bool use_continuous = false;  // fit the Gaussian modalities of /continuous with the spikes
   ReadoutKind readout = ReadoutKind::kLinear;  // --readout linear,mlp (with --hidden)
   int hidden = 8;
+  int history = 0;  // --history K of the fit (0: no history terms)
 };
 
 // "poisson / gauss-markov / D = 4 / continuous used"
 std::string describe(const Candidate& candidate, bool data_has_continuous);
 
-// Every combination, observations outermost, then families, latents, continuous, readouts
-// (innermost). `continuous` holds true (use) and/or false (ignore). An MLP readout's row names
-// its observation "NAME+mlp" in the table.
+// Every combination, observations outermost, then families, latents, continuous, readouts,
+// history lags (innermost). `continuous` holds true (use) and/or false (ignore). An MLP
+// readout's row names its observation "NAME+mlp" in the table, history terms "NAME+historyK".
 std::vector<Candidate> candidate_grid(
     const std::vector<std::shared_ptr<const SpikeModel>>& observations,
     const std::vector<FamilyKind>& families, const std::vector<int>& latents,
     const std::vector<bool>& continuous,
-    const std::vector<ReadoutKind>& readouts = {ReadoutKind::kLinear}, int hidden = 8);
+    const std::vector<ReadoutKind>& readouts = {ReadoutKind::kLinear}, int hidden = 8,
+    const std::vector<int>& history = {0});
 
-// The candidate's fit settings: `base` with its model, family and D (and the seed of `base`).
+// The candidate's fit settings: `base` with its model, family, D and history lags (and the seed
+// of `base`).
 FitSettings candidate_settings(const FitSettings& base, const Candidate& candidate);
 
 struct CrossValidationSettings {

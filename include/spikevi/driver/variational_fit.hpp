@@ -18,6 +18,7 @@
 #include "spikevi/inference/squarem.hpp"
 #include "spikevi/inference/trial.hpp"
 #include "spikevi/model/global_state.hpp"
+#include "spikevi/model/history.hpp"
 #include "spikevi/parallel/communicator.hpp"
 
 namespace spikevi {
@@ -38,6 +39,8 @@ struct FitSettings {
   // Full batch, natural-gradient optimiser, linear readout: SQUAREM over the globals
   // (squarem.hpp); none keeps plain VB-EM.
   Acceleration accelerate = Acceleration::kNone;
+  // --history K: history terms from the held-in rows (history.hpp); lags 0 = none.
+  HistorySettings history;
 };
 
 struct IterationRecord {

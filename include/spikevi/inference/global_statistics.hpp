@@ -8,9 +8,18 @@
 #include "spikevi/model/continuous_readout.hpp"
 #include "spikevi/model/dynamics.hpp"
 #include "spikevi/model/global_state.hpp"
+#include "spikevi/model/history.hpp"
 #include "spikevi/model/readout.hpp"
 
 namespace spikevi {
+
+// A trial's history terms for GlobalStatistics::add_trial: its offset B f_t (N x T), added to
+// eta's mean for every spike statistic, and its features f_t (F x T) for the history
+// statistics; both null without history terms.
+struct HistoryTerms {
+  const Eigen::ArrayXXd* offset = nullptr;
+  const Eigen::MatrixXd* features = nullptr;
+};
 
 struct GlobalStatistics {
   TransitionStatistics transitions;
@@ -24,6 +33,9 @@ struct GlobalStatistics {
   // --readout mlp: the gradient of sum E_q log p(x | eta) in the MLP weights (A, W, b); the rows
   // (c_n, d_n) keep `spikes`, taken by the cubature. Zero-sized for the linear readout.
   MlpGradient mlp;
+  // --history K: the gradient and curvature of the history weights b_n (history.hpp), taken at
+  // eta's mean with its offset; zero-sized (F = 0) without history terms.
+  HistoryStatistics history;
   std::vector<RegressionStatistics> continuous;  // one per Gaussian modality
   double elbo_sum = 0.0;                         // sum_k ELBO_k
   double spike_count = 0.0;
@@ -44,9 +56,11 @@ struct GlobalStatistics {
   // parameters, `model`'s row_parameter_derivatives).
   // `inputs`: the trial's known inputs (U x T; nullptr without inputs). With `mlp` (the MLP
   // readout's kernels, at `readout`), the spike statistics come from its cubature.
+  // `history` (--history K; not with `mlp`): see HistoryTerms.
   void add_trial(const GaussianMoments& q, const Readout& readout, const ObservationModel& model,
                  const Eigen::ArrayXXd& counts, double elbo,
-                 const Eigen::MatrixXd* inputs = nullptr, const MlpKernels* mlp = nullptr);
+                 const Eigen::MatrixXd* inputs = nullptr, const MlpKernels* mlp = nullptr,
+                 HistoryTerms history = {});
   // Adds one trial's values of Gaussian modality m (channels x T, NaN = missing).
   void add_continuous(std::size_t m, const Eigen::ArrayXXd& values, const GaussianMoments& q);
   std::vector<double> pack() const;

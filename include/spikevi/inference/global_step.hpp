@@ -24,7 +24,8 @@ void update_continuous(GlobalState& globals, const GlobalStatistics& stats, Glob
 // The name of the first global parameter holding a non-finite value ("" if there is none).
 std::string non_finite_parameter(const GlobalState& globals);
 
-// update_dynamics, the optimiser's readout and row-parameter steps, update_continuous. A step that
+// update_dynamics, the optimiser's readout and row-parameter steps, the history weights' step
+// (history.hpp, --history; natural gradients only), update_continuous. A step that
 // throws or leaves a non-finite parameter is retried from the same start (the optimiser's state
 // included) at half the step size, up to `retries` times (identically on every rank: the inputs
 // are the same). Returns the rho taken; when even the last try fails, leaves `globals` and

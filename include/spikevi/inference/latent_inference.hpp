@@ -36,6 +36,9 @@ struct InferenceModel {
   ModelSettings model;
   RowParameters row_parameters;
   MlpReadout mlp;  // --readout mlp: the hidden layer (empty for the linear readout)
+  // --history: the history terms of these rows (inactive without); a trial's offset is
+  // history.offset(TrialCounts::history_features), which the caller fills from all its rows.
+  HistoryCoupling history;
 
   static InferenceModel of(const GlobalState& globals, const ModelSettings& model);
   // The same model on the rows `keep` only (e.g. the held-in neurons).
@@ -46,8 +49,15 @@ struct InferenceModel {
   std::unique_ptr<MlpKernels> mlp_kernels(const GaussianCubature& cubature) const;
 };
 
+// The trial's history offset B f_t (rows x T; empty without history terms): from its
+// history_features, or, when it has none, from the features of its own counts (a trial holding
+// all the fit's rows).
+Eigen::ArrayXXd history_offset(const HistoryCoupling& history, const TrialCounts& trial);
+
 // q(z) of each trial from its spikes alone (its counts restricted to the model's rows by the
-// caller), by local steps to convergence from zero sites in the model's family.
+// caller), by local steps to convergence from zero sites in the model's family. With history
+// terms, each trial's history_features (HistoryBasis::features of its counts on all rows) give
+// the known offsets of eta.
 std::vector<GaussMarkovState> infer_latents(const InferenceModel& model,
                                             const std::vector<TrialCounts>& trials,
                                             const LocalStepSettings& settings);

@@ -19,6 +19,9 @@ struct ModalityView {
   double log_base_measure = 0.0;          // model->log_base_measure(data), computed once
   // --readout mlp (spikes only): the MLP readout's cubature replaces `kernels`' closed forms.
   const MlpKernels* mlp = nullptr;
+  // --history K (spikes only): the known offset B f_t of eta (rows x T, history.hpp), added to
+  // the kernels' eta mean (and to every Monte Carlo eta); null without history terms.
+  const Eigen::ArrayXXd* offset = nullptr;
 };
 
 // Gaussian site parameters per bin (DESIGN.md §2): L_t (D x TD) and l_t (D x T).
@@ -38,8 +41,8 @@ struct LikelihoodWorkspace {
 
 // The Monte Carlo estimates (DESIGN.md §6) of ell, g, G of one modality over the latent paths
 // `samples` (z_s ~ q, D x T each; into work.ell, work.g, work.G): the averages of f, f', f''/2
-// over eta_s = C z_s + d (Bonnet and Price with the analytic second derivative, so G <= 0 for
-// log-concave models), the terms free of eta included.
+// over eta_s = C z_s + d (+ the view's offset) (Bonnet and Price with the analytic second
+// derivative, so G <= 0 for log-concave models), the terms free of eta included.
 void monte_carlo_expectations(const ModalityView& modality,
                               const std::vector<Eigen::MatrixXd>& samples,
                               LikelihoodWorkspace& work);

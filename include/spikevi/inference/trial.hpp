@@ -14,6 +14,8 @@ struct TrialCounts {
   // missing.
   std::vector<Eigen::ArrayXXd> continuous;
   Eigen::MatrixXd inputs;  // known inputs /inputs, U x T_k (0 rows without)
+  // --history K: the trial's history features (HistoryBasis::features), F x T_k (0 rows without).
+  Eigen::MatrixXd history_features;
   // What prior_blocks and the transition statistics take: nullptr without inputs.
   const Eigen::MatrixXd* inputs_or_null() const { return inputs.rows() > 0 ? &inputs : nullptr; }
 };

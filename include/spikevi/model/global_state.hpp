@@ -6,6 +6,7 @@
 
 #include "spikevi/model/continuous_readout.hpp"
 #include "spikevi/model/dynamics.hpp"
+#include "spikevi/model/history.hpp"
 #include "spikevi/model/mlp_readout.hpp"
 #include "spikevi/model/readout.hpp"
 #include "spikevi/model/row_parameters.hpp"
@@ -37,6 +38,8 @@ struct GlobalState {
   // N(0, 1/mlp_prior_precision) per entry; empty (H = 0) for the linear readout.
   MlpReadout mlp;
   double mlp_prior_precision = 1.0;
+  // --history K: the history terms' basis and weights b_n (history.hpp); inactive (N x 0) else.
+  HistoryCoupling history;
   std::vector<ContinuousReadout> continuous;  // Gaussian modalities, in the fit's order
   ReadoutPrior continuous_prior;              // of every continuous row (w_j, e_j)
   NoisePrior noise_prior;
@@ -61,6 +64,9 @@ struct ModelLayout {
   int hidden = 0;              // --readout mlp: H hidden units (0: the linear readout)
   std::uint64_t mlp_seed = 1;  // their random start (MlpReadout::initial)
   double mlp_prior_precision = 1.0;  // their prior
+  // --history K: the basis of the history terms (features() = 0 without) and lambda.
+  HistoryBasis history;
+  double history_prior_precision = 1.0;
 };
 
 // Priors for a model of `dim` latents and `neurons` spike rows (row parameters start at their

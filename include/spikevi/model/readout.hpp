@@ -77,8 +77,10 @@ struct ReadoutStatistics {
 using ReadoutObjective = std::function<Eigen::VectorXd(const Readout& candidate)>;
 
 // Per-row E_q[log p(x_n | w, z)] (base measure excluded) of one trial: the readout objective.
+// `offset` (rows x T, --history): a known term added to eta's mean.
 Eigen::VectorXd row_log_likelihood(const ReadoutKernels& kernels, const ObservationModel& model,
-                                   const Eigen::ArrayXXd& x, const GaussianMoments& q);
+                                   const Eigen::ArrayXXd& x, const GaussianMoments& q,
+                                   const Eigen::ArrayXXd* offset = nullptr);
 
 // Per row, log p0(w_n).
 Eigen::VectorXd row_log_prior(const ReadoutPrior& prior, const Readout& readout);
