@@ -376,11 +376,32 @@ std::vector<bool> fit_neurons(const Standardised& s, const Eigen::MatrixXd& coun
   return converged;
 }
 
-// Validation log-likelihood of every (ridge candidate, held-out neuron) of one fold.
+// Standardised coefficients (intercept, weights) of `s` for raw models (intercept, weights)
+// in the columns of `raw`, and back: the same linear predictors in the other coordinates.
+Eigen::MatrixXd to_standardised(const Standardised& s, const Eigen::MatrixXd& raw) {
+  Eigen::MatrixXd b(raw.rows(), raw.cols());
+  b.row(0) = raw.row(0) + s.mean * raw.bottomRows(raw.rows() - 1);
+  b.bottomRows(raw.rows() - 1) = s.scale.transpose().asDiagonal() * raw.bottomRows(raw.rows() - 1);
+  return b;
+}
+
+Eigen::MatrixXd to_raw(const Standardised& s, const Eigen::MatrixXd& b) {
+  Eigen::MatrixXd raw(b.rows(), b.cols());
+  raw.bottomRows(b.rows() - 1) =
+      s.scale.transpose().cwiseInverse().asDiagonal() * b.bottomRows(b.rows() - 1);
+  raw.row(0) = b.row(0) - s.mean * raw.bottomRows(b.rows() - 1);
+  return raw;
+}
+
+// Validation log-likelihood of every (ridge candidate, held-out neuron) of one fold. The fit
+// at ridge r starts from `previous[r]` (the last fold's fits there, as raw models) when it is
+// not empty, else from the fit at the next stronger ridge (the constant fit for the first);
+// `previous[r]` is then overwritten with this fold's fits.
 Eigen::MatrixXd fold_log_likelihood(const std::vector<Eigen::MatrixXd>& heldin_smoothed,
                                     const std::vector<Eigen::MatrixXd>& heldout,
                                     const std::vector<double>& ridges, std::size_t fold,
-                                    std::size_t folds, const SmoothingBaselineSettings& settings) {
+                                    std::size_t folds, const SmoothingBaselineSettings& settings,
+                                    std::vector<Eigen::MatrixXd>& previous) {
   std::vector<std::size_t> fit_trials, check_trials;
   for (std::size_t k = 0; k < heldin_smoothed.size(); ++k)
     (k % folds == fold ? check_trials : fit_trials).push_back(k);
@@ -392,8 +413,10 @@ Eigen::MatrixXd fold_log_likelihood(const std::vector<Eigen::MatrixXd>& heldin_s
   Eigen::MatrixXd table(static_cast<Eigen::Index>(ridges.size()), y.cols());
   Eigen::MatrixXd coefficients;  // the ridge path: each fit warm-starts the next
   for (std::size_t r : strongest_first(ridges)) {
+    if (previous[r].size() != 0) coefficients = to_standardised(standardised, previous[r]);
     fit_neurons(standardised, y, Eigen::VectorXd::Constant(y.cols(), ridges[r]),
                 kCrossValidationTolerance, settings, coefficients);
+    previous[r] = to_raw(standardised, coefficients);
     for (Eigen::Index j = 0; j < y.cols(); ++j) {
       const PoissonRegression fit = y.col(j).sum() > 0.0
                                         ? raw_fit(standardised, coefficients.col(j), true)
@@ -405,21 +428,19 @@ Eigen::MatrixXd fold_log_likelihood(const std::vector<Eigen::MatrixXd>& heldin_s
 }
 
 // Validation log-likelihood of every (ridge candidate, held-out neuron) for one kernel,
-// summed over the folds (train trial i in fold i mod folds) in fold order; the folds run on
-// `settings.threads` threads, each fold's work the same whichever thread runs it.
+// summed over the folds (train trial i in fold i mod folds) in fold order; each fold
+// warm-starts from the last (their fitted trials overlap in all but two folds' worth).
 Eigen::MatrixXd cross_validate(const std::vector<Eigen::MatrixXd>& heldin_smoothed,
                                const std::vector<Eigen::MatrixXd>& heldout,
                                const std::vector<double>& ridges,
                                const SmoothingBaselineSettings& settings) {
   const std::size_t trials = heldin_smoothed.size();
   const std::size_t folds = std::min<std::size_t>(static_cast<std::size_t>(settings.folds), trials);
-  std::vector<Eigen::MatrixXd> per_fold(folds);
-  for_each_index(folds, settings.threads, [&](std::size_t fold, int) {
-    per_fold[fold] = fold_log_likelihood(heldin_smoothed, heldout, ridges, fold, folds, settings);
-  });
+  std::vector<Eigen::MatrixXd> previous(ridges.size());
   Eigen::MatrixXd table =
       Eigen::MatrixXd::Zero(static_cast<Eigen::Index>(ridges.size()), heldout.front().rows());
-  for (const Eigen::MatrixXd& fold : per_fold) table += fold;
+  for (std::size_t fold = 0; fold < folds; ++fold)
+    table += fold_log_likelihood(heldin_smoothed, heldout, ridges, fold, folds, settings, previous);
   return table;
 }
 
@@ -436,10 +457,17 @@ void choose_by_cross_validation(const std::vector<Eigen::MatrixXd>& train_heldin
                                 SmoothingBaseline& result) {
   const std::vector<double> kernels = grid(settings.kernel_sd_candidates, settings.kernel_sd_bins);
   const std::vector<double> ridges = grid(settings.ridge_candidates, settings.ridge);
+  // The kernels on `settings.threads` threads, each kernel's work the same whichever thread
+  // runs it (threads.hpp), so the choice does not depend on the thread count.
+  std::vector<Eigen::MatrixXd> tables(kernels.size());
+  for_each_index(kernels.size(), settings.threads, [&](std::size_t k, int) {
+    tables[k] = cross_validate(smooth_trials(train_heldin, kernels[k], settings.features),
+                               train_heldout, ridges, settings);
+  });
   double best = -std::numeric_limits<double>::infinity();
-  for (double sd : kernels) {
-    const Eigen::MatrixXd table = cross_validate(smooth_trials(train_heldin, sd, settings.features),
-                                                 train_heldout, ridges, settings);
+  for (std::size_t k = 0; k < kernels.size(); ++k) {
+    const double sd = kernels[k];
+    const Eigen::MatrixXd& table = tables[k];
     result.cv_log_likelihood.push_back(table.colwise().maxCoeff().sum());
     if (!(result.cv_log_likelihood.back() > best)) continue;
     best = result.cv_log_likelihood.back();
