@@ -1,6 +1,9 @@
 // spikevi evaluate: co-smoothing of a fit on the test trials, beside the reference scores.
 #include <cmath>
 #include <cstdio>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <limits>
 #include <optional>
 
@@ -95,9 +98,22 @@ std::vector<EvaluationRecord::ModalityCoverage> modality_coverage(const FitModel
   return result;
 }
 
+// Lets freed large blocks be reused instead of handed back to the kernel: the smoothing
+// baseline allocates each fold's design and rows x neurons work arrays afresh (tens of MB on a
+// 320-trial set), and as separate mmaps each cost a page fault per 4 KiB on first touch
+// (perf/README.md "evaluate's smoothing baseline"). glibc only; allocation, not arithmetic, so
+// no result changes.
+void keep_freed_memory() {
+#ifdef __GLIBC__
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's largest
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
+}
+
 }  // namespace
 
 int run_evaluate(const CommandContext& context) {
+  keep_freed_memory();
   EvaluateOptions o;
   po::options_description options = evaluate_options(o);
   po::variables_map values;

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "spikevi/error.hpp"
+#include "spikevi/evaluation/poisson_regression_batch.hpp"
 #include "spikevi/math/smoothing.hpp"
 #include "spikevi/parallel/threads.hpp"
 
@@ -16,6 +17,12 @@ namespace spikevi {
 namespace {
 
 constexpr double kZeroRateFloor = 1e-9;  // NLB's stand-in for a predicted rate of 0
+// Relative Newton-decrement tolerances of the baseline's batched regressions: the folds' fits
+// only rank the candidates (their validation log-likelihoods move by < 1e-8 bits per spike
+// below 1e-12), the final fit gives the written rates (within ~1e-6 of the optimum at 1e-14;
+// the single-regression Newton's 1e-10 left them up to 1e-4 away).
+constexpr double kCrossValidationTolerance = 1e-12;
+constexpr double kFinalFitTolerance = 1e-14;
 
 std::string shape(const Eigen::MatrixXd& m) {
   return std::to_string(m.rows()) + " x " + std::to_string(m.cols());
@@ -312,44 +319,128 @@ std::vector<std::size_t> strongest_first(const std::vector<double>& ridges) {
   return order;
 }
 
+// The model of standardised coefficients b = (intercept, weights) in raw features.
+PoissonRegression raw_fit(const Standardised& s, const Eigen::VectorXd& b, bool converged) {
+  PoissonRegression fit;
+  fit.weights = b.tail(b.size() - 1).cwiseQuotient(s.scale.transpose());
+  fit.intercept = b(0) - s.mean.dot(fit.weights);
+  fit.converged = converged;
+  return fit;
+}
+
+// Fits every held-out neuron (column of `counts`) with spikes on the fitted rows at its own
+// ridge (`ridges`, per column) from `start` (standardised coefficients, design columns x
+// neurons; the constant-rate fit where empty), all neurons at once (poisson_regression_batch.hpp);
+// a neuron the batch leaves unconverged, or one without a penalty, gets the single-regression
+// Newton fit from where the batch left it. `start` is overwritten with the fits. Silent
+// neurons keep their column of `start` and are reported converged.
+std::vector<bool> fit_neurons(const Standardised& s, const Eigen::MatrixXd& counts,
+                              const Eigen::VectorXd& ridges, double tolerance,
+                              const SmoothingBaselineSettings& settings, Eigen::MatrixXd& start) {
+  const Eigen::Index rows = s.design.rows(), neurons = counts.cols();
+  if (start.size() == 0) {
+    start = Eigen::MatrixXd::Zero(s.design.cols(), neurons);
+    for (Eigen::Index j = 0; j < neurons; ++j)
+      start(0, j) = counts.col(j).sum() > 0.0 ? std::log(counts.col(j).mean())
+                                              : constant_fit(0, rows).intercept;
+  }
+  std::vector<Eigen::Index> batched;
+  std::vector<bool> converged(static_cast<std::size_t>(neurons), true);
+  for (Eigen::Index j = 0; j < neurons; ++j)
+    if (counts.col(j).sum() > 0.0 && ridges(j) > 0.0) batched.push_back(j);
+  std::vector<bool> newton(static_cast<std::size_t>(neurons), false);
+  for (Eigen::Index j = 0; j < neurons; ++j)
+    newton[static_cast<std::size_t>(j)] = counts.col(j).sum() > 0.0 && !(ridges(j) > 0.0);
+  if (!batched.empty()) {
+    const Eigen::MatrixXd batch_counts = counts(Eigen::all, batched);
+    Eigen::MatrixXd coefficients = start(Eigen::all, batched);
+    PoissonRegressionBatchSettings batch_settings;
+    batch_settings.max_iterations = settings.max_newton_iterations;
+    batch_settings.tolerance = tolerance;
+    PoissonRegressionBatch batch(s.design, batch_counts, batch_settings);
+    const Eigen::VectorXd penalties = ridges(batched) * static_cast<double>(rows);
+    const PoissonRegressionBatchReport report = batch.solve(penalties, coefficients);
+    start(Eigen::all, batched) = coefficients;
+    for (std::size_t a = 0; a < batched.size(); ++a)
+      if (!report.converged[a]) newton[static_cast<std::size_t>(batched[a])] = true;
+  }
+  for (Eigen::Index j = 0; j < neurons; ++j) {
+    if (!newton[static_cast<std::size_t>(j)]) continue;
+    const PoissonRegression from = raw_fit(s, start.col(j), false);
+    const PoissonRegression fit =
+        fit_standardised(s, counts.col(j), glm_settings(ridges(j), rows, settings), &from);
+    start.col(j) << fit.intercept + s.mean.dot(fit.weights),
+        fit.weights.cwiseProduct(s.scale.transpose());
+    converged[static_cast<std::size_t>(j)] = fit.converged;
+  }
+  return converged;
+}
+
+// Standardised coefficients (intercept, weights) of `s` for raw models (intercept, weights)
+// in the columns of `raw`, and back: the same linear predictors in the other coordinates.
+Eigen::MatrixXd to_standardised(const Standardised& s, const Eigen::MatrixXd& raw) {
+  Eigen::MatrixXd b(raw.rows(), raw.cols());
+  b.row(0) = raw.row(0) + s.mean * raw.bottomRows(raw.rows() - 1);
+  b.bottomRows(raw.rows() - 1) = s.scale.transpose().asDiagonal() * raw.bottomRows(raw.rows() - 1);
+  return b;
+}
+
+Eigen::MatrixXd to_raw(const Standardised& s, const Eigen::MatrixXd& b) {
+  Eigen::MatrixXd raw(b.rows(), b.cols());
+  raw.bottomRows(b.rows() - 1) =
+      s.scale.transpose().cwiseInverse().asDiagonal() * b.bottomRows(b.rows() - 1);
+  raw.row(0) = b.row(0) - s.mean * raw.bottomRows(b.rows() - 1);
+  return raw;
+}
+
+// Validation log-likelihood of every (ridge candidate, held-out neuron) of one fold. The fit
+// at ridge r starts from `previous[r]` (the last fold's fits there, as raw models) when it is
+// not empty, else from the fit at the next stronger ridge (the constant fit for the first);
+// `previous[r]` is then overwritten with this fold's fits.
+Eigen::MatrixXd fold_log_likelihood(const std::vector<Eigen::MatrixXd>& heldin_smoothed,
+                                    const std::vector<Eigen::MatrixXd>& heldout,
+                                    const std::vector<double>& ridges, std::size_t fold,
+                                    std::size_t folds, const SmoothingBaselineSettings& settings,
+                                    std::vector<Eigen::MatrixXd>& previous) {
+  std::vector<std::size_t> fit_trials, check_trials;
+  for (std::size_t k = 0; k < heldin_smoothed.size(); ++k)
+    (k % folds == fold ? check_trials : fit_trials).push_back(k);
+  const Eigen::MatrixXd x = stack_bins(heldin_smoothed, fit_trials);
+  const Eigen::MatrixXd y = stack_bins(heldout, fit_trials);
+  const Eigen::MatrixXd x_check = clip_features(stack_bins(heldin_smoothed, check_trials), x);
+  const Eigen::MatrixXd y_check = stack_bins(heldout, check_trials);
+  const Standardised standardised = standardise(x);  // once for every neuron and ridge
+  Eigen::MatrixXd table(static_cast<Eigen::Index>(ridges.size()), y.cols());
+  Eigen::MatrixXd coefficients;  // the ridge path: each fit warm-starts the next
+  for (std::size_t r : strongest_first(ridges)) {
+    if (previous[r].size() != 0) coefficients = to_standardised(standardised, previous[r]);
+    fit_neurons(standardised, y, Eigen::VectorXd::Constant(y.cols(), ridges[r]),
+                kCrossValidationTolerance, settings, coefficients);
+    previous[r] = to_raw(standardised, coefficients);
+    for (Eigen::Index j = 0; j < y.cols(); ++j) {
+      const PoissonRegression fit = y.col(j).sum() > 0.0
+                                        ? raw_fit(standardised, coefficients.col(j), true)
+                                        : constant_fit(x.cols(), x.rows());
+      table(static_cast<Eigen::Index>(r), j) = log_likelihood(fit.predict(x_check), y_check.col(j));
+    }
+  }
+  return table;
+}
+
 // Validation log-likelihood of every (ridge candidate, held-out neuron) for one kernel,
-// summed over the folds (train trial i in fold i mod folds).
+// summed over the folds (train trial i in fold i mod folds) in fold order; each fold
+// warm-starts from the last (their fitted trials overlap in all but two folds' worth).
 Eigen::MatrixXd cross_validate(const std::vector<Eigen::MatrixXd>& heldin_smoothed,
                                const std::vector<Eigen::MatrixXd>& heldout,
                                const std::vector<double>& ridges,
                                const SmoothingBaselineSettings& settings) {
   const std::size_t trials = heldin_smoothed.size();
   const std::size_t folds = std::min<std::size_t>(static_cast<std::size_t>(settings.folds), trials);
+  std::vector<Eigen::MatrixXd> previous(ridges.size());
   Eigen::MatrixXd table =
       Eigen::MatrixXd::Zero(static_cast<Eigen::Index>(ridges.size()), heldout.front().rows());
-  for (std::size_t fold = 0; fold < folds; ++fold) {
-    std::vector<std::size_t> fit_trials, check_trials;
-    for (std::size_t k = 0; k < trials; ++k)
-      (k % folds == fold ? check_trials : fit_trials).push_back(k);
-    const Eigen::MatrixXd x = stack_bins(heldin_smoothed, fit_trials);
-    const Eigen::MatrixXd y = stack_bins(heldout, fit_trials);
-    const Eigen::MatrixXd x_check = clip_features(stack_bins(heldin_smoothed, check_trials), x);
-    const Eigen::MatrixXd y_check = stack_bins(heldout, check_trials);
-    const Standardised standardised = standardise(x);  // once for every neuron and ridge
-    // Each neuron writes only its own column (threads.hpp).
-    for_each_index(static_cast<std::size_t>(y.cols()), settings.threads,
-                   [&](std::size_t column, int) {
-                     const auto j = static_cast<Eigen::Index>(column);
-                     PoissonRegression fit = constant_fit(x.cols(), x.rows());
-                     const bool silent = !(y.col(j).sum() > 0.0);
-                     bool warm = false;
-                     for (std::size_t r : strongest_first(ridges)) {
-                       if (!silent) {
-                         fit = fit_standardised(standardised, y.col(j),
-                                                glm_settings(ridges[r], x.rows(), settings),
-                                                warm ? &fit : nullptr);
-                         warm = true;
-                       }
-                       table(static_cast<Eigen::Index>(r), j) +=
-                           log_likelihood(fit.predict(x_check), y_check.col(j));
-                     }
-                   });
-  }
+  for (std::size_t fold = 0; fold < folds; ++fold)
+    table += fold_log_likelihood(heldin_smoothed, heldout, ridges, fold, folds, settings, previous);
   return table;
 }
 
@@ -366,10 +457,17 @@ void choose_by_cross_validation(const std::vector<Eigen::MatrixXd>& train_heldin
                                 SmoothingBaseline& result) {
   const std::vector<double> kernels = grid(settings.kernel_sd_candidates, settings.kernel_sd_bins);
   const std::vector<double> ridges = grid(settings.ridge_candidates, settings.ridge);
+  // The kernels on `settings.threads` threads, each kernel's work the same whichever thread
+  // runs it (threads.hpp), so the choice does not depend on the thread count.
+  std::vector<Eigen::MatrixXd> tables(kernels.size());
+  for_each_index(kernels.size(), settings.threads, [&](std::size_t k, int) {
+    tables[k] = cross_validate(smooth_trials(train_heldin, kernels[k], settings.features),
+                               train_heldout, ridges, settings);
+  });
   double best = -std::numeric_limits<double>::infinity();
-  for (double sd : kernels) {
-    const Eigen::MatrixXd table = cross_validate(smooth_trials(train_heldin, sd, settings.features),
-                                                 train_heldout, ridges, settings);
+  for (std::size_t k = 0; k < kernels.size(); ++k) {
+    const double sd = kernels[k];
+    const Eigen::MatrixXd& table = tables[k];
     result.cv_log_likelihood.push_back(table.colwise().maxCoeff().sum());
     if (!(result.cv_log_likelihood.back() > best)) continue;
     best = result.cv_log_likelihood.back();
@@ -408,14 +506,18 @@ SmoothingBaseline smoothing_baseline(const std::vector<Eigen::MatrixXd>& train_h
       stack_bins(smooth_trials(train_heldin, result.kernel_sd_bins, settings.features), all);
   const Eigen::MatrixXd y = stack_bins(train_heldout, all);
   const Standardised standardised = standardise(x);
+  Eigen::MatrixXd coefficients;
+  const std::vector<bool> converged =
+      fit_neurons(standardised, y,
+                  Eigen::Map<const Eigen::VectorXd>(result.ridge.data(),
+                                                    static_cast<Eigen::Index>(result.ridge.size())),
+                  kFinalFitTolerance, settings, coefficients);
   std::vector<PoissonRegression> fits(static_cast<std::size_t>(y.cols()));
-  for_each_index(fits.size(), settings.threads, [&](std::size_t column, int) {
-    const auto j = static_cast<Eigen::Index>(column);
-    const double ridge = result.ridge[column];
-    fits[column] = y.col(j).sum() > 0.0 ? fit_standardised(standardised, y.col(j),
-                                                           glm_settings(ridge, x.rows(), settings))
-                                        : constant_fit(x.cols(), x.rows());
-  });
+  for (Eigen::Index j = 0; j < y.cols(); ++j)
+    fits[static_cast<std::size_t>(j)] =
+        y.col(j).sum() > 0.0
+            ? raw_fit(standardised, coefficients.col(j), converged[static_cast<std::size_t>(j)])
+            : constant_fit(x.cols(), x.rows());
   for (const PoissonRegression& fit : fits) result.unconverged += fit.converged ? 0 : 1;
   for (const Eigen::MatrixXd& trial : test_heldin) {
     const Eigen::MatrixXd features = clip_features(
