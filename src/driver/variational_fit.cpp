@@ -324,13 +324,31 @@ void VariationalFit::initial_readout_steps(const GlobalStatistics& stats) {
   const std::vector<std::size_t> sample = evenly_spaced_sample(trials_, population_, sample_size);
   const double scale = statistics_scale(population_, sample_size);
   const auto rows = static_cast<std::size_t>(neurons());
-  const ReadoutObjective objective = [&](const Readout& candidate) {
-    const ReadoutKernels kernels(candidate);
-    return Eigen::VectorXd(scale *
-                           sum_over_trials(rows, sample, comm_, threads(), [&](std::size_t k) {
-                             return row_log_likelihood(kernels, *model_, trials_[k].counts,
-                                                       outcome_.posteriors[k].moments);
-                           }));
+  const ReadoutObjective objective = [&](const Readout& candidate, const std::vector<int>& wanted) {
+    if (wanted.size() == rows) {
+      const ReadoutKernels kernels(candidate);
+      return Eigen::VectorXd(scale *
+                             sum_over_trials(rows, sample, comm_, threads(), [&](std::size_t k) {
+                               return row_log_likelihood(kernels, *model_, trials_[k].counts,
+                                                         outcome_.posteriors[k].moments);
+                             }));
+    }
+    // A backtracking round after the first: only the rows not yet accepted, with their own
+    // readout rows, counts and spike model (row parameters); the others stay 0.
+    const Readout subset = candidate.select_rows(wanted);
+    const ReadoutKernels kernels(subset);
+    const std::unique_ptr<ObservationModel> subset_model = settings_.model.spike_observation(
+        outcome_.globals.spike_parameters.select_rows(wanted));
+    const Eigen::VectorXd values =
+        scale * sum_over_trials(wanted.size(), sample, comm_, threads(), [&](std::size_t k) {
+          return row_log_likelihood(kernels, *subset_model,
+                                    trials_[k].counts(wanted, Eigen::all),
+                                    outcome_.posteriors[k].moments);
+        });
+    Eigen::VectorXd all_rows = Eigen::VectorXd::Zero(static_cast<Eigen::Index>(rows));
+    for (std::size_t i = 0; i < wanted.size(); ++i)
+      all_rows(wanted[i]) = values(static_cast<Eigen::Index>(i));
+    return all_rows;
   };
   GlobalState& globals = outcome_.globals;
   ReadoutStatistics readout_stats = stats.spikes;

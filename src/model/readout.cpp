@@ -325,8 +325,8 @@ void check_step_inputs(const Readout& current, const ReadoutPrior& prior,
 
 // Per-row objective(w) + log p0(w), checked for size.
 Eigen::VectorXd penalised_objective(const ReadoutObjective& objective, const ReadoutPrior& prior,
-                                    const Readout& readout) {
-  const Eigen::VectorXd value = objective(readout);
+                                    const Readout& readout, const std::vector<int>& rows) {
+  const Eigen::VectorXd value = objective(readout, rows);
   if (value.size() != readout.rows()) {
     throw ConfigError("readout step: objective returned " + std::to_string(value.size()) +
                       " values for " + std::to_string(readout.rows()) + " rows");
@@ -339,20 +339,20 @@ Eigen::VectorXd penalised_objective(const ReadoutObjective& objective, const Rea
 Readout backtracking_step(const Readout& current, const ReadoutPrior& prior,
                           const NewtonTargets& targets, double rho,
                           const ReadoutObjective& objective, int max_halvings) {
-  const Eigen::VectorXd before = penalised_objective(objective, prior, current);
+  std::vector<int> pending(static_cast<std::size_t>(current.rows()));
+  for (int n = 0; n < current.rows(); ++n) pending[static_cast<std::size_t>(n)] = n;
+  const Eigen::VectorXd before = penalised_objective(objective, prior, current, pending);
   Readout accepted = current;
-  std::vector<Index> pending(static_cast<std::size_t>(current.rows()));
-  for (Index n = 0; n < current.rows(); ++n) pending[static_cast<std::size_t>(n)] = n;
   for (int k = 0; k <= max_halvings && !pending.empty(); ++k) {
     Readout trial = accepted;  // pending rows still hold their current values
     std::vector<char> valid(pending.size());
     for (std::size_t i = 0; i < pending.size(); ++i) {
       valid[i] = write_candidate(current, targets, pending[i], std::ldexp(rho, -k), trial);
     }
-    const Eigen::VectorXd after = penalised_objective(objective, prior, trial);
-    std::vector<Index> still_pending;
+    const Eigen::VectorXd after = penalised_objective(objective, prior, trial, pending);
+    std::vector<int> still_pending;
     for (std::size_t i = 0; i < pending.size(); ++i) {
-      const Index n = pending[i];
+      const int n = pending[i];
       if (valid[i] && std::isfinite(after(n)) && !(after(n) < before(n))) {
         copy_row(trial, n, accepted);
       } else {

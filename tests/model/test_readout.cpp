@@ -503,7 +503,7 @@ TEST(ReadoutNaturalGradientStep, PoissonBacktrackingNeverDecreasesAndConvergesTo
   const ReadoutPrior prior = ReadoutPrior::weak(dim);
   const PoissonObservation model;
   int calls = 0;
-  const ReadoutObjective objective = [&](const Readout& w) {
+  const ReadoutObjective objective = [&](const Readout& w, const std::vector<int>&) {
     ++calls;
     return expected_log_likelihood(w, model, trials);
   };
@@ -534,9 +534,50 @@ TEST(ReadoutNaturalGradientStep, PoissonBacktrackingNeverDecreasesAndConvergesTo
   EXPECT_LT(stationarity.cwiseAbs().maxCoeff(), 1e-8);
 }
 
+// After the first round the step asks the objective only for the rows not yet accepted (each
+// round's rows a subset of the last's), and reads nothing else: an objective that leaves every
+// other row NaN gives bit for bit the step of one that fills them all.
+TEST(ReadoutNaturalGradientStep, BacktrackingAsksOnlyForTheRowsNotYetAccepted) {
+  std::mt19937_64 rng(11);
+  const int rows = 6, dim = 2;
+  const Readout truth = random_readout(rows, dim, rng);
+  std::vector<Trial> trials;
+  for (int k = 0; k < 3; ++k) {
+    GaussianMoments q = random_moments(dim, 60, rng);
+    ArrayXXd x = poisson_counts(truth, q, rng);
+    trials.push_back({std::move(x), std::move(q)});
+  }
+  const ReadoutPrior prior = ReadoutPrior::weak(dim);
+  const PoissonObservation model;
+  std::vector<std::vector<int>> asked;
+  const ReadoutObjective only_wanted = [&](const Readout& w, const std::vector<int>& wanted) {
+    asked.push_back(wanted);
+    const VectorXd every = expected_log_likelihood(w, model, trials);
+    VectorXd value = VectorXd::Constant(w.rows(), kNaN);
+    for (int n : wanted) value(n) = every(n);
+    return value;
+  };
+  const ReadoutObjective every_row = [&](const Readout& w, const std::vector<int>&) {
+    return expected_log_likelihood(w, model, trials);
+  };
+  const Readout start = random_readout(rows, dim, rng, -4.0);  // far off: backtracks
+  const ReadoutStatistics stats = statistics(start, model, trials);
+  const Readout subset = readout_natural_gradient_step(start, prior, stats, 1.0, 1.0, only_wanted);
+  const Readout full = readout_natural_gradient_step(start, prior, stats, 1.0, 1.0, every_row);
+  EXPECT_TRUE(subset.C == full.C && subset.d == full.d && subset.precision == full.precision);
+  ASSERT_GT(asked.size(), 3u) << "the step should have backtracked";
+  EXPECT_EQ(asked[0].size(), static_cast<std::size_t>(rows));  // the objective before the step
+  EXPECT_EQ(asked[1].size(), static_cast<std::size_t>(rows));  // round 0: every row pending
+  EXPECT_LT(asked.back().size(), static_cast<std::size_t>(rows));
+  for (std::size_t i = 2; i < asked.size(); ++i)
+    EXPECT_TRUE(std::includes(asked[i - 1].begin(), asked[i - 1].end(), asked[i].begin(),
+                              asked[i].end()))
+        << "round " << i - 1;
+}
+
 // Objective: NaN for a changed row n in `refuse`, a large reward for any other changed row.
 ReadoutObjective refusing_objective(const Readout& current, std::vector<int> refuse, int& calls) {
-  return [&current, refuse, &calls](const Readout& w) {
+  return [&current, refuse, &calls](const Readout& w, const std::vector<int>&) {
     ++calls;
     VectorXd value = VectorXd::Zero(w.rows());
     for (int n = 0; n < w.rows(); ++n) {

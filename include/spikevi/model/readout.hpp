@@ -73,8 +73,12 @@ struct ReadoutStatistics {
 };
 
 // Per-row sum over the data of E_q[log p(x_n | w, z)] (base measure excluded) at a candidate
-// readout; the caller sums it over trials (and ranks).
-using ReadoutObjective = std::function<Eigen::VectorXd(const Readout& candidate)>;
+// readout; the caller sums it over trials (and ranks). Only the rows listed in `rows`
+// (ascending) are read by the step, so an objective may leave the others at any value and
+// skip their work (the backtracking rounds after the first evaluate only the rows not yet
+// accepted).
+using ReadoutObjective =
+    std::function<Eigen::VectorXd(const Readout& candidate, const std::vector<int>& rows)>;
 
 // Per-row E_q[log p(x_n | w, z)] (base measure excluded) of one trial: the readout objective.
 // `offset` (rows x T, --history): a known term added to eta's mean.
