@@ -24,9 +24,10 @@ holds "evaluate prints the coverage of the counts and of the behaviour" "$work/o
   "coverage of /continuous/behavior from the test trials' spikes (Gaussian PIT, [0-9]* values): 50% interval"
 
 # /coverage/continuous/behavior: the layout, and its figures recomputed from the predictive
-# (the fit's readout of the modality through the test latents that decode infers).
+# (the fit's readout of the modality through the test latents that decode infers, i.e. decode
+# --readout-from fit).
 check "decode the behaviour" "$spikevi" decode --data "$work/data.h5" --fit "$work/fit.h5" \
-  --target behavior --out "$work/decoded.h5"
+  --target behavior --out "$work/decoded.h5" --readout-from fit
 assert -v "Gaussian coverage: layout, and 95% pooled = decode's 95% coverage" "$python" - "$work" <<'PY'
 import sys, h5py, numpy as np
 w = sys.argv[1]
