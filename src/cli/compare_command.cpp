@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "cli/command.hpp"
@@ -304,11 +305,28 @@ int run_compare(const CommandContext& context) {
   std::vector<Candidate> candidates =
       candidate_grid(observations, families, parse_latents(o.latents),
                      parse_continuous(o.continuous), readouts, o.hidden, history);
-  for (const Candidate& candidate : candidates)
-    candidate_settings(o.cross_validation.fit, candidate);  // ConfigError for a bad combination
   o.cross_validation.family_check = families.size() == 2;
   Communicator& comm = *context.comm;
   const bool root = comm.is_root();
+  // Crossing the lists can make combinations no fit supports (e.g. the MLP readout with history
+  // terms): those are left out with a line saying why; a grid with nothing left is refused.
+  const auto leave_out_unsupported = [&](std::vector<Candidate>& grid) {
+    std::optional<ConfigError> first_refusal;
+    std::erase_if(grid, [&](const Candidate& candidate) {
+      try {
+        candidate_settings(o.cross_validation.fit, candidate);
+        return false;
+      } catch (const ConfigError& refusal) {
+        if (root)
+          std::printf("spikevi compare: left out %s: %s\n", describe(candidate, false).c_str(),
+                      refusal.what());
+        if (!first_refusal) first_refusal = refusal;
+        return true;
+      }
+    });
+    if (grid.empty() && first_refusal) throw *first_refusal;
+  };
+  leave_out_unsupported(candidates);
 
   const bool wants_continuous = std::any_of(candidates.begin(), candidates.end(),
                                             [](const Candidate& c) { return c.use_continuous; });
@@ -322,6 +340,7 @@ int run_compare(const CommandContext& context) {
       for (const Candidate& c : candidate_grid(observations, families, parse_latents(o.latents),
                                                {false}, readouts, o.hidden, history))
         candidates.push_back(c);
+    leave_out_unsupported(candidates);
   }
   const std::vector<int> trials = training_trials(data);
   const std::vector<std::vector<int>> folds = assign_folds(trials, o.folds);

@@ -71,6 +71,18 @@ assert "the winner is the history candidate, refitted with --history 1" "$python
 import h5py, sys; f = h5py.File('best.h5')
 sys.exit(0 if f['config'].attrs['history'] == '1' and 'globals/history/B' in f else 1)"
 
+# A grid crossing --readout linear,mlp with --history 0,1 leaves out the one combination no fit
+# supports (the MLP readout with history terms), says so, and runs the other three.
+check -v "compare --readout linear,mlp --history 0,1" timeout -k 10 300 "$spikevi" compare \
+  --data behave.h5 --models poisson --latents 2 --readout linear,mlp --hidden 3 --history 0,1 \
+  --folds 2 --iterations 5 --table grid.csv --quiet
+holds "the MLP + history candidate is left out with its reason" "$work/out" \
+  "left out .*mlp readout.*history K = 1: --history with --readout mlp"
+holds "the other three are in the table" grid.csv "^poisson," "^poisson+history1," "^poisson+mlp,"
+assert "exactly three rows" "$python" -c "
+import csv, sys; rows = list(csv.DictReader(open('grid.csv')))
+sys.exit(0 if len(rows) == 3 else 1)"
+
 # 6. Refusals naming the options.
 refuses "--history with --readout mlp" "history" fit1 --data coupled.h5 --out x.h5 --history 2 --readout mlp
 refuses "--history with --inference amortised" "history" fit1 --data coupled.h5 --out x.h5 --history 2 --inference amortised
