@@ -487,12 +487,8 @@ TEST(ReadoutNaturalGradientStep, ScaleCountsTheDataAndRhoBlendsThePrecision) {
   }
 }
 
-// Rates e^-4 against counts of mean ~e^0.3 make the first Newton step overshoot by far, so
-// backtracking must act; every accepted row's objective + log p0 must not drop, and repeated
-// steps must reach the stationary point (gradient of objective + log p0 = 0).
-TEST(ReadoutNaturalGradientStep, PoissonBacktrackingNeverDecreasesAndConvergesToTheMode) {
-  std::mt19937_64 rng(11);
-  const int rows = 6, dim = 2;
+// Three trials of 60 bins of Poisson counts from a random readout of `rows` x `dim`.
+std::vector<Trial> three_poisson_trials(int rows, int dim, std::mt19937_64& rng) {
   const Readout truth = random_readout(rows, dim, rng);
   std::vector<Trial> trials;
   for (int k = 0; k < 3; ++k) {
@@ -500,6 +496,16 @@ TEST(ReadoutNaturalGradientStep, PoissonBacktrackingNeverDecreasesAndConvergesTo
     ArrayXXd x = poisson_counts(truth, q, rng);
     trials.push_back({std::move(x), std::move(q)});
   }
+  return trials;
+}
+
+// Rates e^-4 against counts of mean ~e^0.3 make the first Newton step overshoot by far, so
+// backtracking must act; every accepted row's objective + log p0 must not drop, and repeated
+// steps must reach the stationary point (gradient of objective + log p0 = 0).
+TEST(ReadoutNaturalGradientStep, PoissonBacktrackingNeverDecreasesAndConvergesToTheMode) {
+  std::mt19937_64 rng(11);
+  const int rows = 6, dim = 2;
+  const std::vector<Trial> trials = three_poisson_trials(rows, dim, rng);
   const ReadoutPrior prior = ReadoutPrior::weak(dim);
   const PoissonObservation model;
   int calls = 0;
@@ -540,13 +546,7 @@ TEST(ReadoutNaturalGradientStep, PoissonBacktrackingNeverDecreasesAndConvergesTo
 TEST(ReadoutNaturalGradientStep, BacktrackingAsksOnlyForTheRowsNotYetAccepted) {
   std::mt19937_64 rng(11);
   const int rows = 6, dim = 2;
-  const Readout truth = random_readout(rows, dim, rng);
-  std::vector<Trial> trials;
-  for (int k = 0; k < 3; ++k) {
-    GaussianMoments q = random_moments(dim, 60, rng);
-    ArrayXXd x = poisson_counts(truth, q, rng);
-    trials.push_back({std::move(x), std::move(q)});
-  }
+  const std::vector<Trial> trials = three_poisson_trials(rows, dim, rng);
   const ReadoutPrior prior = ReadoutPrior::weak(dim);
   const PoissonObservation model;
   std::vector<std::vector<int>> asked;
