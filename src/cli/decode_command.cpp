@@ -126,8 +126,7 @@ int run_decode(const CommandContext& context) {
   if (!data.continuous.count(o.target))
     throw InputError(o.data + ": /continuous/" + o.target + " does not exist");
   if (o.readout_from != "spike-latents" && o.readout_from != "fit")
-    throw ConfigError("--readout-from must be spike-latents or fit (got '" + o.readout_from +
-                      "')");
+    throw ConfigError("--readout-from must be spike-latents or fit (got '" + o.readout_from + "')");
   const bool refit = o.readout_from == "spike-latents";
   const ContinuousReadout* fitted = refit ? nullptr : &target_modality(fit.globals, o);
   const std::vector<int>& test = data.split->test_trials;
@@ -170,10 +169,19 @@ int run_decode(const CommandContext& context) {
       ridge.predict(select_trials_and_rows(data.counts, data.first_trial, test, all_neurons)),
       observed);
 
-  DecodingRecord record{
-      o.target, o.level,     test,       data.bins,          decoded, scores, oracle,
-      ridge_r2, ridge.ridge, ridge.lags, o.readout_from, modality.variances,
-      provenance(context)};
+  DecodingRecord record{o.target,
+                        o.level,
+                        test,
+                        data.bins,
+                        decoded,
+                        scores,
+                        oracle,
+                        ridge_r2,
+                        ridge.ridge,
+                        ridge.lags,
+                        o.readout_from,
+                        modality.variances,
+                        provenance(context)};
   write_atomically(o.out, [&](const std::string& path) { write_decoding(path, record); });
   std::printf("spikevi decode: %s from spikes on %zu test trials (%.0f observed values)\n",
               o.target.c_str(), test.size(), scores.observed);

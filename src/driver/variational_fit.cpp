@@ -337,12 +337,11 @@ void VariationalFit::initial_readout_steps(const GlobalStatistics& stats) {
     // readout rows, counts and spike model (row parameters); the others stay 0.
     const Readout subset = candidate.select_rows(wanted);
     const ReadoutKernels kernels(subset);
-    const std::unique_ptr<ObservationModel> subset_model = settings_.model.spike_observation(
-        outcome_.globals.spike_parameters.select_rows(wanted));
+    const std::unique_ptr<ObservationModel> subset_model =
+        settings_.model.spike_observation(outcome_.globals.spike_parameters.select_rows(wanted));
     const Eigen::VectorXd values =
         scale * sum_over_trials(wanted.size(), sample, comm_, threads(), [&](std::size_t k) {
-          return row_log_likelihood(kernels, *subset_model,
-                                    trials_[k].counts(wanted, Eigen::all),
+          return row_log_likelihood(kernels, *subset_model, trials_[k].counts(wanted, Eigen::all),
                                     outcome_.posteriors[k].moments);
         });
     Eigen::VectorXd all_rows = Eigen::VectorXd::Zero(static_cast<Eigen::Index>(rows));

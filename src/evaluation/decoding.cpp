@@ -1,7 +1,7 @@
 #include "spikevi/evaluation/decoding.hpp"
 
-#include <boost/math/distributions/normal.hpp>
 #include <algorithm>
+#include <boost/math/distributions/normal.hpp>
 #include <cmath>
 #include <string>
 
@@ -54,8 +54,7 @@ ContinuousReadout refit_modality_readout(const std::string& name,
         count(j) += 1.0;
       }
   for (Eigen::Index j = 0; j < channels; ++j)
-    if (count(j) > 0.0)
-      modality.variances(j) = std::max(excess(j), 1e-3 * squares(j)) / count(j);
+    if (count(j) > 0.0) modality.variances(j) = std::max(excess(j), 1e-3 * squares(j)) / count(j);
   return modality;
 }
 

@@ -3,10 +3,10 @@
 
 #include <cmath>
 
-#include "spikevi/io/trial_counts.hpp"
-#include "spikevi/evaluation/evaluation.hpp"
-#include "spikevi/model/simulation.hpp"
 #include "spikevi/driver/variational_fit.hpp"
+#include "spikevi/evaluation/evaluation.hpp"
+#include "spikevi/io/trial_counts.hpp"
+#include "spikevi/model/simulation.hpp"
 
 namespace spikevi {
 namespace {

@@ -249,8 +249,8 @@ TEST(RefitModalityReadout, FloorsTheNoiseWhenTheLatentVarianceExplainsTheResidua
   const double a = 0.5, s = 1.0;  // w^2 s = 4 > a^2: R floored at 1e-3 a^2
   const std::vector<GaussianMoments> latents{one_latent({-1, -1, 1, 1}, s)};
   const Matrices values{matrix(1, 4, {-1 + a, -1 - a, 3 - a, 3 + a})};
-  const ContinuousReadout fitted = refit_modality_readout(
-      "y", values, latents, ReadoutPrior::weak(1, 1e-12, 1e-12), {});
+  const ContinuousReadout fitted =
+      refit_modality_readout("y", values, latents, ReadoutPrior::weak(1, 1e-12, 1e-12), {});
   EXPECT_NEAR(fitted.variances(0), 1e-3 * a * a, 1e-12);
 }
 

@@ -570,8 +570,8 @@ TEST(ReadoutNaturalGradientStep, BacktrackingAsksOnlyForTheRowsNotYetAccepted) {
   EXPECT_EQ(asked[1].size(), static_cast<std::size_t>(rows));  // round 0: every row pending
   EXPECT_LT(asked.back().size(), static_cast<std::size_t>(rows));
   for (std::size_t i = 2; i < asked.size(); ++i)
-    EXPECT_TRUE(std::includes(asked[i - 1].begin(), asked[i - 1].end(), asked[i].begin(),
-                              asked[i].end()))
+    EXPECT_TRUE(
+        std::includes(asked[i - 1].begin(), asked[i - 1].end(), asked[i].begin(), asked[i].end()))
         << "round " << i - 1;
 }
 

@@ -6,9 +6,9 @@
 #include <string>
 #include <vector>
 
-#include "spikevi/model/global_state.hpp"
 #include "spikevi/inference/global_statistics.hpp"
 #include "spikevi/inference/optimizer.hpp"
+#include "spikevi/model/global_state.hpp"
 
 namespace spikevi {
 
@@ -31,8 +31,8 @@ std::string non_finite_parameter(const GlobalState& globals);
 // are the same). Returns the rho taken; when even the last try fails, leaves `globals` and
 // `optimizer` as they were and throws NumericalError naming the parameter.
 double checked_global_step(GlobalState& globals, const GlobalStatistics& stats, GlobalStepSize step,
-                           const Eigen::VectorXd& row_damping, std::unique_ptr<Optimizer>& optimizer,
-                           int retries = 10);
+                           const Eigen::VectorXd& row_damping,
+                           std::unique_ptr<Optimizer>& optimizer, int retries = 10);
 
 // Rows whose proposed readout did not raise their term of the objective: with q fixed at the
 // posteriors the proposal was made from, E_q log p(x_n | w, z) + log p0(w_n) dropped (or is not
