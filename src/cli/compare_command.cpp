@@ -49,6 +49,8 @@ po::options_description compare_options(CompareOptions& o) {
        "linear, mlp or linear,mlp: the spike readout (mlp: the MLP readout of fit --readout; its "
        "rows read NAME+mlp)")
       ("hidden", po::value(&o.hidden)->default_value(8), "--readout mlp: hidden units H")
+      ("cubature-points", po::value(&s.model.cubature_points)->default_value(0),
+       "--readout mlp: 0 = spherical-radial cubature (2D nodes), n = n^D Gauss-Hermite nodes")
       ("history", po::value(&o.history)->default_value("0"),
        "comma-separated history lags K of fit --history, e.g. 0,5 (rows NAME+historyK; the "
        "history terms read the held-in neurons only)")
@@ -174,6 +176,7 @@ void validate(const CompareOptions& o) {
     throw ConfigError("--samples must be >= 1 (got " + std::to_string(o.cross_validation.samples) +
                       ")");
   if (o.folds < 2) throw ConfigError("--folds must be >= 2 (got " + std::to_string(o.folds) + ")");
+  if (s.model.cubature_points < 0) throw ConfigError("--cubature-points must be >= 0");
   if (!o.table.empty()) {
     check_output_path("--table", o.table, o.overwrite);
     check_output_is_not_input("--table", o.table, "--data", o.data);
@@ -217,6 +220,11 @@ void print_task(const std::vector<Candidate>& candidates, bool has_continuous, i
         o.iterations, o.converged ? "converged" : "iteration limit", f.train_elbo_per_spike,
         f.heldout_elbo_per_spike, f.heldout_ll_per_spike, f.heldout_ll_mc_se_per_spike, f.cobps,
         f.seconds);
+  if (!o.failed && elbo_excess_over_likelihood(f) > 0.0)
+    std::printf(
+        "  warning: the held-out ELBO lies %.3f nats/spike above the importance-sampled logp: "
+        "its expectations are inaccurate for this fit (its ELBO is not to be trusted)\n",
+        elbo_excess_over_likelihood(f));
   if (o.unconverged_local_steps > 0)
     std::printf("  warning: %d local steps stopped at their iteration limit\n",
                 o.unconverged_local_steps);

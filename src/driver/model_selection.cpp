@@ -155,6 +155,7 @@ FitSettings candidate_settings(const FitSettings& base, const Candidate& candida
   settings.model.readout = candidate.readout;
   settings.model.hidden = candidate.hidden;
   settings.model.mlp_seed = base.minibatch.seed;
+  settings.model.cubature_points = base.model.cubature_points;  // compare --cubature-points
   // As `fit --readout mlp` without --local-steps (compare has no --local-steps).
   if (candidate.readout == ReadoutKind::kMlp && settings.local.steps == 0)
     settings.local.steps = kMlpDefaultLocalSteps;

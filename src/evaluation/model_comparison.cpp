@@ -94,6 +94,12 @@ double median(std::vector<double> values) {
   return 0.5 * (lower + upper);
 }
 
+double elbo_excess_over_likelihood(const FoldScores& fold) {
+  const double excess = fold.heldout_elbo_per_spike - fold.heldout_ll_per_spike;
+  const double allowed = 5.0 * fold.heldout_ll_mc_se_per_spike + kElboExcessTolerance;
+  return excess > allowed ? excess : 0.0;  // NaN scores (a failed fold) give 0
+}
+
 ComparisonRow summarise_folds(const std::string& observation, const std::string& family,
                               const std::vector<FoldScores>& folds) {
   ComparisonRow row;
@@ -109,7 +115,12 @@ ComparisonRow summarise_folds(const std::string& observation, const std::string&
                                ? f.heldout_ll_mc_se_per_spike
                                : std::max(row.heldout_ll_mc_se, f.heldout_ll_mc_se_per_spike);
     row.seconds += f.seconds;
+    if (const double excess = elbo_excess_over_likelihood(f); excess > 0.0) {
+      row.mean_elbo_excess += excess;
+      ++row.folds_elbo_above_likelihood;
+    }
   }
+  if (row.folds_elbo_above_likelihood > 0) row.mean_elbo_excess /= row.folds_elbo_above_likelihood;
   row.elbo_per_spike = summarise(train);
   row.heldout_elbo_per_spike = summarise(heldout_elbo);
   row.heldout_ll_per_spike = summarise(heldout_ll);
@@ -259,6 +270,17 @@ std::string format_comparison_table(const std::vector<ComparisonRow>& rows, int 
         r.continuous == "none" ? "" : (", continuous " + r.continuous).c_str(),
         r.family_elbo_gap_per_spike, r.variance_ratio,
         r.variance_ratio > 1.0 ? ": mean-field is over-confident" : "");
+    out << line;
+  }
+  for (const ComparisonRow& r : rows) {
+    if (r.folds_elbo_above_likelihood == 0) continue;
+    std::snprintf(line, sizeof line,
+                  "warning (%s, D = %d): in %d of %d folds the held-out ELBO lies %.3f "
+                  "nats/spike above the importance-sampled logp, which exact expectations cannot "
+                  "do: this model's ELBO is inflated by the error of its expectations; judge it by "
+                  "logp and co-bps only\n",
+                  r.observation.c_str(), r.latents, r.folds_elbo_above_likelihood, folds,
+                  r.mean_elbo_excess);
     out << line;
   }
   out << kComparisonCaveat;

@@ -175,6 +175,47 @@ TEST(SummariseFolds, FiguresAndTime) {
   EXPECT_TRUE(std::isnan(row.variance_ratio));
 }
 
+// Exact expectations keep the held-out ELBO below the importance-sampled logp up to Monte Carlo
+// error; the check flags only an excess beyond 5 standard errors + 0.01 nats/spike.
+TEST(ElboExcess, FlagsOnlyAnElboAboveTheLikelihoodBeyondItsError) {
+  FoldScores fold;
+  fold.heldout_ll_per_spike = -2.8;
+  fold.heldout_ll_mc_se_per_spike = 0.002;  // allowed excess: 0.01 + 0.01 = 0.02
+  fold.heldout_elbo_per_spike = -2.81;      // below: an honest ELBO
+  EXPECT_EQ(elbo_excess_over_likelihood(fold), 0.0);
+  fold.heldout_elbo_per_spike = -2.8 + 0.0199;  // above, but within the allowance
+  EXPECT_EQ(elbo_excess_over_likelihood(fold), 0.0);
+  fold.heldout_elbo_per_spike = -2.8 + 0.0201;
+  EXPECT_NEAR(elbo_excess_over_likelihood(fold), 0.0201, 1e-12);
+  fold.heldout_elbo_per_spike = -2.34;  // the MLP readout on human_mtl (README)
+  EXPECT_NEAR(elbo_excess_over_likelihood(fold), 0.46, 1e-12);
+  fold.heldout_ll_per_spike = kNaN;  // a failed fold
+  EXPECT_EQ(elbo_excess_over_likelihood(fold), 0.0);
+}
+
+TEST(ElboExcess, RowCountsTheFoldsAndTheTableWarns) {
+  std::vector<FoldScores> folds(3);
+  for (int f = 0; f < 3; ++f) {
+    folds[f].heldout_ll_per_spike = -4.0;
+    folds[f].heldout_ll_mc_se_per_spike = 0.0;
+    folds[f].heldout_elbo_per_spike = -4.5;  // honest
+  }
+  ComparisonRow row = summarise_folds("poisson+mlp", "gauss-markov", folds);
+  EXPECT_EQ(row.folds_elbo_above_likelihood, 0);
+  EXPECT_EQ(format_comparison_table({row}, 3).find("warning"), std::string::npos);
+  folds[0].heldout_elbo_per_spike = -2.5;  // 1.5 above
+  folds[2].heldout_elbo_per_spike = -3.5;  // 0.5 above
+  row = summarise_folds("poisson+mlp", "gauss-markov", folds);
+  row.latents = 4;
+  EXPECT_EQ(row.folds_elbo_above_likelihood, 2);
+  EXPECT_DOUBLE_EQ(row.mean_elbo_excess, 1.0);
+  const std::string table = format_comparison_table({row}, 3);
+  EXPECT_NE(table.find("warning (poisson+mlp, D = 4): in 2 of 3 folds the held-out ELBO lies "
+                       "1.000 nats/spike above"),
+            std::string::npos)
+      << table;
+}
+
 std::vector<ComparisonRow> example_rows() {
   ComparisonRow poisson;
   poisson.observation = "poisson";

@@ -46,6 +46,15 @@ struct FoldScores {
   double seconds = 0.0;                     // fit and scoring
 };
 
+// How far (nats per spike) a fold's held-out ELBO lies above its importance-sampled
+// log-likelihood beyond what Monte Carlo error explains, or 0. The importance-sampling estimate
+// (q as proposal) is a lower bound of log p(x) whose expectation is at least the exact ELBO, so
+// an ELBO above it by more than 5 standard errors plus kElboExcessTolerance means the ELBO's
+// expectations are wrong for this fit: the MLP readout's cubature, when the fit has learned to
+// exploit its few nodes (docs/model-and-inference.md "The MLP readout").
+inline constexpr double kElboExcessTolerance = 0.01;  // nats per spike
+double elbo_excess_over_likelihood(const FoldScores& fold);
+
 // One configuration (observation x family x latents x behaviour) of the comparison table.
 struct ComparisonRow {
   std::string observation;  // observation_name()
@@ -60,6 +69,10 @@ struct ComparisonRow {
   double heldout_ll_mc_se = std::numeric_limits<double>::quiet_NaN();  // largest over folds
   Summary cobps;
   double seconds = 0.0;  // total over folds
+  // Folds whose held-out ELBO lies above their held-out logp (elbo_excess_over_likelihood > 0),
+  // and the mean excess over those folds.
+  int folds_elbo_above_likelihood = 0;
+  double mean_elbo_excess = 0.0;
   // Family check, in the mean-field row of an observation fitted with both families (NaN
   // elsewhere): mean over folds of (Gauss-Markov - mean-field) training ELBO per spike, and of
   // the median ratio of the posterior log-rate variances S_GM / S_MF, both families inferred at
