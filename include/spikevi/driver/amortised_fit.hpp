@@ -3,13 +3,16 @@
 // inference", "KL annealing"; Archer et al. 2015, Gao et al. 2016): instead of a local step
 // per trial, an encoder network (site_encoder.hpp) maps each trial's spike counts to the sites
 // of its Gauss-Markov posterior. Iteration i, on the minibatch B_i (all trials in full batch):
-//   1. every rank encodes its members, evaluates q and ELBO_beta_i exactly (site form), and
-//      backpropagates the gradient of ELBO_beta_i into the encoder's weights;
-//   2. ONE reproducible allreduce of [global statistics | encoder gradient | ELBO_beta |
-//      collapse sums] (reproducible_sum.hpp: the same bits on any number of ranks);
-//   3. every rank takes the same Adam step on the encoder (gradient scaled by K/|B|) and the
-//      same global step (global_step.hpp) on the decoder — the spike readout, its row
-//      parameters, the dynamics and the Gaussian modalities — at rho_i = (i - 1 + tau)^-kappa.
+//   1. every rank encodes its members, evaluates q and ELBO_beta_i exactly (site form; with
+//      --history the spike eta holds the trial's offset B f_t), and backpropagates the gradient
+//      of ELBO_beta_i (with --free-bits also that of E_q[ell]) into the encoder's weights;
+//   2. ONE reproducible allreduce of [global statistics | encoder gradient | ELBO_beta | chain
+//      KL | collapse sums | (free bits) E_q[ell]'s gradient] (reproducible_sum.hpp: the same
+//      bits on any number of ranks);
+//   3. every rank takes the same Adam step on the encoder (gradient scaled by K/|B|; free bits
+//      pick the gradient from the reduced KL) and the same global step (global_step.hpp) on the
+//      decoder — the spike readout, its row parameters, the history weights b_n, the dynamics
+//      and the Gaussian modalities — at rho_i = (i - 1 + tau)^-kappa.
 // The globals start from the iterative engine's initialisation and `initial_iterations`
 // full-batch VB-EM iterations of it; the encoder from random weights.
 #include <Eigen/Dense>
