@@ -170,7 +170,10 @@ po::options_description amortised_options(FitOptions& o) {
       ("kl-beta0", po::value(&a.kl_beta0)->default_value(0.01, "0.01"),
        "amortised: the first beta of the warm-up, in (0, 1]")
       ("free-bits", po::value(&a.free_bits)->default_value(0.0),
-       "amortised: nats per latent dimension (not implemented: any value but 0 is refused)");
+       "amortised: free bits lambda, nats per latent dimension and bin (one group: the KL's "
+       "weight is 0 in an iteration whose minibatch KL per bin is below D lambda; 0: off)")
+      ("initial-iterations", po::value(&a.initial_iterations)->default_value(1),
+       "amortised: full-batch VB-EM iterations of the iterative engine that start the decoder");
   // clang-format on
   return options;
 }
@@ -217,9 +220,6 @@ void validate(const FitOptions& o) {
   if (s.history.lags < 0 || s.history.components < 0 || !(s.history.prior_precision > 0) ||
       !std::isfinite(s.history.prior_precision))
     throw ConfigError("--history and --history-components must be >= 0 and --history-prior > 0");
-  if (s.history.active() && o.inference != "iterative")
-    throw ConfigError("--history needs --inference iterative (not --inference " + o.inference +
-                      ")");
   check_output_path("--out", o.out, true);  // the folder; an existing file is checked later
   check_output_is_not_input("--out", o.out, "--data", o.data);
   const std::string checkpoint = checkpoint_path(o.out);
@@ -267,8 +267,9 @@ std::map<std::string, std::string> checkpoint_identity(const po::variables_map& 
   // An amortised fit's checkpoint also holds its encoder and per-iteration diagnostics (sized
   // by --iterations); an iterative fit's identity stays as it was.
   if (options.count("inference") && options.at("inference") == "amortised")
-    for (const char* key : {"inference", "encoder-hidden", "encoder-window", "encoder-rate",
-                            "kl-warmup", "kl-beta0", "free-bits", "iterations"})
+    for (const char* key :
+         {"inference", "encoder-hidden", "encoder-window", "encoder-rate", "kl-warmup", "kl-beta0",
+          "free-bits", "initial-iterations", "iterations"})
       if (options.count(key)) identity[key] = options.at(key);
   // Likewise an accelerated fit's, which holds the SQUAREM cycle.
   if (options.count("accelerate") && options.at("accelerate") != "none")

@@ -31,11 +31,8 @@ void AmortisedSettings::validate() const {
   if (kl_warmup < 0) throw ConfigError("--kl-warmup must be >= 0 iterations");
   if (!(kl_beta0 > 0 && kl_beta0 <= 1))
     throw ConfigError("--kl-beta0 must be in (0, 1] (beta = 0 collapses q to a point)");
-  if (free_bits != 0.0)
-    throw ConfigError(
-        "--free-bits is not implemented: the KL of a Gauss-Markov chain does not split into "
-        "per-dimension terms, so max(lambda, KL_d) has no exact site-form gradient here; "
-        "use --kl-warmup");
+  if (!(free_bits >= 0) || !std::isfinite(free_bits))
+    throw ConfigError("--free-bits must be finite and >= 0 nats per latent dimension and bin");
   if (initial_iterations < 1) throw ConfigError("the amortised fit needs >= 1 initial iteration");
 }
 
@@ -78,12 +75,19 @@ class AmortisedFit final : private FitProgress {
   }
   void initialise();
   void refresh_models();
+  void build_history_basis();
+  HistoryTerms history_terms_of(std::size_t k) const {
+    if (history_offsets_.empty()) return {};
+    return {&history_offsets_[k], &history_features_[k]};
+  }
   std::vector<std::size_t> members_of_batch(int iteration) const;
   // Encodes the members at the current globals and reduces: stats, gradient, diagnostics.
   struct Pass {
     GlobalStatistics stats;
-    Eigen::VectorXd gradient;
+    Eigen::VectorXd gradient;             // of ELBO_beta
+    Eigen::VectorXd likelihood_gradient;  // --free-bits: of ELBO_0 = E_q[ell] (else empty)
     double annealed_elbo = 0.0;
+    double kl = 0.0;  // sum over the trials of KL(q(z) || p(z)) of the chain, = E_q[ell] - ELBO
     CollapseSums collapse;
   };
   Pass pass(const std::vector<std::size_t>& members, int iteration, double beta);
@@ -105,6 +109,10 @@ class AmortisedFit final : private FitProgress {
   std::unique_ptr<Optimizer> optimizer_;
   std::vector<double> base_measures_;
   std::vector<Eigen::ArrayXXd> inputs_;  // encoder inputs per local trial
+  // --history: per local trial, its features f_t (F x T, fixed) and its offset B f_t under the
+  // current globals (refresh_models); empty without history terms.
+  std::vector<Eigen::MatrixXd> history_features_;
+  std::vector<Eigen::ArrayXXd> history_offsets_;
   int population_ = 0;
   std::size_t stats_size_ = 0;
   int completed_ = 0;
@@ -116,6 +124,20 @@ void AmortisedFit::refresh_models() {
   continuous_models_.clear();
   for (const ContinuousReadout& modality : out_.fit.globals.continuous)
     continuous_models_.emplace_back(modality.variances);
+  if (out_.fit.globals.history.active()) {
+    history_offsets_.resize(trials_.size());
+    for (std::size_t k = 0; k < trials_.size(); ++k)
+      history_offsets_[k] = out_.fit.globals.history.offset(history_features_[k]);
+  }
+}
+
+// --history: the basis the initialisation's fit_variational builds (the same function of the
+// same trials, so the same bits), and each trial's features.
+void AmortisedFit::build_history_basis() {
+  layout_.history = training_history_basis(trials_, settings_.history, comm_);
+  layout_.history_prior_precision = settings_.history.prior_precision;
+  for (const TrialCounts& trial : trials_)
+    history_features_.push_back(layout_.history.features(trial.counts));
 }
 
 // The iterative engine's start (PCA latents, GLM readout, dynamics) and its first full-batch
@@ -151,9 +173,13 @@ std::vector<std::size_t> AmortisedFit::members_of_batch(int iteration) const {
 AmortisedFit::Pass AmortisedFit::pass(const std::vector<std::size_t>& members, int iteration,
                                       double beta) {
   const auto local_start = Clock::now();
+  // The buffer: [stats | gradient | ELBO_beta | KL | collapse sums | (free bits) ELBO_0's gradient]
   const Eigen::Index weights = out_.encoder.parameters().size();
+  const bool free_bits = amortised_.free_bits > 0;
   const std::size_t collapse_size = 3 * static_cast<std::size_t>(dim()) + 1;
-  const std::size_t total = stats_size_ + static_cast<std::size_t>(weights) + 1 + collapse_size;
+  const std::size_t at_kl = stats_size_ + static_cast<std::size_t>(weights) + 1;
+  const std::size_t at_free = at_kl + 1 + collapse_size;
+  const std::size_t total = at_free + (free_bits ? static_cast<std::size_t>(weights) : 0);
   ReproducibleSum sum(total);
   std::vector<double> buffer(total), packed;
   const GlobalState& globals = out_.fit.globals;
@@ -163,33 +189,36 @@ AmortisedFit::Pass AmortisedFit::pass(const std::vector<std::size_t>& members, i
   for (const ContinuousReadout& modality : globals.continuous)
     continuous_kernels.push_back(std::make_unique<ReadoutKernels>(modality.readout));
   GlobalStatistics trial_stats = GlobalStatistics::zero(dim(), neurons(), layout_);
-  Eigen::VectorXd gradient(weights);
+  Eigen::VectorXd gradient(weights), likelihood_gradient(free_bits ? weights : 0);
   EncoderPass encoder_pass;
   for (std::size_t k : members) {
     const TrialCounts& trial = trials_[k];
     GaussMarkovState& state = out_.fit.posteriors[k];
     trial_stats.clear();
     gradient.setZero();
-    double annealed = 0.0;
+    likelihood_gradient.setZero();
+    double annealed = 0.0, kl = 0.0;
     CollapseSums collapse = CollapseSums::zero(dim());
     estimator_->begin(RandomCounter{static_cast<std::uint64_t>(iteration),
                                     static_cast<std::uint64_t>(trial.position), 0});
     try {
       const PriorBlocks prior =
           latent_prior.blocks(static_cast<int>(trial.counts.cols()), trial.inputs_or_null());
-      std::vector<ModalityView> views{
-          ModalityView{model_.get(), &spike_kernels, &trial.counts, base_measures_[k]}};
+      const HistoryTerms history = history_terms_of(k);
+      std::vector<ModalityView> views{ModalityView{model_.get(), &spike_kernels, &trial.counts,
+                                                   base_measures_[k], nullptr, history.offset}};
       for (std::size_t m = 0; m < continuous_kernels.size(); ++m)
         views.push_back(ModalityView{&continuous_models_[m], continuous_kernels[m].get(),
                                      &trial.continuous[m], 0.0});
       const LocalProblem problem{prior, views, *evaluator_, *estimator_};
-      annealed =
-          amortised_trial(problem, out_.encoder, inputs_[k], beta, state, gradient, encoder_pass);
+      annealed = amortised_trial(problem, out_.encoder, inputs_[k], beta, state, gradient,
+                                 encoder_pass, free_bits ? &likelihood_gradient : nullptr);
       if (!std::isfinite(annealed) || !std::isfinite(state.elbo))
         throw NumericalError("its ELBO is not finite");
+      kl = state.expected_log_lik - state.elbo;
       collapse = collapse_sums(prior, state.moments);
       trial_stats.add_trial(state.moments, globals.spikes, *model_, trial.counts, state.elbo,
-                            trial.inputs_or_null());
+                            trial.inputs_or_null(), nullptr, history);
       for (std::size_t m = 0; m < trial.continuous.size(); ++m)
         trial_stats.add_continuous(m, trial.continuous[m], state.moments);
       trial_stats.local_iterations = 1.0;
@@ -199,14 +228,18 @@ AmortisedFit::Pass AmortisedFit::pass(const std::vector<std::size_t>& members, i
       trial_stats.clear();
       trial_stats.failed_trials = 1.0;
       gradient.setZero();
-      annealed = 0.0;
+      likelihood_gradient.setZero();
+      annealed = kl = 0.0;
       collapse = CollapseSums::zero(dim());
     }
     trial_stats.pack_into(packed);
     std::copy(packed.begin(), packed.end(), buffer.begin());
     std::copy(gradient.data(), gradient.data() + weights, buffer.begin() + stats_size_);
     buffer[stats_size_ + weights] = annealed;
-    collapse.pack_into(buffer.data() + stats_size_ + weights + 1);
+    buffer[at_kl] = kl;
+    collapse.pack_into(buffer.data() + at_kl + 1);
+    std::copy(likelihood_gradient.data(), likelihood_gradient.data() + likelihood_gradient.size(),
+              buffer.begin() + static_cast<std::ptrdiff_t>(at_free));
     sum.add(buffer);
   }
   bool stop = false;
@@ -224,12 +257,20 @@ AmortisedFit::Pass AmortisedFit::pass(const std::vector<std::size_t>& members, i
   sum.allreduce(comm_);
   phase(FitPhase::kAllreduce, reduce_start);
   const std::vector<double> values = sum.values();
-  Pass result{GlobalStatistics::zero(dim(), neurons(), layout_), Eigen::VectorXd(weights), 0.0,
+  Pass result{GlobalStatistics::zero(dim(), neurons(), layout_),
+              Eigen::VectorXd(weights),
+              Eigen::VectorXd(),
+              0.0,
+              0.0,
               CollapseSums::zero(dim())};
   result.stats.unpack(std::span<const double>(values.data(), stats_size_));
   result.gradient = Eigen::Map<const Eigen::VectorXd>(values.data() + stats_size_, weights);
+  if (free_bits)
+    result.likelihood_gradient =
+        Eigen::Map<const Eigen::VectorXd>(values.data() + at_free, weights);
   result.annealed_elbo = values[stats_size_ + weights];
-  result.collapse = CollapseSums::unpack(values.data() + stats_size_ + weights + 1, dim());
+  result.kl = values[at_kl];
+  result.collapse = CollapseSums::unpack(values.data() + at_kl + 1, dim());
   return result;
 }
 
@@ -242,8 +283,8 @@ void AmortisedFit::fail(const std::string& message) {
 
 bool AmortisedFit::iterate(int iteration) {
   const auto iteration_start = Clock::now();
-  const double beta = amortised_.beta(iteration);
-  const Pass result = pass(members_of_batch(iteration), iteration, beta);
+  const double scheduled = amortised_.beta(iteration);
+  const Pass result = pass(members_of_batch(iteration), iteration, scheduled);
   if (result.stats.failed_trials > 0 || !std::isfinite(result.stats.elbo_sum)) {
     fail("the encoder's posterior failed on " +
          std::to_string(static_cast<long>(result.stats.failed_trials)) + " trial(s) at iteration " +
@@ -265,9 +306,14 @@ bool AmortisedFit::iterate(int iteration) {
                                ? std::numeric_limits<double>::quiet_NaN()
                                : (record.elbo - out_.fit.trace.back().elbo) / std::abs(record.elbo);
 
-  // The same updates on every rank from the same reduced numbers.
+  // The same updates on every rank from the same reduced numbers. --free-bits (one group):
+  // the encoder ascends E_q[ell] - beta max(D lambda, KL per bin) bins, so the KL's weight is
+  // 0 in an iteration whose batch KL per bin is below D lambda.
+  const double kl_per_bin = result.kl / std::max(result.collapse.bins, 1.0);
+  const bool kl_free = amortised_.free_bits > 0 && kl_per_bin < dim() * amortised_.free_bits;
+  const double beta = kl_free ? 0.0 : scheduled;
   const auto global_start = Clock::now();
-  const Eigen::VectorXd ascent = scale * result.gradient;
+  const Eigen::VectorXd ascent = scale * (kl_free ? result.likelihood_gradient : result.gradient);
   const Eigen::ArrayXXd step =
       out_.encoder_moments.step(ascent.array(), amortised_.adam, amortised_.adam.learning_rate);
   const GlobalState globals_before = out_.fit.globals;
@@ -287,6 +333,7 @@ bool AmortisedFit::iterate(int iteration) {
   record.seconds = std::chrono::duration<double>(Clock::now() - iteration_start).count();
   out_.fit.trace.push_back(record);
   out_.beta.push_back(beta);
+  out_.kl_per_bin.push_back(kl_per_bin);
   const Eigen::VectorXd kl = result.collapse.kl_per_dimension();
   out_.kl_per_dimension.conservativeResize(iteration, dim());
   out_.kl_per_dimension.row(iteration - 1) = kl.transpose();
@@ -358,6 +405,7 @@ AmortisedOutcome AmortisedFit::run(const FitState* resume_from) {
   layout_.inputs = static_cast<int>(trials_.front().inputs.rows());
   for (const Eigen::ArrayXXd& values : trials_.front().continuous)
     layout_.continuous_channels.push_back(static_cast<int>(values.rows()));
+  if (settings_.history.active()) build_history_basis();
   stats_size_ = GlobalStatistics::zero(dim(), neurons(), layout_).pack().size();
   evaluator_ = make_family_evaluator(FamilyKind::kGaussMarkov);
   estimator_ = make_estimator(settings_.model);
@@ -407,10 +455,11 @@ FitState AmortisedFit::state() const {
       moments ? out_.encoder_moments.second : Eigen::ArrayXXd::Zero(weights, 1);
   s.optimizer_state["encoder_adam_steps"] =
       Eigen::ArrayXXd::Constant(1, 1, out_.encoder_moments.steps);
-  Eigen::ArrayXXd diagnostics = Eigen::ArrayXXd::Zero(settings_.iterations, dim() + 2);
+  Eigen::ArrayXXd diagnostics = Eigen::ArrayXXd::Zero(settings_.iterations, dim() + 3);
   for (int i = 0; i < completed_ && i < settings_.iterations; ++i) {
     diagnostics(i, 0) = out_.beta[static_cast<std::size_t>(i)];
     diagnostics(i, 1) = out_.active_units[static_cast<std::size_t>(i)];
+    diagnostics(i, 2) = out_.kl_per_bin[static_cast<std::size_t>(i)];
     diagnostics.row(i).tail(dim()) = out_.kl_per_dimension.row(i).array();
   }
   s.optimizer_state["encoder_diagnostics"] = diagnostics;
@@ -438,6 +487,8 @@ void AmortisedFit::resume(const FitState& state) {
   const GlobalState priors = make_prior_state(dim(), neurons(), settings_.priors, layout_);
   out_.fit.globals.continuous_prior = priors.continuous_prior;
   out_.fit.globals.noise_prior = priors.noise_prior;
+  out_.fit.globals.history.basis = priors.history.basis;  // recomputed from the data
+  out_.fit.globals.history.prior_precision = priors.history.prior_precision;
   for (std::size_t p = 0; p < out_.fit.globals.spike_parameters.count(); ++p)
     out_.fit.globals.spike_parameters.parameters[p].spec =
         priors.spike_parameters.parameters[p].spec;
@@ -449,7 +500,7 @@ void AmortisedFit::resume(const FitState& state) {
     out_.encoder_moments.second = entry("encoder_adam_second");
   }
   const Eigen::ArrayXXd& diagnostics = entry("encoder_diagnostics");
-  if (diagnostics.rows() < state.iteration || diagnostics.cols() != dim() + 2)
+  if (diagnostics.rows() < state.iteration || diagnostics.cols() != dim() + 3)
     throw InputError("checkpoint: the amortised diagnostics do not cover its iterations");
   completed_ = state.iteration;
   out_.fit.trace = state.trace;
@@ -457,6 +508,7 @@ void AmortisedFit::resume(const FitState& state) {
   for (int i = 0; i < completed_; ++i) {
     out_.beta.push_back(diagnostics(i, 0));
     out_.active_units.push_back(static_cast<int>(diagnostics(i, 1)));
+    out_.kl_per_bin.push_back(diagnostics(i, 2));
     out_.kl_per_dimension.row(i) = diagnostics.row(i).tail(dim()).matrix();
   }
   if (completed_ >= settings_.iterations) last_ = true;
@@ -481,7 +533,7 @@ OptimizerState amortised_state_template(const AmortisedSettings& amortised, int 
           {"encoder_adam_first", Eigen::ArrayXXd::Zero(weights, 1)},
           {"encoder_adam_second", Eigen::ArrayXXd::Zero(weights, 1)},
           {"encoder_adam_steps", Eigen::ArrayXXd::Zero(1, 1)},
-          {"encoder_diagnostics", Eigen::ArrayXXd::Zero(iterations, latents + 2)}};
+          {"encoder_diagnostics", Eigen::ArrayXXd::Zero(iterations, latents + 3)}};
 }
 
 }  // namespace spikevi

@@ -430,26 +430,10 @@ void VariationalFit::refresh_models() {
   }
 }
 
-// --history: the basis from the held-in counts of every training trial (all ranks, summed
-// exactly, so every rank and every rank count gets the same bits) and each trial's features.
+// --history: the basis from the held-in counts of every training trial and each trial's features.
 void VariationalFit::build_history_basis() {
-  HistorySettings history = settings_.history;
-  if (history.rows.empty())
-    for (int n = 0; n < neurons(); ++n) history.rows.push_back(n);
-  history.components = history.resolved_components();
-  const auto H = static_cast<Eigen::Index>(history.rows.size());
-  const auto size = static_cast<std::size_t>(H + H * H + 1);
-  const Eigen::VectorXd summed =
-      sum_over_trials(size, every_trial(trials_.size()), comm_, 1, [&](std::size_t k) {
-        const CountMoments moments = count_moments(trials_[k].counts, history.rows);
-        Eigen::VectorXd packed(static_cast<Eigen::Index>(size));
-        packed << moments.sum, moments.second.reshaped(), moments.bins;
-        return packed;
-      });
-  const CountMoments moments{summed.head(H), summed.segment(H, H * H).reshaped(H, H),
-                             summed(H + H * H)};
-  layout_.history = make_history_basis(history, moments);
-  layout_.history_prior_precision = history.prior_precision;
+  layout_.history = training_history_basis(trials_, settings_.history, comm_);
+  layout_.history_prior_precision = settings_.history.prior_precision;
   history_features_.clear();
   for (const TrialCounts& trial : trials_)
     history_features_.push_back(layout_.history.features(trial.counts));
@@ -1007,6 +991,28 @@ std::string termination_name(Termination termination) {
       break;
   }
   return "iteration limit";
+}
+
+// The moments of every training trial on every rank summed exactly, so that every rank and
+// every rank count gets the same bits.
+HistoryBasis training_history_basis(const std::vector<TrialCounts>& trials, HistorySettings history,
+                                    Communicator& comm) {
+  if (history.rows.empty())
+    for (int n = 0; n < static_cast<int>(trials.front().counts.rows()); ++n)
+      history.rows.push_back(n);
+  history.components = history.resolved_components();
+  const auto H = static_cast<Eigen::Index>(history.rows.size());
+  const auto size = static_cast<std::size_t>(H + H * H + 1);
+  const Eigen::VectorXd summed =
+      sum_over_trials(size, every_trial(trials.size()), comm, 1, [&](std::size_t k) {
+        const CountMoments moments = count_moments(trials[k].counts, history.rows);
+        Eigen::VectorXd packed(static_cast<Eigen::Index>(size));
+        packed << moments.sum, moments.second.reshaped(), moments.bins;
+        return packed;
+      });
+  const CountMoments moments{summed.head(H), summed.segment(H, H * H).reshaped(H, H),
+                             summed(H + H * H)};
+  return make_history_basis(history, moments);
 }
 
 FitOutcome fit_variational(const std::vector<TrialCounts>& trials, const FitSettings& settings,

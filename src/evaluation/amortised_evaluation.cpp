@@ -27,8 +27,10 @@ std::vector<GaussMarkovState> encode_latents(const InferenceModel& model,
       counts.row(static_cast<Eigen::Index>(r)) = trial.counts.row(likelihood_rows[r]);
     const PriorBlocks prior =
         rows.prior.blocks(static_cast<int>(counts.cols()), trial.inputs_or_null());
+    const Eigen::ArrayXXd offset = history_offset(rows.history, trial);  // empty without
     const std::vector<ModalityView> modalities{
-        ModalityView{observation.get(), &kernels, &counts, observation->log_base_measure(counts)}};
+        ModalityView{observation.get(), &kernels, &counts, observation->log_base_measure(counts),
+                     nullptr, rows.history.active() ? &offset : nullptr}};
     const LocalProblem problem{prior, modalities, *family, estimator};
     problem.evaluate(encoder.encode(trial.counts), states[k]);
     if (refine > 0) cvi_local_step(problem, states[k], refinement);
@@ -45,7 +47,9 @@ CosmoothingResult cosmooth_amortised(const InferenceModel& model, const EncoderR
     if (std::binary_search(split.heldout_neurons.begin(), split.heldout_neurons.end(), n))
       throw InputError("the fit's encoder reads neuron " + std::to_string(n) +
                        ", a held-out neuron of this split: it was trained on another split");
-  const std::vector<TrialCounts> test = make_trial_counts(data, split.test_trials);
+  std::vector<TrialCounts> test = make_trial_counts(data, split.test_trials);
+  const std::vector<Eigen::MatrixXd> features = test_history_features(model.history, data);
+  for (std::size_t k = 0; k < features.size(); ++k) test[k].history_features = features[k];
   const std::vector<GaussMarkovState> states =
       encode_latents(model, encoder, test, split.heldin_neurons(), refine, settings);
   std::vector<GaussianMoments> latents;
@@ -55,8 +59,9 @@ CosmoothingResult cosmooth_amortised(const InferenceModel& model, const EncoderR
   const ReadoutKernels kernels(heldout.readout);
   CosmoothingResult result;
   Eigen::ArrayXXd mean, variance, rates;
-  for (const GaussianMoments& q : latents) {
-    kernels.eta_moments(q, mean, variance);
+  for (std::size_t k = 0; k < latents.size(); ++k) {
+    kernels.eta_moments(latents[k], mean, variance);
+    if (heldout.history.active()) mean += heldout.history.offset(features[k]);
     observation->predicted_mean(mean, variance, rates);
     result.rates.push_back(rates.matrix());
     result.eta_mean.push_back(mean.matrix());

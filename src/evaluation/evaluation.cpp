@@ -66,27 +66,29 @@ std::vector<Eigen::MatrixXd> heldout_counts(const Dataset& data) {
                                 split.heldout_neurons);
 }
 
+std::vector<Eigen::MatrixXd> test_history_features(const HistoryCoupling& history,
+                                                   const Dataset& data) {
+  if (!history.active()) return {};
+  const Split& split = require_split(data);
+  for (int row : history.basis.rows)
+    if (std::find(split.heldout_neurons.begin(), split.heldout_neurons.end(), row) !=
+        split.heldout_neurons.end())
+      throw InputError("co-smoothing: the fit's history terms read neuron " + std::to_string(row) +
+                       ", held out in " + data.path +
+                       ": refit with --history on a file whose /split/heldout_neurons it is");
+  std::vector<Eigen::MatrixXd> features;
+  for (const TrialCounts& trial : make_trial_counts(data, split.test_trials, {}))
+    features.push_back(history.basis.features(trial.counts));
+  return features;
+}
+
 CosmoothingResult cosmooth(const InferenceModel& model, const Dataset& data,
                            const LocalStepSettings& settings) {
   const Split& split = require_split(data);
   const std::vector<int> heldin = split.heldin_neurons();
   std::vector<TrialCounts> test = make_trial_counts(data, split.test_trials, heldin);
-  // --history: each test trial's features from its held-in counts (the basis reads those rows
-  // of all neurons' counts only), the same for the held-in and the held-out offsets.
-  std::vector<Eigen::MatrixXd> features;
-  if (model.history.active()) {
-    for (int row : model.history.basis.rows)
-      if (std::find(split.heldout_neurons.begin(), split.heldout_neurons.end(), row) !=
-          split.heldout_neurons.end())
-        throw InputError("co-smoothing: the fit's history terms read neuron " +
-                         std::to_string(row) + ", held out in " + data.path +
-                         ": refit with --history on a file whose /split/heldout_neurons it is");
-    const std::vector<TrialCounts> all_rows = make_trial_counts(data, split.test_trials, {});
-    for (std::size_t k = 0; k < test.size(); ++k) {
-      features.push_back(model.history.basis.features(all_rows[k].counts));
-      test[k].history_features = features.back();
-    }
-  }
+  const std::vector<Eigen::MatrixXd> features = test_history_features(model.history, data);
+  for (std::size_t k = 0; k < features.size(); ++k) test[k].history_features = features[k];
   const std::vector<GaussMarkovState> states = infer_latents(model.rows(heldin), test, settings);
 
   std::vector<GaussianMoments> latents;

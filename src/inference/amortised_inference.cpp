@@ -10,6 +10,13 @@ void annealed_site_gradient(const LocalProblem& problem, const GaussMarkovState&
     problem.family.site_gradient(state, gradient);
     return;
   }
+  if (beta == 0.0) {
+    GaussMarkovState likelihood_only = state;
+    likelihood_only.sites.precision.setZero();
+    likelihood_only.sites.shift.setZero();
+    problem.family.site_gradient(likelihood_only, gradient);
+    return;
+  }
   // The targets are linear in the likelihood's derivatives: ell / beta divides them by beta.
   GaussMarkovState scaled = state;
   scaled.targets.precision /= beta;
@@ -21,12 +28,17 @@ void annealed_site_gradient(const LocalProblem& problem, const GaussMarkovState&
 
 double amortised_trial(const LocalProblem& problem, const SiteEncoder& encoder,
                        const Eigen::ArrayXXd& encoder_input, double beta, GaussMarkovState& state,
-                       Eigen::VectorXd& gradient, EncoderPass& pass) {
+                       Eigen::VectorXd& gradient, EncoderPass& pass,
+                       Eigen::VectorXd* likelihood_gradient) {
   const Sites sites = encoder.encode(encoder_input, pass);
   problem.evaluate(sites, state);
   Sites site_gradient;
   annealed_site_gradient(problem, state, beta, site_gradient);
   encoder.backward(pass, site_gradient, gradient);
+  if (likelihood_gradient) {
+    annealed_site_gradient(problem, state, 0.0, site_gradient);
+    encoder.backward(pass, site_gradient, *likelihood_gradient);
+  }
   return beta * state.elbo + (1.0 - beta) * state.expected_log_lik;
 }
 

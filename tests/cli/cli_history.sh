@@ -85,7 +85,6 @@ sys.exit(0 if len(rows) == 3 else 1)"
 
 # 6. Refusals naming the options.
 refuses "--history with --readout mlp" "history" fit1 --data coupled.h5 --out x.h5 --history 2 --readout mlp
-refuses "--history with --inference amortised" "history" fit1 --data coupled.h5 --out x.h5 --history 2 --inference amortised
 refuses "--history with --accelerate squarem" "history" fit1 --data coupled.h5 --out x.h5 --history 2 --accelerate squarem
 refuses "--history with --optimizer adam" "history" fit1 --data coupled.h5 --out x.h5 --history 2 --optimizer adam
 refuses "--history-components above the held-in count" "history-components" fit1 --data coupled.h5 --out x.h5 --history 2 --history-components 21

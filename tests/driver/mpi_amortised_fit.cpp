@@ -54,6 +54,8 @@ void expect_rank_count_independent(const FitSettings& settings,
   EXPECT_EQ(sharded.active_units, alone.active_units);
   EXPECT_TRUE(same_bits(sharded.fit.globals.spikes.C, alone.fit.globals.spikes.C));
   EXPECT_TRUE(same_bits(sharded.fit.globals.dynamics.M, alone.fit.globals.dynamics.M));
+  EXPECT_TRUE(same_bits(sharded.fit.globals.history.B, alone.fit.globals.history.B));
+  EXPECT_EQ(sharded.beta, alone.beta);
   for (std::size_t k = 0; k < share.size(); ++k)
     EXPECT_TRUE(same_bits(sharded.fit.posteriors[k].moments.mean,
                           alone.fit.posteriors[share.begin + k].moments.mean));
@@ -78,6 +80,21 @@ TEST(AmortisedFitOverRanks, MinibatchIsBitwiseTheSerialFit) {
   AmortisedSettings amortised;
   amortised.hidden = 6;
   amortised.window = 3;
+  expect_rank_count_independent(settings, amortised);
+}
+
+// The history basis from moments summed over ranks exactly, and the free-bits switch decided
+// from the reduced KL: the same on every rank and rank count.
+TEST(AmortisedFitOverRanks, WithHistoryTermsAndFreeBitsIsBitwiseTheSerialFit) {
+  FitSettings settings;
+  settings.latents = 2;
+  settings.iterations = 6;
+  settings.history.lags = 2;
+  settings.minibatch = MinibatchSettings{.size = 4, .tau = 1.0, .kappa = 0.7, .seed = 5};
+  AmortisedSettings amortised;
+  amortised.hidden = 6;
+  amortised.window = 3;
+  amortised.free_bits = 0.05;
   expect_rank_count_independent(settings, amortised);
 }
 

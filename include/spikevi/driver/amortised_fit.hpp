@@ -3,13 +3,16 @@
 // inference", "KL annealing"; Archer et al. 2015, Gao et al. 2016): instead of a local step
 // per trial, an encoder network (site_encoder.hpp) maps each trial's spike counts to the sites
 // of its Gauss-Markov posterior. Iteration i, on the minibatch B_i (all trials in full batch):
-//   1. every rank encodes its members, evaluates q and ELBO_beta_i exactly (site form), and
-//      backpropagates the gradient of ELBO_beta_i into the encoder's weights;
-//   2. ONE reproducible allreduce of [global statistics | encoder gradient | ELBO_beta |
-//      collapse sums] (reproducible_sum.hpp: the same bits on any number of ranks);
-//   3. every rank takes the same Adam step on the encoder (gradient scaled by K/|B|) and the
-//      same global step (global_step.hpp) on the decoder — the spike readout, its row
-//      parameters, the dynamics and the Gaussian modalities — at rho_i = (i - 1 + tau)^-kappa.
+//   1. every rank encodes its members, evaluates q and ELBO_beta_i exactly (site form; with
+//      --history the spike eta holds the trial's offset B f_t), and backpropagates the gradient
+//      of ELBO_beta_i (with --free-bits also that of E_q[ell]) into the encoder's weights;
+//   2. ONE reproducible allreduce of [global statistics | encoder gradient | ELBO_beta | chain
+//      KL | collapse sums | (free bits) E_q[ell]'s gradient] (reproducible_sum.hpp: the same
+//      bits on any number of ranks);
+//   3. every rank takes the same Adam step on the encoder (gradient scaled by K/|B|; free bits
+//      pick the gradient from the reduced KL) and the same global step (global_step.hpp) on the
+//      decoder — the spike readout, its row parameters, the history weights b_n, the dynamics
+//      and the Gaussian modalities — at rho_i = (i - 1 + tau)^-kappa.
 // The globals start from the iterative engine's initialisation and `initial_iterations`
 // full-batch VB-EM iterations of it; the encoder from random weights.
 #include <Eigen/Dense>
@@ -30,7 +33,13 @@ struct AmortisedSettings {
   // KL annealing: beta_i = beta0 + (1 - beta0) (i - 1) / warmup for i <= warmup, then 1.
   int kl_warmup = 0;
   double kl_beta0 = 0.01;
-  double free_bits = 0.0;  // refused when > 0 (see validate)
+  // --free-bits lambda (Kingma et al. 2016, one group of all D dimensions): the encoder ascends
+  // E_q[ell] - beta max(D lambda, KL per bin) summed over the batch's bins, KL that of the whole
+  // chain, KL(q(z) || p(z)) = E_q[ell] - ELBO (its per-dimension split is not exact for a
+  // Gauss-Markov q). So an iteration whose batch KL per bin (reduced over ranks: the same on
+  // all) is below D lambda takes the gradient of E_q[ell] alone (beta recorded as 0); 0: off.
+  // The decoder's step is the beta = 1 step either way, and "elbo" stays the ELBO.
+  double free_bits = 0.0;
   int initial_iterations = 1;
   // The neurons the encoder reads (rows of the counts, ascending; empty: all): the held-in
   // neurons when a split holds some out, so that test trials can be encoded.
@@ -49,7 +58,8 @@ struct AmortisedOutcome {
   SiteEncoder encoder;
   std::vector<int> input_neurons;  // the rows of /counts the encoder reads
   AdamState encoder_moments;
-  std::vector<double> beta;                // per iteration
+  std::vector<double> beta;                // per iteration, the KL's weight taken (free bits: 0)
+  std::vector<double> kl_per_bin;          // per iteration, the batch's chain KL per bin
   Eigen::MatrixXd kl_per_dimension;        // iterations x D (the minibatch's trials and bins)
   std::vector<int> active_units;           // per iteration
   Eigen::VectorXd final_kl_per_dimension;  // on every fitted trial at the final state

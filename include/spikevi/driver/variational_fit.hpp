@@ -102,6 +102,12 @@ struct FitState {
   std::vector<Sites> sites;  // this rank's trials, in order
 };
 
+// --history: the basis of `history` (no rows: every row) from the counts of `trials`, this rank's
+// share of the training trials: their moments are summed over all ranks exactly, so every rank
+// and every rank count gets the same basis. What fit_variational and fit_amortised build.
+HistoryBasis training_history_basis(const std::vector<TrialCounts>& trials, HistorySettings history,
+                                    Communicator& comm);
+
 // Fits on the given trials (this rank's share; the communicator sums over ranks). Every
 // rank must pass trials with distinct positions 0 .. K-1 over all ranks together, and the same
 // callbacks (fit_callbacks.hpp). With `resume`, continues from that state instead of

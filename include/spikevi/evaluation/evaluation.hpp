@@ -26,6 +26,12 @@ std::vector<Eigen::MatrixXd> predicted_rates(const Readout& readout,
                                              const std::vector<GaussianMoments>& latents,
                                              const ObservationModel& model = PoissonObservation{});
 
+// --history: the history features f_t of each test trial of the split (from its counts on
+// all rows; the basis reads held-in rows only), the same for the held-in and held-out offsets;
+// empty without history terms. InputError when the basis reads a held-out neuron.
+std::vector<Eigen::MatrixXd> test_history_features(const HistoryCoupling& history,
+                                                   const Dataset& data);
+
 // The co-smoothing of a model (over all neurons) on the data set's split: the test trials'
 // latents inferred from the held-in neurons, the held-out neurons predicted; requires /split
 // with test trials and held-out neurons.

@@ -20,18 +20,24 @@ namespace spikevi {
 
 // q of the trial at the encoder's sites for `encoder_input` (the neurons the encoder reads,
 // N x T), evaluated in `state` (state.elbo is the beta = 1 ELBO_k), and the gradient of
-// ELBO_beta with respect to the encoder's weights added to `gradient`. Returns ELBO_beta.
+// ELBO_beta with respect to the encoder's weights added to `gradient`; when
+// `likelihood_gradient` is not null, also that of ELBO_0 = E_q[ell] added to it (what --free-bits
+// follows in an iteration whose KL is below its threshold). Returns ELBO_beta.
 // Throws NumericalError if J is not SPD (it is whenever J_prior is: the sites are PSD).
 double amortised_trial(const LocalProblem& problem, const SiteEncoder& encoder,
                        const Eigen::ArrayXXd& encoder_input, double beta, GaussMarkovState& state,
-                       Eigen::VectorXd& gradient, EncoderPass& pass);
+                       Eigen::VectorXd& gradient, EncoderPass& pass,
+                       Eigen::VectorXd* likelihood_gradient = nullptr);
 
 // q's moments (mean, marginal and lag-one covariances, log|J|) at `sites` under `prior`, without
 // the likelihood: what inferring a new trial with a trained encoder needs. NumericalError if J
 // is not SPD.
 void posterior_moments(const PriorBlocks& prior, const Sites& sites, GaussianMoments& q);
 
-// The sites' gradient of ELBO_beta at `state` (evaluated last by problem.family).
+// The sites' gradient of ELBO_beta at `state` (evaluated last by problem.family), beta in
+// [0, 1]. site_gradient is linear in (targets - sites), so that of ELBO_beta, beta times the
+// ELBO's gradient with the targets divided by beta, is site_gradient at (targets - beta sites):
+// at beta = 0, d E_q[ell] / d sites, site_gradient with the sites' own term left out.
 void annealed_site_gradient(const LocalProblem& problem, const GaussMarkovState& state, double beta,
                             Sites& gradient);
 
