@@ -59,35 +59,66 @@ void BM_IterativeLocalStep(benchmark::State& state) {
   state.counters["bins"] = static_cast<double>(p.trial.counts.cols());
 }
 
+SiteEncoder encoder_for(const OneTrial& p, const benchmark::State& state) {
+  return SiteEncoder(EncoderShape{.inputs = static_cast<int>(p.trial.counts.rows()),
+                                  .hidden = static_cast<int>(state.range(0)),
+                                  .window = static_cast<int>(state.range(1)),
+                                  .latents = static_cast<int>(p.prior.shift.rows())},
+                     1);
+}
+
+// What inferring a new trial costs (evaluate and decode with --refine 0): the encoder's
+// prediction path (SiteEncoder::predict_sites), then q's moments from its sites.
 void BM_EncoderInference(benchmark::State& state) {
   const OneTrial& p = one_trial();
-  const int dim = static_cast<int>(p.prior.shift.rows());
-  const SiteEncoder encoder(EncoderShape{.inputs = static_cast<int>(p.trial.counts.rows()),
-                                         .hidden = static_cast<int>(state.range(0)),
-                                         .window = static_cast<int>(state.range(1)),
-                                         .latents = dim},
-                            1);
-  GaussMarkovEvaluator family;
-  DeterministicEstimator estimator;
-  const LocalProblem problem{p.prior, p.modalities, family, estimator};
-  GaussMarkovState q;
-  EncoderPass pass;
+  const SiteEncoder encoder = encoder_for(p, state);
+  EncoderScratch scratch;
+  Sites sites;
+  GaussianMoments q;
   for (auto _ : state) {
-    problem.evaluate(encoder.encode(p.trial.counts, pass), q);
-    benchmark::DoNotOptimize(q.moments.mean.data());
+    encoder.predict_sites(p.trial.counts, scratch, sites);
+    posterior_moments(p.prior, sites, q);
+    benchmark::DoNotOptimize(q.mean.data());
   }
   state.counters["bins"] = static_cast<double>(p.trial.counts.cols());
 }
 
-// The encoder's forward pass alone, and q's moments from its sites alone (what a new trial
-// needs: one block-Cholesky pass, no likelihood).
-void BM_EncoderForward(benchmark::State& state) {
+// The same with the trial's ELBO as well (the likelihood's expectations at q), for a caller
+// that wants it.
+void BM_EncoderInferenceWithElbo(benchmark::State& state) {
   const OneTrial& p = one_trial();
-  const SiteEncoder encoder(EncoderShape{.inputs = static_cast<int>(p.trial.counts.rows()),
-                                         .hidden = static_cast<int>(state.range(0)),
-                                         .window = static_cast<int>(state.range(1)),
-                                         .latents = static_cast<int>(p.prior.shift.rows())},
-                            1);
+  const SiteEncoder encoder = encoder_for(p, state);
+  GaussMarkovEvaluator family;
+  DeterministicEstimator estimator;
+  const LocalProblem problem{p.prior, p.modalities, family, estimator};
+  GaussMarkovState q;
+  EncoderScratch scratch;
+  Sites sites;
+  for (auto _ : state) {
+    encoder.predict_sites(p.trial.counts, scratch, sites);
+    problem.evaluate(sites, q);
+    benchmark::DoNotOptimize(q.elbo);
+  }
+}
+
+// The parts: the prediction path's sites alone, the training path's forward pass (encode()
+// keeping what backward() needs), and q's moments from given sites alone.
+void BM_EncoderPredictSites(benchmark::State& state) {
+  const OneTrial& p = one_trial();
+  const SiteEncoder encoder = encoder_for(p, state);
+  EncoderScratch scratch;
+  Sites sites;
+  for (auto _ : state) {
+    encoder.predict_sites(p.trial.counts, scratch, sites);
+    benchmark::DoNotOptimize(sites.shift.data());
+  }
+  state.counters["nonzero_counts"] = static_cast<double>(scratch.bin_start.back());
+  state.counters["counts"] = static_cast<double>(p.trial.counts.size());
+}
+
+void BM_EncoderTrainingForward(benchmark::State& state) {
+  const OneTrial& p = one_trial();
+  const SiteEncoder encoder = encoder_for(p, state);
   EncoderPass pass;
   for (auto _ : state) {
     const Sites sites = encoder.encode(p.trial.counts, pass);
@@ -95,35 +126,32 @@ void BM_EncoderForward(benchmark::State& state) {
   }
 }
 
-void BM_EncoderPosteriorMoments(benchmark::State& state) {
+void BM_PosteriorMoments(benchmark::State& state) {
   const OneTrial& p = one_trial();
-  const SiteEncoder encoder(EncoderShape{.inputs = static_cast<int>(p.trial.counts.rows()),
-                                         .hidden = static_cast<int>(state.range(0)),
-                                         .window = static_cast<int>(state.range(1)),
-                                         .latents = static_cast<int>(p.prior.shift.rows())},
-                            1);
-  EncoderPass pass;
+  const Sites sites = encoder_for(p, state).predict_sites(p.trial.counts);
   GaussianMoments q;
   for (auto _ : state) {
-    posterior_moments(p.prior, encoder.encode(p.trial.counts, pass), q);
+    posterior_moments(p.prior, sites, q);
     benchmark::DoNotOptimize(q.mean.data());
   }
-  state.counters["bins"] = static_cast<double>(p.trial.counts.cols());
 }
 
 // Arguments: hidden units H, window bins (the defaults of fit are 32, 5).
-BENCHMARK(BM_EncoderForward)->Args({32, 5})->Args({8, 5})->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_EncoderPosteriorMoments)
-    ->Args({32, 5})
-    ->Args({8, 5})
-    ->Args({8, 1})
-    ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_IterativeLocalStep)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_EncoderInference)
     ->Args({32, 9})
     ->Args({32, 5})
     ->Args({8, 5})
+    ->Args({8, 1})
     ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_EncoderInferenceWithElbo)->Args({32, 5})->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_EncoderPredictSites)
+    ->Args({32, 5})
+    ->Args({8, 5})
+    ->Args({8, 1})
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_EncoderTrainingForward)->Args({32, 5})->Args({8, 5})->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_PosteriorMoments)->Args({32, 5})->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 }  // namespace spikevi

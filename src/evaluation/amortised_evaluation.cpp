@@ -1,8 +1,10 @@
 #include "spikevi/evaluation/amortised_evaluation.hpp"
 
 #include <algorithm>
+#include <utility>
 
 #include "spikevi/error.hpp"
+#include "spikevi/inference/amortised_inference.hpp"
 #include "spikevi/inference/estimator.hpp"
 
 namespace spikevi {
@@ -27,13 +29,20 @@ std::vector<GaussMarkovState> encode_latents(const InferenceModel& model,
       counts.row(static_cast<Eigen::Index>(r)) = trial.counts.row(likelihood_rows[r]);
     const PriorBlocks prior =
         rows.prior.blocks(static_cast<int>(counts.cols()), trial.inputs_or_null());
+    Sites sites = encoder.encode(trial.counts);
+    if (refine == 0) {
+      // The encoder's q alone: its moments, without the likelihood (no ELBO or targets).
+      posterior_moments(prior, sites, states[k].moments);
+      states[k].sites = std::move(sites);
+      continue;
+    }
     const Eigen::ArrayXXd offset = history_offset(rows.history, trial);  // empty without
     const std::vector<ModalityView> modalities{
         ModalityView{observation.get(), &kernels, &counts, observation->log_base_measure(counts),
                      nullptr, rows.history.active() ? &offset : nullptr}};
     const LocalProblem problem{prior, modalities, *family, estimator};
-    problem.evaluate(encoder.encode(trial.counts), states[k]);
-    if (refine > 0) cvi_local_step(problem, states[k], refinement);
+    problem.evaluate(sites, states[k]);
+    cvi_local_step(problem, states[k], refinement);
   }
   return states;
 }

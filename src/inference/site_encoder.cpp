@@ -1,9 +1,12 @@
 #include "spikevi/inference/site_encoder.hpp"
 
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <string>
 
 #include "spikevi/error.hpp"
+#include "spikevi/math/elementwise.hpp"
 #include "spikevi/math/random_stream.hpp"
 
 namespace spikevi {
@@ -12,6 +15,89 @@ namespace {
 double softplus(double x) { return x > 30.0 ? x : std::log1p(std::exp(x)); }
 double logistic(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 double inverse_softplus(double y) { return y > 30.0 ? y : std::log(std::expm1(y)); }
+
+void check_inputs(const Eigen::ArrayXXd& counts, const EncoderShape& shape) {
+  if (counts.rows() != shape.inputs)
+    throw InputError("encoder: the trial has " + std::to_string(counts.rows()) +
+                     " neurons, the encoder reads " + std::to_string(shape.inputs));
+}
+
+// The nonzero counts (N x T), bin by bin, into the scratch's compressed columns, then their
+// u = log1p(x) (log1p(0) = 0 adds nothing to the convolution). Written without a branch on
+// the value (zero or not at random in spike counts): every entry is stored, and the write
+// position only advances past nonzero ones.
+void collect_nonzero_inputs(const Eigen::ArrayXXd& counts, EncoderScratch& scratch) {
+  scratch.bin_start.resize(static_cast<std::size_t>(counts.cols()) + 1);
+  scratch.nonzero_row.resize(static_cast<std::size_t>(counts.size()));
+  scratch.nonzero_value.resize(static_cast<std::size_t>(counts.size()));
+  int next = 0;
+  for (Eigen::Index t = 0; t < counts.cols(); ++t) {
+    scratch.bin_start[static_cast<std::size_t>(t)] = next;
+    for (Eigen::Index n = 0; n < counts.rows(); ++n) {
+      scratch.nonzero_row[static_cast<std::size_t>(next)] = static_cast<int>(n);
+      scratch.nonzero_value[static_cast<std::size_t>(next)] = counts(n, t);
+      next += counts(n, t) != 0.0 ? 1 : 0;
+    }
+  }
+  scratch.bin_start.back() = next;
+  log1p_counts(scratch.nonzero_value.data(), next, scratch.nonzero_value.data());
+}
+
+// hidden(:, t) = b1 + sum_{s=-w..w} W1_s u_{t+s} over the nonzero u only, shift by shift (so
+// the H x N block W1_s in use stays in the L1 cache). With H fixed at compile time each
+// (s, t) term is summed in registers as `Partials` interleaved partial sums (terms k,
+// k + Partials, ... go to the same one), so consecutive multiply-adds do not wait on each other.
+template <int H, int Partials>
+void convolve_nonzero(const Eigen::MatrixXd::ConstMapType& W1,
+                      const Eigen::VectorXd::ConstMapType& b1, int inputs, int half_window,
+                      EncoderScratch& scratch) {
+  const Eigen::Index hidden = W1.rows();
+  const auto bins = static_cast<int>(scratch.bin_start.size()) - 1;
+  using Column = Eigen::Matrix<double, H, 1>;
+  scratch.hidden.resize(hidden, bins);
+  scratch.hidden.colwise() = b1;
+  for (int s = -half_window; s <= half_window; ++s) {
+    const double* block = W1.data() + Eigen::Index{s + half_window} * inputs * hidden;
+    const auto weight = [&](int k) {
+      return Eigen::Map<const Column>(block + scratch.nonzero_row[k] * hidden, hidden);
+    };
+    for (int t = std::max(0, -s); t < std::min(bins, bins - s); ++t) {
+      const int first = scratch.bin_start[t + s], end = scratch.bin_start[t + s + 1];
+      if constexpr (H == Eigen::Dynamic) {
+        auto sum = scratch.hidden.col(t);
+        for (int k = first; k < end; ++k) sum.noalias() += scratch.nonzero_value[k] * weight(k);
+      } else {
+        std::array<Column, Partials> sum;
+        for (Column& partial : sum) partial.setZero();
+        int k = first;
+        for (; k + Partials <= end; k += Partials)
+          for (int j = 0; j < Partials; ++j)
+            sum[j].noalias() += scratch.nonzero_value[k + j] * weight(k + j);
+        for (; k < end; ++k) sum[0].noalias() += scratch.nonzero_value[k] * weight(k);
+        for (int j = 1; j < Partials; ++j) sum[0] += sum[j];
+        scratch.hidden.col(t) += sum[0];
+      }
+    }
+  }
+}
+
+// Calls f.template operator()<H, Partials>() with H = the hidden width when it is one of the
+// compiled sizes (Partials: as many partial sums as fit the vector registers), else Dynamic.
+template <typename F>
+void with_hidden_width(Eigen::Index hidden, F&& f) {
+  switch (hidden) {
+    case 8:
+      return f.template operator()<8, 4>();
+    case 16:
+      return f.template operator()<16, 4>();
+    case 32:
+      return f.template operator()<32, 4>();
+    case 64:
+      return f.template operator()<64, 2>();
+    default:
+      return f.template operator()<Eigen::Dynamic, 1>();
+  }
+}
 
 }  // namespace
 
@@ -77,13 +163,12 @@ Sites SiteEncoder::encode(const Eigen::ArrayXXd& counts) const {
 }
 
 Sites SiteEncoder::encode(const Eigen::ArrayXXd& counts, EncoderPass& pass) const {
-  if (counts.rows() != shape_.inputs)
-    throw InputError("encoder: the trial has " + std::to_string(counts.rows()) +
-                     " neurons, the encoder reads " + std::to_string(shape_.inputs));
+  check_inputs(counts, shape_);
   const int n = shape_.inputs, w = shape_.half_window(), d = shape_.latents;
   const auto bins = static_cast<int>(counts.cols());
   // The convolution as one matrix product: stack the window's inputs of each bin (im2col).
-  const Eigen::MatrixXd u = counts.log1p().matrix();
+  Eigen::MatrixXd u;
+  log1p_counts(counts, u);
   pass.window_inputs.setZero(Eigen::Index{n} * shape_.window, bins);
   for (int s = -w; s <= w; ++s) {
     const int first = std::max(0, -s), last = std::min(bins, bins - s);  // t with t+s in range
@@ -101,6 +186,38 @@ Sites SiteEncoder::encode(const Eigen::ArrayXXd& counts, EncoderPass& pass) cons
     for (int i = 0; i < d; ++i)
       sites.precision(i, Eigen::Index{t} * d + i) = softplus(pass.precision_logits(i, t));
   return sites;
+}
+
+Sites SiteEncoder::predict_sites(const Eigen::ArrayXXd& counts) const {
+  EncoderScratch scratch;
+  Sites sites;
+  predict_sites(counts, scratch, sites);
+  return sites;
+}
+
+void SiteEncoder::predict_sites(const Eigen::ArrayXXd& counts, EncoderScratch& scratch,
+                                Sites& sites) const {
+  check_inputs(counts, shape_);
+  const int d = shape_.latents;
+  const Eigen::Index bins = counts.cols();
+  collect_nonzero_inputs(counts, scratch);
+  Blocks p(shape_, const_cast<double*>(parameters_.data()));
+  const Eigen::MatrixXd::ConstMapType W1(p.W1.data(), p.W1.rows(), p.W1.cols());
+  const Eigen::VectorXd::ConstMapType b1(p.b1.data(), p.b1.size());
+  with_hidden_width(shape_.hidden, [&]<int H, int Partials>() {
+    convolve_nonzero<H, Partials>(W1, b1, shape_.inputs, shape_.half_window(), scratch);
+  });
+  tanh_in_place(scratch.hidden);
+  sites.shift.resize(d, bins);
+  sites.shift.noalias() = p.W2 * scratch.hidden;
+  sites.shift.colwise() += p.b2;
+  scratch.precision_diagonal.resize(d, bins);
+  scratch.precision_diagonal.noalias() = p.W3 * scratch.hidden;
+  scratch.precision_diagonal.colwise() += p.b3;
+  softplus_in_place(scratch.precision_diagonal);
+  sites.precision.setZero(d, Eigen::Index{d} * bins);
+  for (Eigen::Index t = 0; t < bins; ++t)
+    sites.precision.middleCols(t * d, d).diagonal() = scratch.precision_diagonal.col(t);
 }
 
 void SiteEncoder::backward(const EncoderPass& pass, const Sites& site_gradient,

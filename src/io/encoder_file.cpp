@@ -48,7 +48,7 @@ Sites EncoderRecord::encode(const Eigen::ArrayXXd& counts) const {
                        " is not in the trial's counts");
     input.row(static_cast<Eigen::Index>(r)) = counts.row(input_neurons[r]);
   }
-  return gauge_sites(encoder.encode(input), gauge);
+  return gauge_sites(encoder.predict_sites(input), gauge);
 }
 
 void write_encoder(const std::string& path, const EncoderRecord& r) {

@@ -55,6 +55,17 @@ ConstView<N> view(const Eigen::MatrixXd& m, int t) {
   return ConstView<N>(m.data() + t * m.rows() * m.rows(), m.rows(), m.rows());
 }
 
+// Column t of a D x T matrix, as a vector of size N.
+template <int N>
+Eigen::Map<const Eigen::Matrix<double, N, 1>> column_of(const Eigen::MatrixXd& m, int t) {
+  return Eigen::Map<const Eigen::Matrix<double, N, 1>>(m.data() + t * m.rows(), m.rows());
+}
+
+template <int N>
+Eigen::Map<Eigen::Matrix<double, N, 1>> stored_column(Eigen::MatrixXd& m, int t) {
+  return Eigen::Map<Eigen::Matrix<double, N, 1>>(m.data() + t * m.rows(), m.rows());
+}
+
 // Calls f.template operator()<N>() with N = d if d is one of Sizes, else N = Dynamic.
 template <int Size, int... Sizes, typename F>
 auto with_block_size(int d, F&& f) {
@@ -191,25 +202,53 @@ void invert_blocks(int blocks, const Eigen::MatrixXd& diag, const Eigen::MatrixX
   }
 }
 
+// x <- A^-1 x for lower-triangular A, column by column. Multiplying by 1 / A_jj keeps the
+// division off the chain of dependent operations that runs through x.
+template <typename A, typename X>
+void solve_lower(const A& a, X& x) {
+  for (Eigen::Index j = 0; j < a.rows(); ++j) {
+    x(j) *= 1.0 / a(j, j);
+    for (Eigen::Index i = j + 1; i < a.rows(); ++i) x(i) -= x(j) * a(i, j);
+  }
+}
+
+// x <- A^-T x for lower-triangular A: x_i = (x_i - sum_{k>i} A_ki x_k) / A_ii, last row first.
+template <typename A, typename X>
+void solve_lower_transposed(const A& a, X& x) {
+  for (Eigen::Index i = a.rows() - 1; i >= 0; --i) {
+    for (Eigen::Index k = i + 1; k < a.rows(); ++k) x(i) -= a(k, i) * x(k);
+    x(i) *= 1.0 / a(i, i);
+  }
+}
+
 // Forward substitution L y = x, in place on a D x T matrix x (one column per block), for the
-// factor stored as diagonal blocks A_t (lower triangles of `diag`) and B_t (`lower`).
+// factor stored as diagonal blocks A_t (lower triangles of `diag`) and B_t (`lower`). With N
+// fixed the column stays in registers and the small solves unroll (Eigen's dynamic-size
+// triangular solve costs more in dispatch than in arithmetic at D <= 16).
+template <int N>
 void forward_substitute(const Eigen::MatrixXd& diag, const Eigen::MatrixXd& lower,
                         Eigen::MatrixXd& x) {
   for (int t = 0; t < x.cols(); ++t) {
-    auto column = x.col(t);
-    if (t > 0) column.noalias() -= block_of(lower, t) * x.col(t - 1);
-    block_of(diag, t).triangularView<Eigen::Lower>().solveInPlace(column);
+    auto stored = stored_column<N>(x, t);
+    update_column<N>(stored, 0, [&](auto& column) {
+      if (t > 0) column.noalias() -= view<N>(lower, t) * column_of<N>(x, t - 1);
+      solve_lower(view<N>(diag, t), column);
+    });
   }
 }
 
 // Backward substitution L' x = y, in place: x_t = A_t^-T (y_t - B_{t+1}' x_{t+1}).
+template <int N>
 void backward_substitute(const Eigen::MatrixXd& diag, const Eigen::MatrixXd& lower,
                          Eigen::MatrixXd& x) {
   const int blocks = static_cast<int>(x.cols());
   for (int t = blocks - 1; t >= 0; --t) {
-    auto column = x.col(t);
-    if (t + 1 < blocks) column.noalias() -= block_of(lower, t + 1).transpose() * x.col(t + 1);
-    block_of(diag, t).transpose().triangularView<Eigen::Upper>().solveInPlace(column);
+    auto stored = stored_column<N>(x, t);
+    update_column<N>(stored, 0, [&](auto& column) {
+      if (t + 1 < blocks)
+        column.noalias() -= view<N>(lower, t + 1).transpose() * column_of<N>(x, t + 1);
+      solve_lower_transposed(view<N>(diag, t), column);
+    });
   }
 }
 
@@ -263,15 +302,18 @@ double BlockCholesky::log_determinant() const {
 Eigen::MatrixXd BlockCholesky::solve(const Eigen::MatrixXd& rhs) const {
   assert(rhs.rows() == block_size_ && rhs.cols() == blocks_);
   Eigen::MatrixXd x = rhs;
-  forward_substitute(chol_diag_, chol_lower_, x);
-  backward_substitute(chol_diag_, chol_lower_, x);
+  with_any_block_size(block_size_, [&]<int N>() {
+    forward_substitute<N>(chol_diag_, chol_lower_, x);
+    backward_substitute<N>(chol_diag_, chol_lower_, x);
+  });
   return x;
 }
 
 Eigen::MatrixXd BlockCholesky::sample_offsets(const Eigen::MatrixXd& eps) const {
   assert(eps.rows() == block_size_ && eps.cols() == blocks_);
   Eigen::MatrixXd x = eps;
-  backward_substitute(chol_diag_, chol_lower_, x);
+  with_any_block_size(block_size_,
+                      [&]<int N>() { backward_substitute<N>(chol_diag_, chol_lower_, x); });
   return x;
 }
 

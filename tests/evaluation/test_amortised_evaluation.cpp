@@ -7,6 +7,7 @@
 
 #include "spikevi/evaluation/amortised_evaluation.hpp"
 #include "spikevi/inference/estimator.hpp"
+#include "spikevi/inference/local_step.hpp"
 #include "spikevi/inference/variational_family.hpp"
 #include "spikevi/model/simulation.hpp"
 #include "spikevi/model/spike_model.hpp"
@@ -78,15 +79,16 @@ TEST(AmortisedEvaluation, HeldOutEtaHoldsTheTestTrialsHistoryOffsets) {
   EXPECT_NE(with.bits_per_spike, without.bits_per_spike);
 }
 
-// encode_latents' q at the encoder's sites is scored on the held-in rows with eta = C z + d +
-// B f_t: its ELBO is the one evaluated with those offsets directly, not the one without.
+// encode_latents' refinement (--refine 1: one CVI step from the encoder's sites) works on the
+// held-in rows with eta = C z + d + B f_t: its ELBO is that of the same step taken with those
+// offsets directly, not without. (--refine 0 computes q's moments only, no ELBO.)
 TEST(AmortisedEvaluation, EncodedLatentsAreScoredWithTheHeldInOffsets) {
   Fixture f = fixture();
   f.model.history = f.history;
   const std::vector<int> heldin = f.data.split->heldin_neurons();
   const std::vector<TrialCounts> test = make_trial_counts(f.data, f.data.split->test_trials);
   const std::vector<GaussMarkovState> states =
-      encode_latents(f.model, f.encoder, test, heldin, 0, LocalStepSettings{});
+      encode_latents(f.model, f.encoder, test, heldin, 1, LocalStepSettings{});
   const InferenceModel rows = f.model.rows(heldin);
   const ReadoutKernels kernels(rows.readout);
   const std::unique_ptr<ObservationModel> observation = rows.observation();
@@ -98,12 +100,20 @@ TEST(AmortisedEvaluation, EncodedLatentsAreScoredWithTheHeldInOffsets) {
     const Eigen::ArrayXXd offset = rows.history.offset(f.history.basis.features(test[k].counts));
     const PriorBlocks prior = rows.prior.blocks(static_cast<int>(counts.cols()));
     const double base = observation->log_base_measure(counts);
-    GaussMarkovState with, without;
-    family->evaluate(prior,
-                     {ModalityView{observation.get(), &kernels, &counts, base, nullptr, &offset}},
-                     f.encoder.encode(test[k].counts), estimator, with);
-    family->evaluate(prior, {ModalityView{observation.get(), &kernels, &counts, base}},
-                     f.encoder.encode(test[k].counts), estimator, without);
+    LocalStepSettings one_step;
+    one_step.max_iterations = 1;
+    const auto refined = [&](const ModalityView& view) {
+      GaussMarkovState state;
+      const std::vector<ModalityView> views{view};
+      const LocalProblem problem{prior, views, *family, estimator};
+      problem.evaluate(f.encoder.encode(test[k].counts), state);
+      cvi_local_step(problem, state, one_step);
+      return state;
+    };
+    const GaussMarkovState with =
+        refined(ModalityView{observation.get(), &kernels, &counts, base, nullptr, &offset});
+    const GaussMarkovState without =
+        refined(ModalityView{observation.get(), &kernels, &counts, base});
     EXPECT_NEAR(states[k].elbo, with.elbo, 1e-10 * std::abs(with.elbo)) << "test trial " << k;
     EXPECT_GT(std::abs(with.elbo - without.elbo), 1e-3) << "test trial " << k;
   }

@@ -1,5 +1,6 @@
-// The encoder of amortised inference: its shapes, PSD sites, and its hand-written
-// backpropagation against central finite differences of the network's outputs.
+// The encoder of amortised inference: its shapes, PSD sites, its hand-written
+// backpropagation against central finite differences of the network's outputs, and its
+// prediction path against the training path.
 #include <gtest/gtest.h>
 
 #include <random>
@@ -100,6 +101,49 @@ TEST(SiteEncoder, BackpropagationMatchesFiniteDifferences) {
   EXPECT_LT((twice - 2.0 * gradient).cwiseAbs().maxCoeff(), 1e-12);
 }
 
+// predict_sites (sparse convolution, vectorised tanh and softplus) against encode() (the
+// training path) on weights moved off their initial values: the same sites up to rounding.
+// Each hidden unit sums N (2w + 1) <= 60 terms of O(1); reassociating them and a few-ulp tanh
+// move a_t by ~1e-15, the O(1) sites by a few 1e-15; 1e-13 leaves room without hiding a bug
+// (a missing or doubled term moves a site by ~0.1).
+TEST(SiteEncoder, PredictionPathGivesTheTrainingPathsSites) {
+  std::mt19937_64 rng(6);
+  std::normal_distribution<double> normal(0.0, 0.5);
+  for (const int hidden : {8, 16, 32, 64, 5})  // the register-blocked widths and a dynamic one
+    for (const int window : {1, 3, 5}) {
+      const EncoderShape shape{.inputs = 12, .hidden = hidden, .window = window, .latents = 3};
+      SiteEncoder encoder(shape, 9);
+      Eigen::VectorXd weights = encoder.parameters();
+      for (Eigen::Index i = 0; i < weights.size(); ++i) weights(i) += normal(rng);
+      encoder.set_parameters(weights);
+      Eigen::ArrayXXd counts = random_counts(12, 23, rng);  // 23 bins: odd chunk tails
+      counts(0, 0) = 70.0;                                  // beyond the log1p table
+      counts(1, 2) = 0.5;                                   // not an integer
+      counts.col(5).setZero();                              // a silent bin
+      const Sites training = encoder.encode(counts);
+      EncoderScratch scratch;
+      Sites predicted;
+      for (int repeat = 0; repeat < 2; ++repeat) {  // the second call reuses the scratch
+        encoder.predict_sites(counts, scratch, predicted);
+        ASSERT_EQ(predicted.shift.rows(), 3);
+        ASSERT_EQ(predicted.shift.cols(), 23);
+        ASSERT_EQ(predicted.precision.cols(), 69);
+        const double shift_error = (predicted.shift - training.shift).cwiseAbs().maxCoeff();
+        const double precision_error = ((predicted.precision - training.precision).array() /
+                                        (1.0 + training.precision.array().abs()))
+                                           .abs()
+                                           .maxCoeff();
+        EXPECT_LT(shift_error, 1e-13) << "H " << hidden << ", window " << window;
+        EXPECT_LT(precision_error, 1e-13) << "H " << hidden << ", window " << window;
+        EXPECT_GT(training.shift.cwiseAbs().maxCoeff(), 0.1);  // the sites are not trivial
+      }
+      for (int t = 0; t < 23; ++t)  // the precisions stay exactly diagonal
+        for (int i = 0; i < 3; ++i)
+          for (int j = 0; j < 3; ++j)
+            if (i != j) EXPECT_EQ(predicted.precision(i, 3 * t + j), 0.0);
+    }
+}
+
 TEST(SiteEncoder, RefusesUnusableShapesAndMismatchedInputs) {
   EXPECT_THROW(SiteEncoder(EncoderShape{.inputs = 3, .hidden = 0, .window = 3, .latents = 1}, 1),
                ConfigError);
@@ -107,6 +151,7 @@ TEST(SiteEncoder, RefusesUnusableShapesAndMismatchedInputs) {
                ConfigError);
   const SiteEncoder encoder(EncoderShape{.inputs = 3, .hidden = 2, .window = 3, .latents = 1}, 1);
   EXPECT_THROW(encoder.encode(Eigen::ArrayXXd::Zero(4, 5)), InputError);
+  EXPECT_THROW(encoder.predict_sites(Eigen::ArrayXXd::Zero(4, 5)), InputError);
   SiteEncoder copy = encoder;
   EXPECT_THROW(copy.set_parameters(Eigen::VectorXd::Zero(3)), InputError);
 }

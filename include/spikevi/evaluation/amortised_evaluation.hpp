@@ -11,7 +11,8 @@ namespace spikevi {
 
 // q of each trial (counts over every neuron of the file; the encoder reads its input neurons,
 // the likelihood of a refinement the rows of `model`, restricted by the caller) from the
-// encoder's sites, then up to `refine` CVI steps (0: the encoder's q itself).
+// encoder's sites, then up to `refine` CVI steps (0: the encoder's q itself; then only the
+// states' sites and moments are filled: the likelihood is not evaluated, elbo stays 0).
 std::vector<GaussMarkovState> encode_latents(const InferenceModel& model,
                                              const EncoderRecord& encoder,
                                              const std::vector<TrialCounts>& all_neuron_trials,

@@ -12,6 +12,7 @@
 // backpropagation (tested against finite differences in tests/inference/test_site_encoder.cpp).
 #include <Eigen/Dense>
 #include <cstdint>
+#include <vector>
 
 #include "spikevi/inference/likelihood.hpp"
 
@@ -36,6 +37,16 @@ struct EncoderPass {
   Eigen::MatrixXd precision_logits;  // D x T: W3 a_t + b3
 };
 
+// Scratch of SiteEncoder::predict_sites (reusable between trials: nothing is allocated once it
+// has seen a trial of the same size and as many nonzero counts).
+struct EncoderScratch {
+  std::vector<int> bin_start;          // T + 1: bin t's nonzero inputs are [bin_start[t], [t + 1])
+  std::vector<int> nonzero_row;        // the neuron of each nonzero count, bin by bin, and its
+  std::vector<double> nonzero_value;   // u = log1p(count) (the first bin_start[T] entries)
+  Eigen::MatrixXd hidden;              // H x T: a_t
+  Eigen::MatrixXd precision_diagonal;  // D x T: softplus(W3 a_t + b3)
+};
+
 class SiteEncoder {
  public:
   SiteEncoder() = default;
@@ -54,6 +65,14 @@ class SiteEncoder {
   // Sites of a trial from its counts (N x T). `pass` keeps what backward() needs.
   Sites encode(const Eigen::ArrayXXd& counts, EncoderPass& pass) const;
   Sites encode(const Eigen::ArrayXXd& counts) const;
+  // The same sites for prediction only (inferring new trials): nothing is kept for
+  // backward(), the convolution sums over the nonzero counts only (u = log1p(0) = 0 adds
+  // nothing; spike counts are mostly zero), with the hidden layer accumulated in registers
+  // for H = 8, 16, 32, 64, and tanh and softplus are vectorised (math/elementwise.hpp). Equal
+  // to encode()'s sites up to rounding: the sums are reassociated and tanh, softplus are within
+  // a few ulp of libm's (tests/inference/test_site_encoder.cpp compares them).
+  void predict_sites(const Eigen::ArrayXXd& counts, EncoderScratch& scratch, Sites& sites) const;
+  Sites predict_sites(const Eigen::ArrayXXd& counts) const;
   // Adds to `gradient` (length parameter_count()) the gradient of a scalar objective f with
   // respect to the weights, given df/dl (D x T) and df/dL (D x TD, only the diagonal entries
   // of each block are read: the encoder's L_t are diagonal) at the sites of `pass`.
