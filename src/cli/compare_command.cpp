@@ -220,11 +220,11 @@ void print_task(const std::vector<Candidate>& candidates, bool has_continuous, i
         o.iterations, o.converged ? "converged" : "iteration limit", f.train_elbo_per_spike,
         f.heldout_elbo_per_spike, f.heldout_ll_per_spike, f.heldout_ll_mc_se_per_spike, f.cobps,
         f.seconds);
-  if (!o.failed && elbo_excess_over_likelihood(f) > 0.0)
+  if (const double excess = elbo_excess_over_likelihood(f); !o.failed && excess > 0.0)
     std::printf(
         "  warning: the held-out ELBO lies %.3f nats/spike above the importance-sampled logp: "
         "its expectations are inaccurate for this fit (its ELBO is not to be trusted)\n",
-        elbo_excess_over_likelihood(f));
+        excess);
   if (o.unconverged_local_steps > 0)
     std::printf("  warning: %d local steps stopped at their iteration limit\n",
                 o.unconverged_local_steps);
