@@ -51,6 +51,9 @@ po::options_description compare_options(CompareOptions& o) {
       ("hidden", po::value(&o.hidden)->default_value(8), "--readout mlp: hidden units H")
       ("cubature-points", po::value(&s.model.cubature_points)->default_value(0),
        "--readout mlp: 0 = spherical-radial cubature (2D nodes), n = n^D Gauss-Hermite nodes")
+      ("cubature-rotations", po::value(&s.model.cubature_rotations)->default_value(256),
+       "--readout mlp: the cubature's nodes are turned per bin by one of this many random "
+       "rotations; 0 = the same nodes in every bin")
       ("history", po::value(&o.history)->default_value("0"),
        "comma-separated history lags K of fit --history, e.g. 0,5 (rows NAME+historyK; the "
        "history terms read the held-in neurons only)")
@@ -177,6 +180,7 @@ void validate(const CompareOptions& o) {
                       ")");
   if (o.folds < 2) throw ConfigError("--folds must be >= 2 (got " + std::to_string(o.folds) + ")");
   if (s.model.cubature_points < 0) throw ConfigError("--cubature-points must be >= 0");
+  if (s.model.cubature_rotations < 0) throw ConfigError("--cubature-rotations must be >= 0");
   if (!o.table.empty()) {
     check_output_path("--table", o.table, o.overwrite);
     check_output_is_not_input("--table", o.table, "--data", o.data);

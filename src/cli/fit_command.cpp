@@ -86,6 +86,9 @@ po::options_description fit_options(FitOptions& o) {
        "--readout mlp: Adam learning rate of the MLP weights (A, W, b)")
       ("cubature-points", po::value(&s.model.cubature_points)->default_value(0),
        "--readout mlp: 0 = spherical-radial cubature (2D nodes), n = n^D Gauss-Hermite nodes")
+      ("cubature-rotations", po::value(&s.model.cubature_rotations)->default_value(256),
+       "--readout mlp: the cubature's nodes are turned per bin by one of this many random "
+       "rotations; 0 = the same nodes in every bin")
       ("ignore-continuous", po::bool_switch(&o.ignore_continuous),
        "fit the spikes only, even when the file has /continuous modalities")
       ("iterations", po::value(&s.iterations)->default_value(100), "maximum number of iterations")
@@ -191,6 +194,7 @@ void apply_model_options(FitOptions& o) {
   model.mlp_seed = o.settings.minibatch.seed;
   if (!(model.mlp_adam.learning_rate > 0)) throw ConfigError("--mlp-rate must be > 0");
   if (model.cubature_points < 0) throw ConfigError("--cubature-points must be >= 0");
+  if (model.cubature_rotations < 0) throw ConfigError("--cubature-rotations must be >= 0");
   if (!(model.local_adam.learning_rate > 0) || !(model.global_adam.learning_rate > 0))
     throw ConfigError("--adam-local-rate and --adam-global-rate must be > 0");
   model.validate();
@@ -260,6 +264,10 @@ std::map<std::string, std::string> checkpoint_identity(const po::variables_map& 
                           "prior-dynamics-variance",
                           "prior-process-noise"})
     if (options.count(key)) identity[key] = options.at(key);
+  // An MLP fit's cubature nodes turned per bin (its identity before the rotated rule had none).
+  if (options.count("readout") && options.at("readout") == "mlp" &&
+      options.count("cubature-rotations"))
+    identity["cubature-rotations"] = options.at("cubature-rotations");
   // A fit with history terms holds their weights (a fit without keeps its identity).
   if (options.count("history") && options.at("history") != "0")
     for (const char* key : {"history", "history-components", "history-prior"})

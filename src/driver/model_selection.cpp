@@ -156,6 +156,7 @@ FitSettings candidate_settings(const FitSettings& base, const Candidate& candida
   settings.model.hidden = candidate.hidden;
   settings.model.mlp_seed = base.minibatch.seed;
   settings.model.cubature_points = base.model.cubature_points;  // compare --cubature-points
+  settings.model.cubature_rotations = base.model.cubature_rotations;
   // As `fit --readout mlp` without --local-steps (compare has no --local-steps).
   if (candidate.readout == ReadoutKind::kMlp && settings.local.steps == 0)
     settings.local.steps = kMlpDefaultLocalSteps;

@@ -49,8 +49,11 @@ std::string readout_name(ReadoutKind readout) {
 }
 
 GaussianCubature ModelSettings::cubature(int dim) const {
-  if (cubature_points == 0) return GaussianCubature::spherical_radial(dim);
-  return GaussianCubature::gauss_hermite_product(dim, cubature_points);
+  if (cubature_points > 0)
+    return GaussianCubature::gauss_hermite_product(dim, cubature_points)
+        .rotated(cubature_rotations);
+  if (cubature_rotations == 0) return GaussianCubature::spherical_radial(dim);
+  return GaussianCubature::randomised_spherical_radial(dim, cubature_rotations);
 }
 
 ModelSettings ModelSettings::for_model(std::shared_ptr<const SpikeModel> model, FamilyKind family) {

@@ -231,8 +231,10 @@ void write_fit(const std::string& path, const FitRecord& record) {
   file.write_string_attribute("/", "family", family_name(record.model.family));
   file.write_string_attribute("/", "expectations", expectations_name(record.model.expectations));
   file.write_string_attribute("/", "readout", readout_name(record.model.readout));
-  if (record.model.readout == ReadoutKind::kMlp)
+  if (record.model.readout == ReadoutKind::kMlp) {
     file.write_double_attribute("/", "cubature_points", record.model.cubature_points);
+    file.write_double_attribute("/", "cubature_rotations", record.model.cubature_rotations);
+  }
   for (const auto& [key, value] : record.provenance) file.write_string_attribute("/", key, value);
   file.write_doubles("/config/latents", std::vector<double>{double(record.globals.dim())}, {1});
   for (const auto& [key, value] : record.configuration)
@@ -331,6 +333,11 @@ FitModel read_fit_model(const std::string& path, const SpikeModelCatalogue& mode
         throw InputError(path + ": readout = mlp but /globals/mlp is missing");
       fit.model.cubature_points =
           static_cast<int>(file.read_double_attribute("/", "cubature_points"));
+      // Fit files written before the rotated rule used the same nodes in every bin.
+      fit.model.cubature_rotations =
+          file.has_attribute("/", "cubature_rotations")
+              ? static_cast<int>(file.read_double_attribute("/", "cubature_rotations"))
+              : 0;
     }
     row_parameters = fit.model.spikes->row_parameters();
     for (const RowParameterSpec& spec : row_parameters)

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "spikevi/error.hpp"
+#include "spikevi/math/elementwise.hpp"
 #include "spikevi/math/random_stream.hpp"
 
 namespace spikevi {
@@ -50,13 +51,13 @@ void evaluate_nodes(const Readout& linear, const MlpReadout& mlp, const Gaussian
     auto factor = v.factors.middleCols(t * dim, dim);
     factor = v.llt.matrixL();
     auto block = v.z.middleCols(t * points, points);
-    block.noalias() = factor.triangularView<Eigen::Lower>() * rule.nodes();
+    block.noalias() = factor.triangularView<Eigen::Lower>() * rule.bin_nodes(t);
     block.colwise() += q.mean.col(t);
   }
   v.hidden.resize(mlp.hidden(), v.z.cols());
   v.hidden.noalias() = mlp.W * v.z;
   v.hidden.colwise() += mlp.b;
-  v.hidden = v.hidden.array().tanh().matrix();
+  tanh_in_place(v.hidden);
   v.eta.resize(linear.rows(), v.z.cols());
   v.eta.noalias() = linear.C * v.z;
   v.eta.noalias() += mlp.A * v.hidden;
@@ -161,7 +162,7 @@ double MlpKernels::expected_log_likelihood(const ObservationModel& model, const 
   for (Index t = 0; t < q.bins(); ++t) {
     const auto factor = v.factors.middleCols(t * dim, dim).triangularView<Eigen::Lower>();
     const auto nodes = gradient.middleCols(t * points, points);
-    moment.noalias() = nodes * rule_->nodes().transpose();   // G (weights already in f')
+    moment.noalias() = nodes * rule_->bin_nodes(t).transpose();  // G (weights in f')
     lower.noalias() = factor.transpose() * moment;           // L' G
     lower.triangularView<Eigen::StrictlyUpper>().setZero();  // Phi(L' G)
     lower.diagonal() *= 0.5;
@@ -246,7 +247,7 @@ double MlpKernels::path_log_likelihood(const ObservationModel& model, const Eige
                                        const Eigen::MatrixXd& z) const {
   Eigen::MatrixXd hidden = mlp_->W * z;
   hidden.colwise() += mlp_->b;
-  hidden = hidden.array().tanh().matrix();
+  tanh_in_place(hidden);
   Eigen::MatrixXd eta = linear_->C * z;
   eta.noalias() += mlp_->A * hidden;
   eta.colwise() += linear_->d;

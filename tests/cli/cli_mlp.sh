@@ -36,7 +36,8 @@ import sys, h5py
 f = h5py.File(sys.argv[1])
 ok = (f.attrs["readout"] == "mlp" and f["globals/mlp/W"].shape == (3, 2)
       and f["globals/mlp/A"].shape == (20, 3) and f["globals/mlp/b"].shape == (3,)
-      and f["globals/mlp"].attrs["prior_precision"] == 1.0)
+      and f["globals/mlp"].attrs["prior_precision"] == 1.0
+      and f.attrs["cubature_points"] == 0 and f.attrs["cubature_rotations"] == 256)
 sys.exit(0 if ok else 1)
 PY
 
@@ -44,6 +45,28 @@ check "evaluate takes the MLP fit" "$spikevi" evaluate --data data.h5 --fit one.
 holds "evaluate prints its co-smoothing" "$work/out" "spikevi fit  *-*[0-9]"
 check "decode takes the MLP fit" "$spikevi" decode --data data.h5 --fit one.h5 \
   --target behavior --out dec.h5
+
+# A fit file written before the rotated rule has no cubature_rotations: it is read as the fixed
+# rule (0), not as today's default, so evaluate gives it the figures of an explicit 0.
+"$python" - one.h5 old.h5 zero.h5 <<'PY'
+import shutil, sys, h5py
+for target, value in ((sys.argv[2], None), (sys.argv[3], 0.0)):
+    shutil.copy(sys.argv[1], target)
+    with h5py.File(target, "r+") as f:
+        del f.attrs["cubature_rotations"]
+        if value is not None:
+            f.attrs["cubature_rotations"] = value
+PY
+for name in old zero one; do
+  "$spikevi" evaluate --data data.h5 --fit $name.h5 --out ev_$name.h5 >/dev/null
+done
+assert "a fit file without cubature_rotations is evaluated with the fixed rule" "$python" - \
+  ev_old.h5 ev_zero.h5 ev_one.h5 <<'PY'
+import sys, h5py, numpy as np
+old, zero, rotated = (h5py.File(p)["cosmoothing/rates"][:] for p in sys.argv[1:])
+print(f"max |old - zero| {np.abs(old - zero).max():.3g}, |old - rotated| {np.abs(old - rotated).max():.3g}")
+sys.exit(0 if np.array_equal(old, zero) and not np.array_equal(old, rotated) else 1)
+PY
 
 check "compare runs the grid --readout linear,mlp" "$spikevi" compare --data data.h5 \
   --models poisson --latents 2 --readout linear,mlp --hidden 3 --folds 2 --iterations 15 \
@@ -61,4 +84,6 @@ for refused in "--family mean-field" "--expectations monte-carlo" "--optimizer a
   fails_with 2 "--readout mlp with $refused is refused" "readout mlp" \
     "$spikevi" fit --data data.h5 --out refused.h5 --latents 2 --readout mlp $refused
 done
+fails_with 2 "--cubature-rotations -1 is refused" "cubature-rotations" \
+  "$spikevi" fit --data data.h5 --out refused.h5 --latents 2 --readout mlp --cubature-rotations -1
 finish "MLP readout: ranks, restart, fit file, evaluate, decode, compare, refusals"

@@ -156,13 +156,24 @@ TEST(MlpKernels, SphericalRadialCubatureAgreesWithMonteCarloAtPosteriorSpreads) 
   expect_agrees_with_monte_carlo(GaussianCubature::spherical_radial(2), 0.1, 0.02, 0.06);
 }
 
+// Bin 0 of a rotated rule and of the default two-shell rule: the same error budget as the
+// unrotated rule (each bin's rule is exact to degree three, as it is).
+TEST(MlpKernels, RotatedSphericalRadialCubatureAgreesWithMonteCarloAtPosteriorSpreads) {
+  expect_agrees_with_monte_carlo(GaussianCubature::spherical_radial(2).rotated(256), 0.1, 0.02,
+                                 0.06);
+}
+
+TEST(MlpKernels, TwoShellCubatureAgreesWithMonteCarloAtPosteriorSpreads) {
+  expect_agrees_with_monte_carlo(GaussianCubature::randomised_spherical_radial(2, 256), 0.1, 0.02,
+                                 0.06);
+}
+
 // The site targets are the derivatives of the cubature estimate E in m_t (g_t) and S_t
 // (P_t = -2 dE/dS_t, where the PSD projection is inactive), the row statistics
 // and the (A, W, b) gradient are the derivatives of the per-row estimate: central differences.
-TEST(MlpKernels, GradientsMatchFiniteDifferencesOfTheCubatureEstimate) {
+void expect_gradients_match_finite_differences(const GaussianCubature& rule) {
   const int N = 5, D = 2, H = 3, T = 4;
   Problem p = make_problem(N, D, H, T, 0.2, 11);
-  const GaussianCubature rule = GaussianCubature::gauss_hermite_product(D, 3);
   const PoissonObservation model;
   const double h = 1e-6;
   auto total = [&](const Problem& at) {
@@ -239,6 +250,17 @@ TEST(MlpKernels, GradientsMatchFiniteDifferencesOfTheCubatureEstimate) {
         EXPECT_NEAR(rows.hessian(i, n * (D + 1) + j), fd, 1e-5 * (1 + std::abs(fd)));
       }
     }
+}
+
+TEST(MlpKernels, GradientsMatchFiniteDifferencesOfTheCubatureEstimate) {
+  expect_gradients_match_finite_differences(GaussianCubature::gauss_hermite_product(2, 3));
+}
+
+// The same with every bin's nodes turned by its own rotation (three rotations, four bins, so
+// bins 0 and 3 share one): the targets must use each bin's nodes.
+TEST(MlpKernels, GradientsMatchFiniteDifferencesOfTheRotatedCubatureEstimate) {
+  expect_gradients_match_finite_differences(GaussianCubature::spherical_radial(2).rotated(3));
+  expect_gradients_match_finite_differences(GaussianCubature::randomised_spherical_radial(2, 3));
 }
 
 // With A = 0 the MLP readout is the linear one: the 12-point rule reproduces the closed-form

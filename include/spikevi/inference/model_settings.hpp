@@ -63,13 +63,15 @@ struct ModelSettings {
   AdamSettings global_adam{.learning_rate = 0.02};
   // --readout mlp: H hidden units, the prior precision of its weights (A, W, b), their Adam
   // step (under either optimizer), the seed of their random start, and the cubature: 0 = the
-  // third-degree spherical-radial rule (2D nodes), n >= 1 = the n^D-node Gauss-Hermite product.
+  // third-degree spherical-radial rule (2D nodes), n >= 1 = the n^D-node Gauss-Hermite product,
+  // its nodes turned per bin by one of cubature_rotations random rotations (0 = unrotated).
   ReadoutKind readout = ReadoutKind::kLinear;
   int hidden = 8;
   double mlp_prior_precision = 1.0;
   AdamSettings mlp_adam{.learning_rate = 0.02};
   std::uint64_t mlp_seed = 1;
   int cubature_points = 0;
+  int cubature_rotations = 256;
 
   // These settings for `model` with its default expectations.
   static ModelSettings for_model(std::shared_ptr<const SpikeModel> model,
@@ -79,7 +81,7 @@ struct ModelSettings {
   // readout does not support (monte-carlo expectations, the mean-field family, --optimizer
   // adam, spike models with row parameters).
   void validate() const;
-  // The MLP readout's cubature rule in `dim` latents (cubature_points).
+  // The MLP readout's cubature rule in `dim` latents (cubature_points, cubature_rotations).
   GaussianCubature cubature(int dim) const;
   int mlp_hidden() const { return readout == ReadoutKind::kMlp ? hidden : 0; }
   // These settings with Monte Carlo replaced by default_expectations: what evaluation

@@ -14,6 +14,7 @@ enum class RandomPurpose : std::uint64_t {
   kPosteriorSample = 5,
   kCalibration = 6,
   kSplit = 7,
+  kCubature = 8,
 };
 
 struct RandomKey {

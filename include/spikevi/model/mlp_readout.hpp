@@ -7,8 +7,9 @@
 // global point parameters with the weak Gaussian prior N(0, 1/precision I).
 //
 // Expectations under the Gauss-Markov q(z_t) = N(m_t, S_t) are taken by a deterministic
-// cubature (cubature.hpp) at the nodes z_tj = m_t + chol(S_t) xi_j, evaluated for all bins and
-// nodes at once (dense GEMMs over the T J node columns, per-thread scratch that only grows).
+// cubature (cubature.hpp) at the nodes z_tj = m_t + chol(S_t) xi_tj (xi_tj = the rule's nodes
+// of bin t), evaluated for all bins and nodes at once (dense GEMMs over the T J node columns,
+// per-thread scratch that only grows).
 #include <Eigen/Dense>
 #include <cstdint>
 #include <vector>
@@ -55,7 +56,7 @@ class MlpKernels {
   // by the cubature, and, when site_precision is not null, adds the CVI site targets
   // (DESIGN.md §1-2) to site_precision (D x TD) and site_shift (D x T):
   //   g_t = dE/dm_t = sum_j w_j grad f(z_tj)  (the exact derivative of the cubature estimate E),
-  //   P_t = -2 dE/dS_t = -2 L^-T Psi(L' G) L^-1,  G = sum_j w_j grad f(z_tj) xi_j'  (the exact
+  //   P_t = -2 dE/dS_t = -2 L^-T Psi(L' G) L^-1,  G = sum_j w_j grad f(z_tj) xi_tj' (the exact
   //         derivative through the Cholesky factor, dL = L Phi(L^-1 dS L^-T), Phi = lower
   //         triangle with half the diagonal, Psi(M) = (Phi(M) + Phi(M)')/2; it estimates
   //         -E[Hess f] as Stein's lemma does), projected onto the PSD cone (negative eigenvalues
