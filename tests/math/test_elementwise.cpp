@@ -1,11 +1,13 @@
-// The vectorised element-wise functions of the encoder's inference path against the libm
-// routines they replace: log1p of counts bit for bit, tanh and softplus within a few ulp.
+// The vectorised element-wise functions of the encoder's inference path and the softplus
+// family's quadrature against the libm routines they replace: log1p of counts bit for bit, tanh,
+// softplus and log1p with the reciprocal within a few ulp.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 #include "spikevi/math/elementwise.hpp"
 
@@ -93,6 +95,39 @@ TEST(Elementwise, SoftplusIsWithinThreeUlpOfLog1pOfExp) {
     }
   }
   EXPECT_LE(worst, 3);
+}
+
+// log1p_and_reciprocal, the softplus family's quadrature nodes: e on a uniform grid of [0, 1],
+// both sides of the switch at sqrt(2) - 1, and 2^-k, 1.5 2^-k down to the subnormals (the
+// series' small-s end), against std::log1p and 1 / (1 + e).
+TEST(Elementwise, Log1pAndReciprocalAreWithinThreeUlpAndOneUlp) {
+  constexpr int kLanes = 32;
+  using Lanes = Eigen::Array<double, kLanes, 1>;
+  std::vector<double> grid;
+  for (int i = 0; i <= 200000; ++i) grid.push_back(i / 200000.0);
+  for (int k = 1; k <= 1074; ++k) {
+    grid.push_back(std::ldexp(1.0, -k));
+    grid.push_back(std::ldexp(1.5, -k));
+  }
+  const double knee = 0.41421356237309503;
+  for (const double e : {std::nextafter(knee, 0.0), knee, std::nextafter(knee, 1.0), 1.0})
+    grid.push_back(e);
+  while (grid.size() % kLanes != 0) grid.push_back(0.5);
+  std::int64_t worst_log = 0, worst_reciprocal = 0;
+  for (std::size_t first = 0; first < grid.size(); first += kLanes) {
+    const Lanes e = Eigen::Map<const Lanes>(grid.data() + first);
+    Lanes log1p, reciprocal;
+    log1p_and_reciprocal(e, log1p, reciprocal);
+    for (int l = 0; l < kLanes; ++l) {
+      worst_log = std::max(worst_log, ulps_apart(log1p[l], std::log1p(e[l])));
+      worst_reciprocal = std::max(worst_reciprocal, ulps_apart(reciprocal[l], 1.0 / (1.0 + e[l])));
+    }
+  }
+  EXPECT_LE(worst_log, 3);  // measured: 2 with FMA (-march=native), 3 without
+  EXPECT_LE(worst_reciprocal, 1);
+  Lanes log1p, reciprocal;
+  log1p_and_reciprocal(Lanes::Zero().eval(), log1p, reciprocal);
+  EXPECT_TRUE((log1p == 0.0).all() && (reciprocal == 1.0).all());
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <limits>
 #include <numbers>
 #include <random>
+#include <set>
 #include <string>
 #include <utility>
 
@@ -634,6 +635,94 @@ TEST(QuadratureObservation, NodesByVarianceMatchAHighOrderRuleAndOnePassEqualsTw
           << c.adaptive->name() << " term " << k;
     }
   }
+}
+
+// The softplus family takes each entry's rule from that entry's own s2 (issue 17), not from the
+// largest s2 of its bin: with s2 from 1e-4 to 0.5 in every bin, each entry is bitwise what the
+// fixed rule of its ladder step gives on the same block (the same lanes' instructions, the same
+// assembly), whichever other entries share its bin.
+TEST(QuadratureObservation, SoftplusModelsTakeEachEntrysRuleFromItsOwnVariance) {
+  std::mt19937_64 rng(41);
+  std::uniform_real_distribution<double> mean(-3.0, 2.0),
+      log_variance(std::log(1e-4), std::log(0.5));
+  const Eigen::Index rows = 7, cols = 12;
+  ArrayXXd mu(rows, cols), s2(rows, cols), counts(rows, cols);
+  std::poisson_distribution<int> count(2.0);
+  for (Eigen::Index i = 0; i < mu.size(); ++i) {
+    mu(i) = mean(rng);
+    s2(i) = std::exp(log_variance(rng));
+    counts(i) = count(rng);
+  }
+  const ArrayXXd binary = (counts > 1.0).cast<double>();
+  const Eigen::VectorXd shapes =
+      (Eigen::VectorXd(rows) << 0.5, 1.5, 4.0, 30.0, 1e4, 2.0, 8.0).finished();
+  const auto make = [&](const std::string& name, int nodes) {
+    return name == "bernoulli" ? built_in(name, nodes) : negative_binomial(shapes, nodes);
+  };
+  const GaussHermiteLadder ladder(20, kSoftplusNodeSchedule);
+  for (const std::string name : {"negative_binomial", "bernoulli"}) {
+    const ArrayXXd& x = name == "bernoulli" ? binary : counts;
+    Outputs adaptive;
+    const auto model = make(name, 20);
+    model->expected_terms(x, mu, s2, adaptive.ell, adaptive.g, adaptive.G, adaptive.d2, adaptive.d3,
+                          adaptive.d4);
+    std::set<int> used;
+    for (std::size_t step = 0; step < ladder.steps(); ++step) {
+      const int points = ladder.step(step).points();
+      const auto fixed_model = make(name, points);
+      dynamic_cast<QuadratureObservation&>(*fixed_model).use_fixed_rule();
+      Outputs fixed;
+      fixed_model->expected_terms(x, mu, s2, fixed.ell, fixed.g, fixed.G, fixed.d2, fixed.d3,
+                                  fixed.d4);
+      for (Eigen::Index i = 0; i < mu.size(); ++i) {
+        if (ladder.for_variance(s2(i)).points() != points) continue;
+        used.insert(points);
+        for (const auto& [a, b] : {std::pair{&adaptive.ell, &fixed.ell},
+                                   {&adaptive.g, &fixed.g},
+                                   {&adaptive.G, &fixed.G},
+                                   {&adaptive.d2, &fixed.d2},
+                                   {&adaptive.d3, &fixed.d3},
+                                   {&adaptive.d4, &fixed.d4}})
+          EXPECT_EQ((*a)(i), (*b)(i)) << name << " entry " << i << " (" << points << " nodes)";
+      }
+    }
+    EXPECT_GE(used.size(), 5u) << name;  // the grid reaches most steps
+  }
+}
+
+// The softplus models keep their last moments per thread and reuse them only for bitwise the
+// same (mu, s2), shifts and rule: interleaved calls, an input changed in place, another
+// model's shapes and the fixed rule all give what a first call gives.
+TEST(QuadratureObservation, SoftplusModelsReuseOnlyTheMomentsOfTheSameInputs) {
+  std::mt19937_64 rng(42);
+  const Moments a = random_poisson_inputs(5, 8, rng), b = random_poisson_inputs(5, 8, rng);
+  const Eigen::VectorXd shapes = test_shapes(5);
+  const auto model = negative_binomial(shapes);
+  const Outputs first_a = evaluate(*model, a.x, a.mu, a.s2);
+  const Outputs first_b = evaluate(*model, a.x, b.mu, b.s2);
+  const auto same = [](const Outputs& p, const Outputs& q) {
+    return (p.ell == q.ell).all() && (p.g == q.g).all() && (p.G == q.G).all() &&
+           (p.d2 == q.d2).all() && (p.d3 == q.d3).all() && (p.d4 == q.d4).all();
+  };
+  EXPECT_FALSE(same(first_a, first_b));
+  EXPECT_TRUE(same(evaluate(*model, a.x, a.mu, a.s2), first_a));
+  ArrayXXd mu = a.mu, s2 = a.s2;
+  (void)evaluate(*model, a.x, mu, s2);
+  mu = b.mu;  // the same arrays, other values
+  s2 = b.s2;
+  EXPECT_TRUE(same(evaluate(*model, a.x, mu, s2), first_b));
+  // Another model (other shifts) and the fixed rule on the inputs just seen.
+  const auto other = negative_binomial(2.0 * shapes);
+  const Outputs other_b = evaluate(*other, a.x, b.mu, b.s2);
+  (void)evaluate(*model, a.x, a.mu, a.s2);
+  EXPECT_TRUE(same(evaluate(*other, a.x, b.mu, b.s2), other_b));
+  EXPECT_FALSE(same(other_b, first_b));
+  const auto fixed = negative_binomial(shapes);
+  dynamic_cast<QuadratureObservation&>(*fixed).use_fixed_rule();
+  const Outputs fixed_b = evaluate(*fixed, a.x, b.mu, b.s2);
+  EXPECT_FALSE(same(fixed_b, first_b));  // 20 nodes at every entry instead of 6 to 20
+  (void)evaluate(*model, a.x, b.mu, b.s2);
+  EXPECT_TRUE(same(evaluate(*fixed, a.x, b.mu, b.s2), fixed_b));
 }
 
 }  // namespace

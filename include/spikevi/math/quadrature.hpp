@@ -58,14 +58,28 @@ class GaussHermiteLadder {
   explicit GaussHermiteLadder(int points, std::span<const NodeStep> schedule = {});
 
   // The smallest rule whose variance limit covers s2.
-  const GaussHermiteRule& for_variance(double s2) const {
+  const GaussHermiteRule& for_variance(double s2) const { return rules_[step_for_variance(s2)]; }
+  // Its position among the steps: 0 (fewest points) .. steps() - 1 (the largest rule); 0 for a
+  // NaN s2.
+  std::size_t step_for_variance(double s2) const {
     std::size_t i = 0;
     while (s2 > limits_[i]) ++i;  // the last limit is +infinity
-    return rules_[i];
+    return i;
   }
+  std::size_t steps() const { return rules_.size(); }
+  const GaussHermiteRule& step(std::size_t i) const { return rules_[i]; }
+  // The largest s2 step i serves (+infinity for the last).
+  double limit(std::size_t i) const { return limits_[i]; }
   const GaussHermiteRule& largest() const { return rules_.back(); }
   int points() const { return largest().points(); }
   bool fixed() const { return rules_.size() == 1; }
+  // The same steps (points and variance limits).
+  bool operator==(const GaussHermiteLadder& other) const {
+    if (limits_ != other.limits_) return false;
+    for (std::size_t i = 0; i < rules_.size(); ++i)
+      if (rules_[i].points() != other.rules_[i].points()) return false;
+    return true;
+  }
 
  private:
   std::vector<GaussHermiteRule> rules_;

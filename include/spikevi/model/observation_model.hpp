@@ -123,7 +123,9 @@ class GaussianObservation final : public ObservationModel {
 //
 // `schedule` (quadrature.hpp) lets a site with a small s2 take fewer nodes than `nodes`, the most
 // any site gets; the model's schedule says for which s2 that many nodes are accurate enough.
-// An empty schedule, or use_fixed_rule(), is the fixed `nodes`-point rule everywhere.
+// An empty schedule, or use_fixed_rule(), is the fixed `nodes`-point rule everywhere. A model may
+// take the expectations its own way with the same rule (the softplus family: each entry with
+// its own node count, src/model/spike/softplus_observation.hpp).
 class QuadratureObservation : public ObservationModel {
  public:
   // ConfigError for nodes outside [1, 256].
@@ -134,15 +136,15 @@ class QuadratureObservation : public ObservationModel {
   void use_fixed_rule() { rule_ = GaussHermiteLadder(rule_.points()); }
   void expected_log_likelihood(const Eigen::ArrayXXd& x, const Eigen::ArrayXXd& mu,
                                const Eigen::ArrayXXd& s2, Eigen::ArrayXXd& ell, Eigen::ArrayXXd& g,
-                               Eigen::ArrayXXd& G) const final;
+                               Eigen::ArrayXXd& G) const override;
   void expected_derivatives(const Eigen::ArrayXXd& x, const Eigen::ArrayXXd& mu,
                             const Eigen::ArrayXXd& s2, Eigen::ArrayXXd& d2, Eigen::ArrayXXd& d3,
-                            Eigen::ArrayXXd& d4) const final;
+                            Eigen::ArrayXXd& d4) const override;
   // One pass over the nodes for all five orders: the same numbers as the two calls.
   void expected_terms(const Eigen::ArrayXXd& x, const Eigen::ArrayXXd& mu,
                       const Eigen::ArrayXXd& s2, Eigen::ArrayXXd& ell, Eigen::ArrayXXd& g,
                       Eigen::ArrayXXd& G, Eigen::ArrayXXd& d2, Eigen::ArrayXXd& d3,
-                      Eigen::ArrayXXd& d4) const final;
+                      Eigen::ArrayXXd& d4) const override;
 
  protected:
   const GaussHermiteLadder& rule() const { return rule_; }

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "model/observation_checks.hpp"
+#include "model/spike/softplus_observation.hpp"
 #include "model/spike/softplus_terms.hpp"
 #include "spikevi/error.hpp"
 #include "spikevi/model/observation_model.hpp"
@@ -14,6 +15,9 @@ namespace {
 using Eigen::Index;
 
 void check_binary(const Eigen::ArrayXXd& x) {
+  // One vectorised reduction first: x (x - 1) is exactly 0 only for x = 0 or 1 (NaN and
+  // infinities give NaN or infinity); the loop only to name the first bad entry.
+  if ((x * (x - 1.0)).abs().sum() == 0.0) return;
   for (Index j = 0; j < x.cols(); ++j) {
     for (Index i = 0; i < x.rows(); ++i) {
       if (x(i, j) != 0.0 && x(i, j) != 1.0) {
@@ -27,9 +31,9 @@ void check_binary(const Eigen::ArrayXXd& x) {
 // Bernoulli with logit link for binary bins (DESIGN.md §1):
 //   log p(x | eta) = x eta - log(1 + e^eta),  x in {0, 1},  base measure 0.
 // Any other x (NaN included) is an InputError.
-class BernoulliObservation final : public QuadratureObservation {
+class BernoulliObservation final : public SoftplusObservation {
  public:
-  explicit BernoulliObservation(int nodes) : QuadratureObservation(nodes, kSoftplusNodeSchedule) {}
+  explicit BernoulliObservation(int nodes) : SoftplusObservation(nodes, {}, {}) {}
   std::string name() const override { return "bernoulli"; }
   double log_base_measure(const Eigen::ArrayXXd& x) const override;  // 0, after check(x)
   void pointwise(const Eigen::ArrayXXd& x, Eigen::Index col, const Eigen::ArrayXd& eta,
@@ -52,13 +56,7 @@ void BernoulliObservation::pointwise(const Eigen::ArrayXXd& x, Eigen::Index col,
 
 void BernoulliObservation::predicted_mean(const Eigen::ArrayXXd& mu, const Eigen::ArrayXXd& s2,
                                           Eigen::ArrayXXd& mean) const {
-  SoftplusTerms terms(mu.rows());
-  gaussian_expectations(rule(), mu, s2,
-                        [&](Index, const Eigen::ArrayXd& eta, PointwiseDerivatives& at) {
-                          terms.evaluate(eta, 0.0, false);
-                          at.of_order[0] = terms.p();
-                        },
-                        {&mean, nullptr, nullptr, nullptr, nullptr});
+  mean = moments(mu, s2).of[SoftplusMoments::kP];
 }
 
 double BernoulliObservation::log_base_measure(const Eigen::ArrayXXd& x) const {

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "model/observation_checks.hpp"
+#include "model/spike/softplus_observation.hpp"
 #include "model/spike/softplus_terms.hpp"
 #include "spikevi/error.hpp"
 #include "spikevi/model/observation_model.hpp"
@@ -73,33 +74,47 @@ ShapeDerivatives shape_normaliser_derivatives(double x, double r) {
 
 // a, a_r and a_rr of every count 0..kExactCountLimit for each shape: the partial sums of the
 // loops above in the same order, so the same numbers, made once per model (its shapes are
-// fixed) instead of once per entry and evaluation. Column n is row n's shape.
+// fixed) instead of once per entry and evaluation. Row n is row n's shape, column x the count,
+// so that the rows of one bin, mostly of counts 0..3, read a few neighbouring columns.
 class ShapeTerms {
  public:
   explicit ShapeTerms(const Eigen::VectorXd& shapes) {
     const auto counts = static_cast<Index>(kExactCountLimit) + 1;
-    value_.setZero(counts, shapes.size());
-    first_.setZero(counts, shapes.size());
-    second_.setZero(counts, shapes.size());
+    value_.setZero(shapes.size(), counts);
+    first_.setZero(shapes.size(), counts);
+    second_.setZero(shapes.size(), counts);
     for (Index n = 0; n < shapes.size(); ++n) {
       const double r = shapes(n);
       for (Index x = 2; x < counts; ++x) {
         const auto k = static_cast<double>(x - 1);
         const double rk = r * (r + k);
-        value_(x, n) = value_(x - 1, n) + std::log1p(k / r);
-        first_(x, n) = first_(x - 1, n) - k / rk;
-        second_(x, n) = second_(x - 1, n) + k * (2.0 * r + k) / (rk * rk);
+        value_(n, x) = value_(n, x - 1) + std::log1p(k / r);
+        first_(n, x) = first_(n, x - 1) - k / rk;
+        second_(n, x) = second_(n, x - 1) + k * (2.0 * r + k) / (rk * rk);
       }
     }
   }
 
+  // Whether every count of the column is an integer 0..kExactCountLimit: then the tabulated_
+  // accessors read the tables without a test per entry (vectorised reductions; a NaN fails the
+  // first).
+  template <class Column>
+  static bool tabulated(const Column& x) {
+    return x.size() == 0 || ((x.floor() - x).abs().sum() == 0.0 && x.minCoeff() >= 0.0 &&
+                             x.maxCoeff() <= kExactCountLimit);
+  }
+  double tabulated_value(Index count, Index row) const { return value_(row, count); }
+  ShapeDerivatives tabulated_derivatives(Index count, Index row) const {
+    return {first_(row, count), second_(row, count)};
+  }
+
   double value(double x, Index row, double r) const {
-    return small_integer(x) ? value_(static_cast<Index>(x), row) : shape_normaliser(x, r);
+    return small_integer(x) ? value_(row, static_cast<Index>(x)) : shape_normaliser(x, r);
   }
   ShapeDerivatives derivatives(double x, Index row, double r) const {
     if (!small_integer(x)) return shape_normaliser_derivatives(x, r);
     const auto count = static_cast<Index>(x);
-    return {first_(count, row), second_(count, row)};
+    return {first_(row, count), second_(row, count)};
   }
 
  private:
@@ -113,7 +128,7 @@ class ShapeTerms {
 // The shapes are learned (row parameter "dispersion"), so only -lgamma(x + 1) is the base
 // measure and lgamma(x + r) - lgamma(r) + r log r stays in ell. Counts must be finite and >= 0
 // (InputError otherwise); x.rows() must equal the number of shapes (InputError).
-class NegativeBinomialObservation final : public QuadratureObservation {
+class NegativeBinomialObservation final : public SoftplusObservation {
  public:
   // Throws NumericalError for a shape that is not finite and > 0, ConfigError for bad `nodes`.
   NegativeBinomialObservation(Eigen::VectorXd shapes, int nodes);
@@ -144,8 +159,8 @@ class NegativeBinomialObservation final : public QuadratureObservation {
 // (see shape_normaliser) and vanishes as r -> infinity, where the integrand tends to x eta - e^eta.
 
 NegativeBinomialObservation::NegativeBinomialObservation(Eigen::VectorXd shapes, int nodes)
-    : QuadratureObservation(nodes, kSoftplusNodeSchedule),
-      shapes_(checked_shapes(std::move(shapes))),
+    : SoftplusObservation(nodes, checked_shapes(shapes).array().log(), shapes.array()),
+      shapes_(std::move(shapes)),
       log_shapes_(shapes_.array().log()),
       shape_terms_(shapes_) {}
 
@@ -155,6 +170,9 @@ void NegativeBinomialObservation::check(const Eigen::ArrayXXd& x) const {
                      " rows of counts for a model with " + std::to_string(shapes_.size()) +
                      " shapes");
   }
+  // Two vectorised reductions first (x * 0 sums to 0 only if every x is finite); the loop only
+  // to name the first bad entry.
+  if (x.size() == 0 || ((x * 0.0).sum() == 0.0 && x.minCoeff() >= 0.0)) return;
   for (Index j = 0; j < x.cols(); ++j) {
     for (Index i = 0; i < x.rows(); ++i) {
       const double count = x(i, j);
@@ -177,6 +195,11 @@ void NegativeBinomialObservation::pointwise(const Eigen::ArrayXXd& x, Eigen::Ind
 void NegativeBinomialObservation::add_eta_free_terms(const Eigen::ArrayXXd& x,
                                                      Eigen::ArrayXXd& ell) const {
   for (Index j = 0; j < x.cols(); ++j) {
+    if (ShapeTerms::tabulated(x.col(j))) {
+      for (Index i = 0; i < x.rows(); ++i)
+        ell(i, j) += shape_terms_.tabulated_value(static_cast<Index>(x(i, j)), i);
+      continue;
+    }
     for (Index i = 0; i < x.rows(); ++i) ell(i, j) += shape_terms_.value(x(i, j), i, shapes_(i));
   }
 }
@@ -199,7 +222,8 @@ double NegativeBinomialObservation::log_base_measure(const Eigen::ArrayXXd& x) c
 // With u = eta - log r, p = sigmoid(u) (du/dr = -1/r, d softplus/du = p, dp/du = p (1 - p)):
 //   d ell/dr   = a_r + (1 + x/r) E p - E softplus(u),
 //   d2 ell/dr2 = a_rr + E p^2 / r - x E[p (2 - p)] / r^2,
-// the expectations taken by the same quadrature (a_r, a_rr: shape_normaliser_derivatives).
+// the expectations taken by the same quadrature (a_r, a_rr: shape_normaliser_derivatives): the
+// moments of the readout statistics' expected_terms at the same (mu, s2), so no second pass.
 void NegativeBinomialObservation::row_parameter_derivatives(const Eigen::ArrayXXd& x,
                                                             const Eigen::ArrayXXd& mu,
                                                             const Eigen::ArrayXXd& s2,
@@ -208,26 +232,26 @@ void NegativeBinomialObservation::row_parameter_derivatives(const Eigen::ArrayXX
   check_same_shape("negative_binomial", x, mu, s2);
   check(x);
   const Eigen::ArrayXd r = shapes_.array();
-  SoftplusTerms terms(x.rows());
-  // Not derivatives of one f this time: slots 0, 1, 2 carry softplus(u), p and p^2.
-  Eigen::ArrayXXd softplus_mean, p_mean, p_squared_mean;
-  gaussian_expectations(rule(), mu, s2,
-                        [&](Index, const Eigen::ArrayXd& eta, PointwiseDerivatives& at) {
-                          terms.evaluate(eta, log_shapes_, true);
-                          at.of_order[0] = terms.softplus();
-                          at.of_order[1] = terms.p();
-                          at.of_order[2] = terms.p().square();
-                        },
-                        {&softplus_mean, &p_mean, &p_squared_mean, nullptr, nullptr});
+  const SoftplusMoments& m = moments(mu, s2);
+  const Eigen::ArrayXXd& softplus_mean = m.of[SoftplusMoments::kSoftplus];
+  const Eigen::ArrayXXd& p_mean = m.of[SoftplusMoments::kP];
+  const Eigen::ArrayXXd& p_squared_mean = m.of[SoftplusMoments::kPSquared];
   gradient.setZero(x.rows(), 1);
   curvature.setZero(x.rows(), 1);
+  // Per entry; a bin whose counts are all tabulated in a loop without a test or call per entry
+  // (the same numbers).
+  const auto add = [&](Index i, Index j, const ShapeDerivatives& a) {
+    const double count = x(i, j), shape = r(i);
+    const double p = p_mean(i, j), p2 = p_squared_mean(i, j);
+    gradient(i) += a.first + (1.0 + count / shape) * p - softplus_mean(i, j);
+    curvature(i) += a.second + p2 / shape - count * (2.0 * p - p2) / (shape * shape);
+  };
   for (Index j = 0; j < x.cols(); ++j) {
-    for (Index i = 0; i < x.rows(); ++i) {
-      const double count = x(i, j), shape = r(i);
-      const double p = p_mean(i, j), p2 = p_squared_mean(i, j);
-      const ShapeDerivatives a = shape_terms_.derivatives(count, i, shape);
-      gradient(i) += a.first + (1.0 + count / shape) * p - softplus_mean(i, j);
-      curvature(i) += a.second + p2 / shape - count * (2.0 * p - p2) / (shape * shape);
+    if (ShapeTerms::tabulated(x.col(j))) {
+      for (Index i = 0; i < x.rows(); ++i)
+        add(i, j, shape_terms_.tabulated_derivatives(static_cast<Index>(x(i, j)), i));
+    } else {
+      for (Index i = 0; i < x.rows(); ++i) add(i, j, shape_terms_.derivatives(x(i, j), i, r(i)));
     }
   }
 }
