@@ -163,8 +163,8 @@ double MlpKernels::expected_log_likelihood(const ObservationModel& model, const 
     const auto factor = v.factors.middleCols(t * dim, dim).triangularView<Eigen::Lower>();
     const auto nodes = gradient.middleCols(t * points, points);
     moment.noalias() = nodes * rule_->bin_nodes(t).transpose();  // G (weights in f')
-    lower.noalias() = factor.transpose() * moment;           // L' G
-    lower.triangularView<Eigen::StrictlyUpper>().setZero();  // Phi(L' G)
+    lower.noalias() = factor.transpose() * moment;               // L' G
+    lower.triangularView<Eigen::StrictlyUpper>().setZero();      // Phi(L' G)
     lower.diagonal() *= 0.5;
     moment = 0.5 * (lower + lower.transpose());  // Psi(L' G)
     // -2 L^-T Psi L^-1 by two triangular solves.
